@@ -1,0 +1,183 @@
+"""The naive fan-out baseline: a plain ``websockets`` server, one frame per event per viewer.
+
+It speaks the subset of the livesrv protocol the fan-out benchmark uses (``hello``,
+``room_open``, ``join``, ``leave``, ``gift``, ``chat``, ``like``, ``wallet``) and sends
+events of the same shape (``ev``, ``room``, ``seq``, ``ts`` and the event fields). It keeps
+no store and checks no money: it is only the textbook way to fan out, so the benchmark can
+show what the livesrv broadcaster's design is worth on the same machine in the same run.
+
+The fan-out is the pattern found in most tutorials::
+
+    for ws in room.viewers:
+        await ws.send(frame)
+
+The event is encoded once (not once per viewer) so the baseline is not handicapped by
+needless JSON work; what it lacks is batching per tick and non-awaiting sends.
+
+Run: ``python -m loadtests.naive_server --port 0``; it prints ``ws://HOST:PORT/ws``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import signal
+import time
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+SUBPROTOCOLS = ["livesrv.v1.json"]
+
+
+class Room:
+    def __init__(self, name: str, title: str, creator: str) -> None:
+        self.name = name
+        self.title = title
+        self.creator = creator
+        self.seq = 0
+        self.viewers: set[ServerConnection] = set()
+        self.combos: dict[tuple[str, str], int] = {}
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        self.seq += 1
+        event["room"] = self.name
+        event["seq"] = self.seq
+        event["ts"] = int(time.time() * 1000)
+        frame = json.dumps(event)
+        for ws in list(self.viewers):
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                self.viewers.discard(ws)
+
+
+ROOMS: dict[str, Room] = {}
+
+
+def _user_of(token: str) -> str:
+    """The ``sub`` claim of a JWT (not verified: this baseline trusts everyone), or the token."""
+    parts = token.split(".")
+    if len(parts) == 3:
+        try:
+            pad = "=" * (-len(parts[1]) % 4)
+            return str(json.loads(base64.urlsafe_b64decode(parts[1] + pad))["sub"])
+        except (ValueError, KeyError):
+            pass
+    return token[:64]
+
+
+async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
+    user: str | None = None
+    joined: set[str] = set()
+    try:
+        async for raw in ws:
+            msg = json.loads(raw)
+            rid = msg.get("id")
+            op = msg.get("op")
+            reply: dict[str, Any] = {"id": rid, "ok": True}
+            if op == "hello":
+                user = _user_of(str(msg.get("token", "")))
+                reply.update(user=user, role="viewer", coins=10**9, diamonds=0, protocol=1)
+            elif user is None:
+                reply = _error(rid, "unauthorized")
+            elif op == "room_open":
+                room = ROOMS.get(msg["room"])
+                if room is None:
+                    room = ROOMS[msg["room"]] = Room(msg["room"], msg.get("title", ""), user)
+                reply.update(room=room.name, seq=room.seq)
+            elif op == "join":
+                room = ROOMS.get(msg["room"])
+                if room is None:
+                    reply = _error(rid, "not_found")
+                else:
+                    room.viewers.add(ws)
+                    joined.add(room.name)
+                    reply.update(
+                        room=room.name, title=room.title, creator=room.creator, live=True,
+                        viewers=len(room.viewers), seq=room.seq, top=[], pinned=None, gap=False,
+                    )
+            elif op == "leave":
+                room = ROOMS.get(msg["room"])
+                if room is not None:
+                    room.viewers.discard(ws)
+                joined.discard(msg["room"])
+            elif op in ("gift", "chat", "like"):
+                room = ROOMS.get(msg.get("room", ""))
+                if room is None or room.name not in joined:
+                    reply = _error(rid, "not_found")
+                else:
+                    event = _event(op, msg, user, room)
+                    if op == "gift":
+                        reply.update(coins=10**9, combo=event["combo"])
+                    await ws.send(json.dumps(reply))
+                    await room.publish(event)
+                    continue
+            elif op == "wallet":
+                reply.update(coins=10**9, diamonds=0)
+            else:
+                reply = _error(rid, "bad_request")
+            await ws.send(json.dumps(reply))
+    except ConnectionClosed:
+        pass
+    finally:
+        for name in joined:
+            room = ROOMS.get(name)
+            if room is not None:
+                room.viewers.discard(ws)
+
+
+def _event(op: str, msg: dict[str, Any], user: str, room: Room) -> dict[str, Any]:
+    if op == "gift":
+        key = (user, str(msg.get("gift")))
+        combo = room.combos.get(key, 0) + 1
+        room.combos[key] = combo
+        count = int(msg.get("count", 1))
+        return {
+            "ev": "gift", "from": user, "gift": msg.get("gift"), "count": count,
+            "combo": combo, "coins": count, "streak": True,
+        }
+    if op == "chat":
+        return {"ev": "chat", "from": user, "text": msg.get("text", ""), "badge": None}
+    return {"ev": "like", "total": int(msg.get("count", 1))}
+
+
+def _error(rid: Any, code: str) -> dict[str, Any]:
+    return {"id": rid, "ok": False, "error": {"code": code, "message": code}}
+
+
+async def main(host: str, port: int) -> None:
+    stop = asyncio.get_running_loop().create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+    async with serve(
+        handler, host, port, subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
+        max_size=64 * 1024, compression=None,
+    ) as server:
+        bound = next(iter(server.sockets)).getsockname()
+        print(f"ws://{bound[0]}:{bound[1]}/ws", flush=True)
+        await stop
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    args = parser.parse_args()
+    if not args.no_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main(args.host, args.port))
+            return
+    asyncio.run(main(args.host, args.port))
+
+
+if __name__ == "__main__":
+    cli()

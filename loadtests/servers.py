@@ -1,0 +1,226 @@
+"""Start and stop the servers under test: livesrv (with its own store) and the naive baseline.
+
+Both are child processes that print their ``ws://`` (and for livesrv ``http://``) address on
+stdout; the output goes to a log file that is polled for those lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+URL_RE = re.compile(r"\b((?:ws|http)://[0-9A-Za-z.\[\]:_-]+(?:/[^\s'\"]*)?)")
+STORE_NAMES = ("valkey-server", "redis-server")
+
+
+def livesrv_cmd() -> list[str]:
+    """How to run the ``livesrv`` CLI: the module when importable, else the console script."""
+    if (REPO / "livesrv" / "__main__.py").exists():
+        return [sys.executable, "-m", "livesrv"]
+    return ["livesrv"]
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    """A child server process whose stdout and stderr go to ``log``."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_urls(self, schemes: tuple[str, ...], timeout: float = 60.0) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            for m in URL_RE.finditer(text):
+                url = m.group(1).rstrip(".,;)")
+                scheme = url.split(":", 1)[0]
+                self.urls.setdefault(scheme, url)
+            if all(s in self.urls for s in schemes):
+                return self.urls
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{text[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"server printed no {schemes} address in {timeout}s: {self.log}")
+
+    def processes(self) -> list[psutil.Process]:
+        """The server's own processes (the main one and its workers), not the store."""
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        return [p for p in procs if _name(p) not in STORE_NAMES]
+
+    def store_processes(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [p for p in root.children(recursive=True) if _name(p) in STORE_NAMES]
+        except psutil.NoSuchProcess:
+            return []
+
+    def rss(self) -> int:
+        """Summed RSS (bytes) of the server's processes, store excluded."""
+        return _rss(self.processes())
+
+    def store_rss(self) -> int:
+        return _rss(self.store_processes())
+
+    def cpu_times(self) -> float:
+        total = 0.0
+        for p in self.processes():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                for p in reversed(self.processes() + self.store_processes()):
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _name(p: psutil.Process) -> str:
+    try:
+        return p.name()
+    except psutil.Error:
+        return ""
+
+
+def _rss(procs: list[psutil.Process]) -> int:
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+@dataclass
+class Livesrv(ServerProcess):
+    data_dir: Path = Path()
+    admin_token: str = ""
+
+    @property
+    def ws_url(self) -> str:
+        url = self.urls["ws"]
+        return url if url.rstrip("/").endswith("/ws") else url.rstrip("/") + "/ws"
+
+    @property
+    def http_url(self) -> str:
+        return self.urls["http"].rstrip("/")
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        req = urllib.request.Request(
+            self.http_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.admin_token}",
+                     "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.http_url + "/metrics", timeout=10) as resp:
+            return str(resp.read().decode())
+
+
+def start_livesrv(
+    data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None, timeout: float = 90.0
+) -> Livesrv:
+    """Start ``livesrv serve`` on loopback, port 0, with its own store in ``data_dir``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "serve.log"
+    cmd = [*livesrv_cmd(), "serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
+           "--data-dir", str(data_dir)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env(env),
+                                cwd=str(REPO), start_new_session=True)
+    server = Livesrv(proc=proc, log=log, data_dir=data_dir)
+    try:
+        server.wait_urls(("ws", "http"), timeout)
+        server.admin_token = mint_cli_token(data_dir, "bench-admin", "admin", env)
+        _wait_healthy(server.http_url, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def mint_cli_token(data_dir: Path, user: str, role: str, env: dict[str, str] | None) -> str:
+    out = subprocess.run(
+        [*livesrv_cmd(), "token", user, "--role", role, "--data-dir", str(data_dir)],
+        capture_output=True, text=True, env=child_env(env), cwd=str(REPO), timeout=60, check=True,
+    ).stdout
+    tokens = [w for w in out.split() if w.count(".") == 2 and len(w) > 40]
+    if not tokens:
+        raise RuntimeError(f"livesrv token printed no token: {out!r}")
+    return tokens[-1]
+
+
+def _wait_healthy(http_url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(http_url.rstrip("/") + "/healthz", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("livesrv /healthz never answered 200")
+        time.sleep(0.1)
+
+
+def start_naive(log_dir: Path, timeout: float = 30.0) -> ServerProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / "naive.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loadtests.naive_server", "--port", "0"],
+            stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=str(REPO),
+            start_new_session=True,
+        )
+    server = ServerProcess(proc=proc, log=log)
+    try:
+        server.wait_urls(("ws",), timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
