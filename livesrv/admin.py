@@ -1,0 +1,309 @@
+"""The admin HTTP app (aiohttp): health, metrics, the admin API, and the demo page.
+
+Routes (PROTOCOL.md, docs/protocol.md): ``/healthz``, ``/metrics``, ``/client.json``,
+``/demo/login`` (``--demo`` only), ``/api/...`` (admin bearer token), static ``/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import redis
+from aiohttp import web
+
+from . import audit, shop, subscriptions, tokens, wallet, withdrawals
+from .backend import store_errors
+from .errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
+from .requests import IDENT, Field, check
+from .rooms import live_rooms
+
+if TYPE_CHECKING:
+    from .server import Node
+
+NODE: web.AppKey[Node] = web.AppKey("node")
+STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "not_live": 409,
+    "insufficient_funds": 409,
+    "out_of_stock": 409,
+    "limit_exceeded": 409,
+    "rate_limited": 429,
+    "idempotency_conflict": 409,
+    "unavailable": 503,
+    "internal": 500,
+}
+DEMO_PRODUCTS = (
+    ("demo_tee", "livesrv T-shirt", 300, 50),
+    ("demo_mug", "Coffee mug", 150, 100),
+    ("demo_cap", "Cap", 200, 30),
+)
+DEMO_SELLER = "demo_shop"
+
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: LivesrvError) -> web.Response:
+    return web.json_response(
+        {"ok": False, "error": {"code": exc.code, "message": exc.message}},
+        status=STATUS.get(exc.code, 500),
+    )
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Route) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except LivesrvError as exc:
+        return error_response(exc)
+
+
+def _admin(request: web.Request) -> tokens.Identity:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("send Authorization: Bearer <admin token>")
+    who = tokens.verify(request.app[NODE].secret, header.removeprefix("Bearer ").strip())
+    if not who.is_admin:
+        raise Forbidden("an admin token is required")
+    return who
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest("the body must be JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _arg(body: dict[str, Any], field: Field) -> Any:
+    value = body.get(field.name)
+    if value is None:
+        if field.required:
+            raise BadRequest(f"{field.name} is required")
+        return None
+    return check(field, value)
+
+
+def _user(request: web.Request) -> str:
+    user = request.match_info["user"]
+    if not IDENT.match(user):
+        raise BadRequest("user must be 1-64 of [A-Za-z0-9_.-]")
+    return user
+
+
+# -- public ---------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        await request.app[NODE].backend.redis.ping()
+    except (redis.RedisError, OSError):
+        return web.json_response({"ok": False, "store": "down"}, status=503)
+    return web.json_response({"ok": True, "store": "up"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    if not _loopback(request.remote):
+        _admin(request)
+    node.metrics.rooms.set(len(node.hub.rooms))
+    node.metrics.events_delivered._value.set(node.hub.delivered)  # noqa: SLF001
+    with contextlib.suppress(redis.RedisError, OSError):
+        node.metrics.settle_backlog.set(await node.worker.backlog())
+    return web.Response(body=node.metrics.render(), content_type="text/plain")
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+async def client_json(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return web.json_response({"ws_url": node.ws_url, "demo": node.settings.demo})
+
+
+async def demo_login(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    body = await _body(request)
+    user = _arg(body, Field("user", "ident"))
+    role = body.get("role", "viewer")
+    if role not in ("viewer", "creator"):
+        raise BadRequest("role must be viewer or creator")
+    token = tokens.issue(node.secret, user, role, 24 * 3600)
+    w = await wallet.grant(
+        node.backend, user, node.settings.demo_coins, f"demo-starter:{user}", "demo starter coins"
+    )
+    return web.json_response({"token": token, "user": user, "role": role, "coins": w["coins"]})
+
+
+async def seed_demo(node: Node) -> None:
+    """Seed the demo products (idempotent)."""
+    admin = tokens.Identity("admin", "admin")
+    for product, title, price, stock in DEMO_PRODUCTS:
+        try:
+            await shop.create(
+                node.backend,
+                admin,
+                product=product,
+                title=title,
+                seller=DEMO_SELLER,
+                price=price,
+                stock=stock,
+                commission=None,
+            )
+        except BadRequest:
+            pass  # already seeded
+
+
+# -- admin API --------------------------------------------------------------------------
+
+
+async def api_tokens(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request)
+    ttl = body.get("ttl", tokens.DEFAULT_TTL)
+    token = tokens.issue(request.app[NODE].secret, body.get("user"), body.get("role"), ttl)
+    return web.json_response({"token": token})
+
+
+async def api_wallet(request: web.Request) -> web.Response:
+    _admin(request)
+    return web.json_response(await wallet.read(request.app[NODE].backend, _user(request)))
+
+
+async def api_grant(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request)
+    coins = _arg(body, Field("coins", "int", True, 1, 1 << 40))
+    key = _arg(body, Field("key", "key", True, 1, 64))
+    reason = _arg(body, Field("reason", "text", False, 1, 200)) or ""
+    result = await wallet.grant(request.app[NODE].backend, _user(request), coins, key, reason)
+    return web.json_response(result)
+
+
+async def api_rooms(request: web.Request) -> web.Response:
+    _admin(request)
+    return web.json_response({"rooms": await live_rooms(request.app[NODE].backend)})
+
+
+async def api_audit(request: web.Request) -> web.Response:
+    _admin(request)
+    report = await audit.run(request.app[NODE].backend)
+    return web.json_response(report, status=200)
+
+
+async def api_products(request: web.Request) -> web.Response:
+    who = _admin(request)
+    b = request.app[NODE].backend
+    if request.method == "GET":
+        return web.json_response({"products": await shop.listing(b)})
+    body = await _body(request)
+    product = await shop.create(
+        b,
+        who,
+        product=_arg(body, Field("product", "ident")),
+        title=_arg(body, Field("title", "text", True, 1, 100)),
+        seller=_arg(body, Field("seller", "ident")),
+        price=_arg(body, Field("price", "int", True, 1, 1_000_000)),
+        stock=_arg(body, Field("stock", "int", True, 0, 1_000_000)),
+        commission=_arg(body, Field("commission", "int", False, 0, 9200)),
+    )
+    return web.json_response(product, status=201)
+
+
+async def api_restock(request: web.Request) -> web.Response:
+    who = _admin(request)
+    body = await _body(request)
+    qty = _arg(body, Field("qty", "int", True, 1, 1_000_000))
+    product = request.match_info["product"]
+    return web.json_response(await shop.restock(request.app[NODE].backend, who, product, qty))
+
+
+async def api_orders(request: web.Request) -> web.Response:
+    _admin(request)
+    b = request.app[NODE].backend
+    user = request.query.get("user")
+    if user is not None:
+        return web.json_response({"orders": await shop.orders_of(b, user)})
+    return web.json_response({"orders": await audit.all_orders(b)})
+
+
+async def api_sub_price(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request)
+    price = _arg(body, Field("price", "int", True, 1))
+    b = request.app[NODE].backend
+    return web.json_response(await subscriptions.set_price(b, _user(request), price))
+
+
+async def api_withdrawals(request: web.Request) -> web.Response:
+    _admin(request)
+    status = request.query.get("status")
+    items = await withdrawals.listing(request.app[NODE].backend, status)
+    return web.json_response({"withdrawals": items})
+
+
+async def api_withdrawal_status(request: web.Request) -> web.Response:
+    _admin(request)
+    action = request.match_info["action"]
+    status = {"paid": "paid", "reject": "rejected"}.get(action)
+    if status is None:
+        raise NotFound("use /paid or /reject")
+    wid = request.match_info["wid"]
+    return web.json_response(await withdrawals.set_status(request.app[NODE].backend, wid, status))
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    from .server import client_demo_dir
+
+    page = client_demo_dir() / "index.html"
+    if not page.exists():
+        return web.Response(text="livesrv is running; the demo page is not installed\n")
+    return web.FileResponse(page)
+
+
+def make_app(node: Node) -> web.Application:
+    from .server import client_demo_dir
+
+    app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024)
+    app[NODE] = node
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/metrics", metrics)
+    r.add_get("/client.json", client_json)
+    if node.settings.demo:
+        r.add_post("/demo/login", demo_login)
+
+        async def seed(app: web.Application) -> None:
+            async with store_errors():
+                await seed_demo(app[NODE])
+
+        app.on_startup.append(seed)
+    r.add_post("/api/tokens", api_tokens)
+    r.add_get("/api/users/{user}/wallet", api_wallet)
+    r.add_post("/api/users/{user}/grant", api_grant)
+    r.add_get("/api/rooms", api_rooms)
+    r.add_get("/api/audit", api_audit)
+    r.add_route("GET", "/api/products", api_products)
+    r.add_route("POST", "/api/products", api_products)
+    r.add_post("/api/products/{product}/restock", api_restock)
+    r.add_get("/api/orders", api_orders)
+    r.add_put("/api/creators/{user}/sub_price", api_sub_price)
+    r.add_get("/api/withdrawals", api_withdrawals)
+    r.add_post("/api/withdrawals/{wid}/{action}", api_withdrawal_status)
+    r.add_get("/", index)
+    static = client_demo_dir()
+    if static.is_dir():
+        r.add_static("/", static, show_index=False)
+    return app

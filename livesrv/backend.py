@@ -1,0 +1,76 @@
+"""What every service needs: settings, catalogue, the store client and its scripts."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+from .catalog import Catalog
+from .errors import LivesrvError, Unavailable
+from .keys import ShardKeys, UserKeys
+from .scripts import Scripts
+from .settings import Settings
+from .store import connect
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    catalog: Catalog
+    redis: aioredis.Redis
+    scripts: Scripts
+
+    @classmethod
+    def create(cls, settings: Settings, url: str, *, pool_size: int = 64) -> Backend:
+        client = connect(url, pool_size=pool_size)
+        return cls(settings, Catalog.load(settings.catalog), client, Scripts.register(client))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    def user(self, user: str) -> UserKeys:
+        return UserKeys.of(user, self.settings.shards)
+
+    def shard(self, n: int) -> ShardKeys:
+        return ShardKeys(n)
+
+    def all_shards(self) -> list[ShardKeys]:
+        return [ShardKeys(n) for n in range(self.settings.shards)]
+
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run one script; a store that cannot be reached becomes ``Unavailable``."""
+        async with store_errors():
+            return await self.scripts.run(name, keys, args)
+
+
+@asynccontextmanager
+async def store_errors() -> AsyncIterator[None]:
+    """Map store failures to protocol errors: unreachable or timed out is ``unavailable``."""
+    try:
+        yield
+    except LivesrvError:
+        raise
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise Unavailable() from exc
+    except redis.ResponseError as exc:
+        if "LOADING" in str(exc) or "MASTERDOWN" in str(exc) or "READONLY" in str(exc):
+            raise Unavailable() from exc
+        raise
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def args_hash(op: str, args: dict[str, Any]) -> str:
+    """Fingerprint of a request's arguments (without its key), for idempotency conflicts."""
+    body = orjson.dumps({"op": op, **args}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha1(body).hexdigest()

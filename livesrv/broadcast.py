@@ -1,0 +1,428 @@
+"""Per-room fan-out: one store subscription per room per node, one encode per batch.
+
+Logged room events are published by the store scripts; every node delivers what it
+receives to its local members, in seq order, with no seq skipped or repeated (a gap in
+what arrives is filled from the room log). Each tick (``tick_ms``) a room's new events,
+its coalesced like total, viewer count and leaderboard go out as ONE batch frame, encoded
+once per codec and written to every member's socket without awaiting it. A member that
+cannot keep up is cut with 4409 by :meth:`Listener.send_frame`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+import redis
+
+from . import rooms
+from .backend import Backend, now_ms
+from .codec import Codec
+from .keys import RoomKeys
+from .rooms import RoomInfo, event
+
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """What the hub needs of a connection."""
+
+    user: str
+    codec: Codec
+
+    def send_frame(self, frame: bytes) -> None: ...
+
+
+@dataclass(eq=False)
+class Member:
+    """One connection in one room. While ``backlog`` is a list the member is still being
+    brought up to date (join/replay) and events wait there."""
+
+    listener: Listener
+    last_seq: int = 0
+    backlog: list[dict[str, Any]] | None = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class RoomChannel:
+    room: str
+    info: RoomInfo | None = None
+    members: dict[Listener, Member] = field(default_factory=dict)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    last_seq: int | None = None
+    likes_local: int = 0
+    viewers_changed: bool = False
+    top_changed: bool = False
+    viewers: int = 0
+
+
+def deliver(members: Iterable[Member], batch: list[dict[str, Any]]) -> int:
+    """Send one batch to members, encoding it once per codec. Returns frames written.
+
+    A member's events are those with no seq or a seq above its ``last_seq``; the shared
+    frame is used whenever that is the whole batch.
+    """
+    if not batch:
+        return 0
+    seqs = [ev["seq"] for ev in batch if "seq" in ev]
+    first, last = (seqs[0], seqs[-1]) if seqs else (None, None)
+    frames: dict[str, bytes] = {}
+    written = 0
+    for m in members:
+        if m.backlog is not None:
+            m.backlog.extend(batch)
+            continue
+        codec = m.listener.codec
+        if first is None or m.last_seq < first:
+            frame = frames.get(codec.name)
+            if frame is None:
+                frame = frames[codec.name] = codec.frame(batch if len(batch) > 1 else batch[0])
+        else:
+            mine = [ev for ev in batch if ev.get("seq", m.last_seq + 1) > m.last_seq]
+            if not mine:
+                continue
+            frame = codec.frame(mine if len(mine) > 1 else mine[0])
+        m.listener.send_frame(frame)
+        written += 1
+        if last is not None and last > m.last_seq:
+            m.last_seq = last
+    return written
+
+
+class Hub:
+    """All rooms with members on this node, and the store subscriptions that feed them."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.b = backend
+        self.rooms: dict[str, RoomChannel] = {}
+        self.users: dict[str, set[Listener]] = {}
+        self._wallets: dict[str, dict[str, Any]] = {}
+        self._pubsub: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._by_channel: dict[str, str] = {}
+        self._wallet_channels = {s.wallet_channel for s in backend.all_shards()}
+        self.delivered = 0  # events delivered to sockets (for metrics)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._pubsub = self.b.redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(*self._wallet_channels)
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="hub-listen"),
+            asyncio.create_task(self._tick_forever(), name="hub-tick"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+
+    # -- membership --------------------------------------------------------------
+
+    def attach(self, listener: Listener) -> None:
+        self.users.setdefault(listener.user, set()).add(listener)
+
+    async def detach(self, listener: Listener) -> None:
+        """Forget a closed connection: leave its rooms, stop its wallet events."""
+        peers = self.users.get(listener.user)
+        if peers is not None:
+            peers.discard(listener)
+            if not peers:
+                del self.users[listener.user]
+        for name in [n for n, rc in self.rooms.items() if listener in rc.members]:
+            with contextlib.suppress(Exception):
+                await self.leave(listener, name)
+
+    def room_info(self, room: str) -> RoomInfo | None:
+        rc = self.rooms.get(room)
+        return rc.info if rc is not None else None
+
+    def is_member(self, listener: Listener, room: str) -> bool:
+        rc = self.rooms.get(room)
+        return rc is not None and listener in rc.members
+
+    async def join(
+        self, listener: Listener, room: str, since: int | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Add a member and read what ``join`` returns.
+
+        Returns:
+            (result, replay): the join result, and the logged events after ``since`` that
+            must be sent (after the reply) before :meth:`synced` lets live events flow.
+        """
+        rc = await self._channel(room)
+        again = listener in rc.members
+        member = rc.members.get(listener) or Member(listener)
+        member.backlog = [] if member.backlog is None else member.backlog
+        rc.members[listener] = member
+        try:
+            if again:
+                info = await rooms.info(self.b, room)
+                assert info is not None
+                viewers, top = await rooms.viewer_count(self.b, room), await rooms.top(self.b, room)
+            else:
+                info, viewers, top = await rooms.enter(self.b, room, listener.user)
+        except BaseException:
+            if not again:
+                rc.members.pop(listener, None)
+                self._forget_if_empty(rc)
+            raise
+        self._learn(rc, info)
+        rc.viewers, rc.viewers_changed = viewers, rc.viewers_changed or not again
+        replay: list[dict[str, Any]] = []
+        gap = False
+        if since is not None and since < info.seq:
+            replay, gap = await rooms.replay(self.b, room, since)
+            member.last_seq = since
+        else:
+            member.last_seq = info.seq
+        if replay:
+            member.last_seq = max(member.last_seq, replay[-1]["seq"])
+        result = {
+            "room": room,
+            "title": info.title,
+            "creator": info.creator,
+            "live": info.live,
+            "viewers": viewers,
+            "seq": info.seq,
+            "top": top,
+            "pinned": info.pinned,
+            "gap": gap,
+            "subscribers_only": info.subscribers_only,
+            "likes": info.likes,
+        }
+        return result, replay
+
+    def synced(self, listener: Listener, room: str) -> None:
+        """The join reply and replay were sent: flush what waited and go live."""
+        rc = self.rooms.get(room)
+        member = rc.members.get(listener) if rc else None
+        if member is None or member.backlog is None:
+            return
+        waiting, member.backlog = member.backlog, None
+        deliver([member], waiting)
+
+    async def leave(self, listener: Listener, room: str) -> bool:
+        rc = self.rooms.get(room)
+        if rc is None or rc.members.pop(listener, None) is None:
+            return False
+        rc.viewers_changed = True
+        try:
+            await rooms.exit_room(self.b, room, listener.user)
+        finally:
+            if not rc.members:
+                rc.viewers_changed = False
+                await self._publish_viewers(rc)
+                self._forget_if_empty(rc)
+        return True
+
+    def add_likes(self, room: str, count: int) -> None:
+        rc = self.rooms.get(room)
+        if rc is not None:
+            rc.likes_local += count
+
+    def push_local(self, room: str, ev: dict[str, Any]) -> None:
+        """Queue an unlogged event for this node's members of a room."""
+        rc = self.rooms.get(room)
+        if rc is not None:
+            rc.pending.append(ev)
+
+    # -- store subscription --------------------------------------------------------
+
+    async def _channel(self, room: str) -> RoomChannel:
+        rc = self.rooms.get(room)
+        if rc is None:
+            rc = self.rooms[room] = RoomChannel(room)
+            channel = RoomKeys(room).channel
+            self._by_channel[channel] = room
+            try:
+                await self._pubsub.subscribe(channel)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                log.warning("subscribe to %s failed; the listener will resubscribe", room)
+        return rc
+
+    def _forget_if_empty(self, rc: RoomChannel) -> None:
+        if rc.members or self.rooms.get(rc.room) is not rc:
+            return
+        del self.rooms[rc.room]
+        channel = RoomKeys(rc.room).channel
+        self._by_channel.pop(channel, None)
+        task = asyncio.get_running_loop().create_task(self._unsubscribe(channel))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _unsubscribe(self, channel: str) -> None:
+        if channel not in self._by_channel:
+            with contextlib.suppress(Exception):
+                await self._pubsub.unsubscribe(channel)
+
+    def _learn(self, rc: RoomChannel, info: RoomInfo) -> None:
+        rc.info = info
+        if rc.last_seq is None:
+            rc.last_seq = info.seq
+            buffered, rc.pending = rc.pending, []
+            for ev in buffered:
+                if "seq" not in ev or ev["seq"] > info.seq:
+                    rc.pending.append(ev)
+
+    async def _listen(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                msg = await self._pubsub.get_message(timeout=1.0)
+                backoff = 0.05
+                if msg is not None and msg["type"] == "message":
+                    await self._on_message(msg["channel"], msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                await self._resubscribe()
+            except Exception:
+                log.exception("hub listener failed on a message; going on")
+
+    async def _resubscribe(self) -> None:
+        """After the store came back: subscribe again and fetch what was missed."""
+        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+            channels = [*self._wallet_channels, *self._by_channel]
+            await self._pubsub.reset()
+            await self._pubsub.subscribe(*channels)
+            for rc in list(self.rooms.values()):
+                if rc.last_seq is not None:
+                    await self._fill_gap(rc, 1 << 62)
+
+    async def _on_message(self, channel: str, data: str) -> None:
+        if channel in self._wallet_channels:
+            w = orjson.loads(data)
+            if w["user"] in self.users:
+                self._wallets[w["user"]] = w
+            return
+        room = self._by_channel.get(channel)
+        rc = self.rooms.get(room) if room else None
+        if rc is None:
+            return
+        ev = orjson.loads(data)
+        seq = ev.get("seq")
+        if seq is None:
+            self._on_unlogged(rc, ev)
+            return
+        if rc.last_seq is not None:
+            if seq <= rc.last_seq:
+                return
+            if seq > rc.last_seq + 1:
+                await self._fill_gap(rc, seq)
+                if seq <= (rc.last_seq or 0):
+                    return
+            rc.last_seq = seq
+        self._on_logged(rc, ev)
+
+    async def _fill_gap(self, rc: RoomChannel, upto: int) -> None:
+        assert rc.last_seq is not None
+        missing, _ = await rooms.replay(self.b, rc.room, rc.last_seq)
+        for ev in missing:
+            if ev["seq"] < upto and ev["seq"] == rc.last_seq + 1:
+                rc.last_seq = ev["seq"]
+                self._on_logged(rc, ev)
+
+    def _on_logged(self, rc: RoomChannel, ev: dict[str, Any]) -> None:
+        rc.pending.append(ev)
+        info = rc.info
+        name = ev["ev"]
+        if name == "gift":
+            rc.top_changed = True
+        elif info is not None:
+            if name == "room_open":
+                info.live, info.title, info.creator = True, ev["title"], ev["creator"]
+                info.session += 1
+                info.likes = 0
+                rc.top_changed = True
+            elif name == "room_closed":
+                info.live = False
+            elif name == "pinned":
+                info.pinned = ev.get("product")
+        if info is not None:
+            info.seq = max(info.seq, ev["seq"])
+
+    def _on_unlogged(self, rc: RoomChannel, ev: dict[str, Any]) -> None:
+        name = ev["ev"]
+        if name == "viewers":
+            rc.viewers = ev["count"]
+        elif name == "like" and rc.info is not None:
+            rc.info.likes = max(rc.info.likes, ev["total"])
+        elif name == "chat_mode" and rc.info is not None:
+            rc.info.subscribers_only = bool(ev["subscribers_only"])
+        rc.pending.append(ev)
+
+    # -- ticks -------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        interval = self.b.settings.tick_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                pass  # the store is away; counts go out once it is back
+            except Exception:
+                log.exception("hub tick failed; going on")
+
+    async def tick(self) -> None:
+        """Publish this node's coalesced counters, then flush every room's batch."""
+        for rc in list(self.rooms.values()):
+            if rc.likes_local:
+                count, rc.likes_local = rc.likes_local, 0
+                total = await rooms.add_likes(self.b, rc.room, count)
+                await self._publish(rc, event("like", rc.room, total=total))
+            if rc.viewers_changed:
+                rc.viewers_changed = False
+                await self._publish_viewers(rc)
+            if rc.top_changed:
+                rc.top_changed = False
+                rc.pending.append(event("top", rc.room, top=await rooms.top(self.b, rc.room)))
+        for rc in list(self.rooms.values()):
+            if rc.pending:
+                batch, rc.pending = _coalesce(rc.pending), []
+                self.delivered += deliver(rc.members.values(), batch) * len(batch)
+        if self._wallets:
+            wallets, self._wallets = self._wallets, {}
+            for user, w in wallets.items():
+                frame_ev = {
+                    "ev": "wallet",
+                    "coins": w["coins"],
+                    "diamonds": w["diamonds"],
+                    "pending": w["pending"],
+                    "ts": now_ms(),
+                }
+                for listener in self.users.get(user, ()):
+                    listener.send_frame(listener.codec.frame(frame_ev))
+
+    async def _publish_viewers(self, rc: RoomChannel) -> None:
+        count = await rooms.viewer_count(self.b, rc.room)
+        await self._publish(rc, event("viewers", rc.room, count=count))
+
+    async def _publish(self, rc: RoomChannel, ev: dict[str, Any]) -> None:
+        await self.b.redis.publish(RoomKeys(rc.room).channel, orjson.dumps(ev))
+
+
+def _coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep every logged event, and only the newest of each unlogged kind."""
+    newest: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        if "seq" not in ev:
+            newest[ev["ev"]] = i
+    if len(newest) == sum(1 for ev in events if "seq" not in ev):
+        return events
+    return [ev for i, ev in enumerate(events) if "seq" in ev or newest[ev["ev"]] == i]

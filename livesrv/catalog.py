@@ -1,0 +1,115 @@
+"""The catalogue: coin packages, gifts, shares and prices (ECONOMY.md), as data.
+
+The built-in catalogue is ``catalog.json`` beside this module; an operator replaces it
+with ``--catalog FILE`` of the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class Package:
+    id: str
+    coins: int
+    cents: int
+
+
+@dataclass(frozen=True)
+class Gift:
+    id: str
+    coins: int
+    streak: bool
+
+
+@dataclass(frozen=True)
+class Catalog:
+    packages: dict[str, Package]
+    gifts: dict[str, Gift]
+    streak_window_ms: int
+    gift_share_bps: int
+    sub_share_bps: int
+    sub_prices: tuple[int, ...]
+    sub_days: int
+    shop_platform_bps: int
+    default_commission_bps: int
+    diamond_cents_num: int
+    diamond_cents_den: int
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Catalog:
+        """Load a catalogue file, or the built-in one when ``path`` is None.
+
+        Raises:
+            ValueError: The file is not a valid catalogue.
+        """
+        if path is None:
+            text = resources.files("livesrv").joinpath("catalog.json").read_text()
+        else:
+            text = Path(path).read_text()
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Catalog:
+        try:
+            cat = cls(
+                packages={
+                    k: Package(k, _int(v["coins"]), _int(v["cents"]))
+                    for k, v in d["packages"].items()
+                },
+                gifts={
+                    k: Gift(k, _int(v["coins"]), bool(v["streak"])) for k, v in d["gifts"].items()
+                },
+                streak_window_ms=_int(d.get("streak_window_ms", 3000)),
+                gift_share_bps=_int(d.get("gift_share_bps", 5000)),
+                sub_share_bps=_int(d.get("sub_share_bps", 5000)),
+                sub_prices=tuple(_int(p) for p in d.get("sub_prices", [350, 700, 1750])),
+                sub_days=_int(d.get("sub_days", 30)),
+                shop_platform_bps=_int(d.get("shop_platform_bps", 800)),
+                default_commission_bps=_int(d.get("default_commission_bps", 1000)),
+                diamond_cents_num=_int(d.get("diamond_cents_num", 1)),
+                diamond_cents_den=_int(d.get("diamond_cents_den", 2)),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"invalid catalogue: {exc}") from exc
+        for bps in (cat.gift_share_bps, cat.sub_share_bps, cat.shop_platform_bps):
+            if not 0 <= bps <= BPS:
+                raise ValueError("invalid catalogue: shares are basis points 0..10000")
+        if any(g.coins <= 0 for g in cat.gifts.values()) or any(
+            p.coins <= 0 for p in cat.packages.values()
+        ):
+            raise ValueError("invalid catalogue: prices must be positive")
+        return cat
+
+    @property
+    def default_sub_price(self) -> int:
+        return self.sub_prices[0]
+
+    def diamonds_to_cents(self, diamonds: int) -> int:
+        return diamonds * self.diamond_cents_num // self.diamond_cents_den
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``catalog`` op's result."""
+        return {
+            "gifts": [
+                {"gift": g.id, "coins": g.coins, "streak": g.streak} for g in self.gifts.values()
+            ],
+            "packages": [
+                {"package": p.id, "coins": p.coins, "cents": p.cents}
+                for p in self.packages.values()
+            ],
+            "sub_prices": list(self.sub_prices),
+        }
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{v!r} is not an integer")
+    return v

@@ -1,0 +1,216 @@
+"""The ``livesrv`` command: serve, token, audit, settle."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import audit, tokens
+from .backend import Backend
+from .errors import LivesrvError, StoreError
+from .settings import Settings
+from .store import ServeLock, StoreHandle
+
+log = logging.getLogger("livesrv")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="data directory (LIVESRV_DATA_DIR)")
+    p.add_argument(
+        "--redis-url",
+        help="use this Redis/Valkey instead of the embedded store (LIVESRV_REDIS_URL)",
+    )
+    p.add_argument(
+        "--secret", help="token signing key (LIVESRV_SECRET); default: kept in the data dir"
+    )
+    p.add_argument("--catalog", type=Path, help="catalogue JSON file (LIVESRV_CATALOG)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="livesrv", description="Live-stream gifting server")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _common(serve)
+    serve.add_argument("--host", help="bind address (LIVESRV_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="WebSocket port (LIVESRV_PORT, default 8765)")
+    serve.add_argument(
+        "--http-port", type=int, help="admin/metrics/demo port (LIVESRV_HTTP_PORT, default 8080)"
+    )
+    serve.add_argument(
+        "--workers", type=int, help="processes sharing the ports (LIVESRV_WORKERS, default 1)"
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="demo mode: /demo/login, starter coins, seeded products, no hold",
+    )
+    serve.add_argument(
+        "--hold-seconds",
+        type=int,
+        help="diamond hold period (LIVESRV_HOLD_SECONDS, default 259200; 0 with --demo)",
+    )
+    serve.add_argument(
+        "--appendfsync",
+        choices=["everysec", "always"],
+        help="embedded store fsync policy (LIVESRV_APPENDFSYNC)",
+    )
+    serve.add_argument(
+        "--no-settle",
+        dest="settle",
+        action="store_false",
+        default=None,
+        help="do not run the settlement worker in this process",
+    )
+
+    tok = sub.add_parser("token", help="print a signed token")
+    _common(tok)
+    tok.add_argument("user")
+    tok.add_argument("--role", choices=tokens.ROLES, default="viewer")
+    tok.add_argument("--ttl", type=int, default=tokens.DEFAULT_TTL, help="seconds")
+
+    aud = sub.add_parser("audit", help="check the ledger invariants; exit 1 on a violation")
+    _common(aud)
+    aud.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    settle = sub.add_parser("settle", help="run the settlement worker alone")
+    _common(settle)
+    settle.add_argument("--once", action="store_true", help="settle what is due, then exit")
+    return ap
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    names = (
+        "data_dir",
+        "redis_url",
+        "secret",
+        "catalog",
+        "host",
+        "port",
+        "http_port",
+        "workers",
+        "demo",
+        "hold_seconds",
+        "appendfsync",
+        "settle",
+    )
+    return Settings.from_env(**{n: getattr(args, n, None) for n in names})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("LIVESRV_LOG", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = settings_from(args)
+        command = {
+            "serve": cmd_serve,
+            "token": cmd_token,
+            "audit": cmd_audit,
+            "settle": cmd_settle,
+        }[args.command]
+        return command(settings, args)
+    except (StoreError, ValueError, LivesrvError) as exc:
+        print(f"livesrv: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _loop_policy() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    secret = tokens.resolve_secret(settings.secret, settings.data_dir)
+    print(tokens.issue(secret, args.user, args.role, args.ttl))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .server import run_until_signalled
+
+    lock = ServeLock(settings.data_dir)
+    if not settings.redis_url and not lock.acquire():
+        raise StoreError(f"another serve is running on {settings.data_dir}")
+    tokens.resolve_secret(settings.secret, settings.data_dir)
+    store = StoreHandle(settings, own=True)
+    try:
+        _loop_policy()
+        if settings.workers > 1:
+            from .workers import run_workers
+
+            return run_workers(settings, store.url)
+        asyncio.run(run_until_signalled(settings, store.url))
+    finally:
+        store.close()
+        lock.release()
+    return 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    store = StoreHandle(settings, own=False)
+    try:
+        report = asyncio.run(_audit(settings, store))
+    finally:
+        store.close()
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=2))
+    else:
+        print(audit.render(report))
+    return 0 if report["ok"] else 1
+
+
+async def _audit(settings: Settings, store: StoreHandle) -> dict[str, Any]:
+    from .settlement import SettlementWorker
+
+    b = Backend.create(settings, store.url)
+    try:
+        if store.embedded is not None:  # no serve is running: settle what it left first
+            settled = await SettlementWorker(b).drain()
+            if settled:
+                print(f"settled {settled} outstanding entries first", file=sys.stderr)
+        return await audit.run(b)
+    finally:
+        await b.close()
+
+
+def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
+    from .settlement import SettlementWorker
+
+    store = StoreHandle(settings, own=False)
+
+    async def go() -> None:
+        b = Backend.create(settings, store.url)
+        worker = SettlementWorker(b, name=f"settle-{socket.gethostname()}-{os.getpid()}")
+        try:
+            if args.once:
+                print(f"settled {await worker.drain()} entries")
+            else:
+                await worker.run()
+        finally:
+            await b.close()
+
+    try:
+        _loop_policy()
+        asyncio.run(go())
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,129 @@
+"""The one exception tree of livesrv.
+
+Every error a client can see is a subclass of :class:`LivesrvError` carrying its protocol
+error ``code``; :func:`livesrv.connection` maps them to error replies in one place.
+
+Tree::
+
+    LivesrvError                      code "internal"
+    ├── BadRequest                    "bad_request"
+    ├── Unauthorized                  "unauthorized"   (closes with 4401 on hello)
+    ├── Forbidden                     "forbidden"
+    ├── NotFound                      "not_found"
+    ├── NotLive                       "not_live"
+    ├── InsufficientFunds             "insufficient_funds"
+    ├── OutOfStock                    "out_of_stock"
+    ├── LimitExceeded                 "limit_exceeded"
+    ├── RateLimited                   "rate_limited"
+    ├── IdempotencyConflict           "idempotency_conflict"
+    └── Unavailable                   "unavailable"    (outcome unknown: retry with the same key)
+    StoreError                        (the store cannot be started or reached; not a reply)
+"""
+
+from __future__ import annotations
+
+
+class LivesrvError(Exception):
+    """Root of every error that becomes a protocol error reply."""
+
+    code = "internal"
+    default_message = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class BadRequest(LivesrvError):
+    code = "bad_request"
+    default_message = "bad request"
+
+
+class Unauthorized(LivesrvError):
+    code = "unauthorized"
+    default_message = "send hello with a valid token first"
+
+
+class Forbidden(LivesrvError):
+    code = "forbidden"
+    default_message = "not allowed"
+
+
+class NotFound(LivesrvError):
+    code = "not_found"
+    default_message = "not found"
+
+
+class NotLive(LivesrvError):
+    code = "not_live"
+    default_message = "the room is not live"
+
+
+class InsufficientFunds(LivesrvError):
+    code = "insufficient_funds"
+    default_message = "not enough coins"
+
+
+class OutOfStock(LivesrvError):
+    code = "out_of_stock"
+    default_message = "not enough stock"
+
+
+class LimitExceeded(LivesrvError):
+    code = "limit_exceeded"
+    default_message = "limit exceeded"
+
+
+class RateLimited(LivesrvError):
+    code = "rate_limited"
+    default_message = "too many requests, slow down"
+
+
+class IdempotencyConflict(LivesrvError):
+    code = "idempotency_conflict"
+    default_message = "this key was already used with different arguments"
+
+
+class Unavailable(LivesrvError):
+    code = "unavailable"
+    default_message = "the store is unavailable; retry with the same key"
+
+
+class StoreError(Exception):
+    """The embedded store could not be started, or the configured one cannot be reached."""
+
+
+BY_CODE: dict[str, type[LivesrvError]] = {
+    cls.code: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        NotLive,
+        InsufficientFunds,
+        OutOfStock,
+        LimitExceeded,
+        RateLimited,
+        IdempotencyConflict,
+        Unavailable,
+    )
+}
+
+
+class CloseCode:
+    """WebSocket close codes of protocol v1."""
+
+    TOO_BIG = 1009
+    GOING_AWAY = 1001
+    ABUSE = 4400
+    UNAUTHORIZED = 4401
+    HELLO_TIMEOUT = 4408
+    SLOW_CONSUMER = 4409
+    RATE_LIMIT = 4429
+
+
+ERROR_CODES = (*BY_CODE, LivesrvError.code)

@@ -1,0 +1,67 @@
+"""Gifts: a viewer pays coins, the room sees the gift, the creator earns diamonds later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import wallet
+from .backend import Backend, args_hash
+from .errors import NotFound, NotLive
+from .rooms import RoomInfo, event, log_event
+
+
+def earners_of_gift(b: Backend, creator: str) -> list[list[Any]]:
+    """Who earns from a gift and at what share: the room's creator."""
+    share = b.catalog.gift_share_bps
+    return [[creator, f"gift:{share}", share]]
+
+
+async def send_gift(
+    b: Backend, user: str, room: RoomInfo, gift: str, count: int, key: str
+) -> dict[str, Any]:
+    """Debit the viewer, then log the gift in the room (both idempotent by ``key``).
+
+    A retry after a crash between the two steps finds the debit done and logs the event;
+    the settlement worker also logs any gift it finds unlogged, so none is lost.
+
+    Raises:
+        NotFound: Unknown gift. NotLive: The room is not live.
+        InsufficientFunds, LimitExceeded, IdempotencyConflict: from the debit.
+    """
+    item = b.catalog.gifts.get(gift)
+    if item is None:
+        raise NotFound(f"unknown gift {gift!r}")
+    if not room.live or room.creator is None:
+        raise NotLive()
+    value = item.coins * count
+    ev = event(
+        "gift",
+        room.room,
+        **{
+            "from": user,
+            "gift": gift,
+            "count": count,
+            "combo": count,
+            "coins": value,
+            "streak": item.streak,
+        },
+    )
+    evid = gift_event_id(user, key)
+    _, reply = await wallet.spend(
+        b,
+        user,
+        kind="gift",
+        amount=value,
+        key=key,
+        digest=args_hash("gift", {"room": room.room, "gift": gift, "count": count}),
+        payload={"room": room.room, "e": earners_of_gift(b, room.creator), "ev": ev, "evid": evid},
+        extra_key=b.user(user).combo(room.room, gift),
+        params=(b.catalog.streak_window_ms if item.streak else 0, count),
+    )
+    ev["combo"] = reply["combo"]
+    await log_event(b, room.room, ev, evid=evid, top_user=user, top_coins=value)
+    return {"coins": reply["coins"], "combo": reply["combo"]}
+
+
+def gift_event_id(user: str, key: str) -> str:
+    return f"g:{user}:{key}"

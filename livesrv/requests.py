@@ -1,0 +1,147 @@
+"""Parsing and validating client requests (sans-I/O).
+
+A decoded frame goes in; a :class:`Request` with checked, typed arguments comes out, or a
+:class:`~livesrv.errors.BadRequest` naming what is wrong. Business rules (balances, who
+may do what) are not checked here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BadRequest
+
+IDENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_INT = 1 << 53
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # "int" | "text" | "ident" | "key" | "bool"
+    required: bool = True
+    lo: int = 0
+    hi: int = MAX_INT
+
+
+def _f(name: str, kind: str, lo: int = 0, hi: int = MAX_INT, required: bool = True) -> Field:
+    return Field(name, kind, required, lo, hi)
+
+
+ROOM = _f("room", "ident")
+KEY = _f("key", "key", 1, 64)
+
+OPS: dict[str, tuple[Field, ...]] = {
+    "hello": (_f("token", "text", 1, 4096),),
+    "wallet": (),
+    "catalog": (),
+    "rooms": (),
+    "buy_coins": (_f("package", "ident"), _f("receipt", "key", 1, 64)),
+    "room_open": (ROOM, _f("title", "text", 1, 100)),
+    "room_close": (ROOM,),
+    "join": (ROOM, _f("since", "int", 0, required=False)),
+    "leave": (ROOM,),
+    "chat": (ROOM, _f("text", "text", 1, 500)),
+    "like": (ROOM, _f("count", "int", 1, 100, required=False)),
+    "gift": (ROOM, _f("gift", "ident"), _f("count", "int", 1, 9999), KEY),
+    "subscribe": (ROOM, KEY),
+    "buy": (ROOM, _f("product", "ident"), _f("qty", "int", 1, 99), KEY),
+    "pin": (ROOM, _f("product", "ident", required=False)),
+    "withdraw": (_f("diamonds", "int", 1), KEY),
+    "chat_mode": (ROOM, _f("subscribers_only", "bool")),
+    "sub_price": (_f("price", "int", 1),),
+    "product_create": (
+        _f("product", "ident"),
+        _f("title", "text", 1, 100),
+        _f("price", "int", 1, 1_000_000),
+        _f("stock", "int", 0, 1_000_000),
+        _f("commission", "int", 0, 9200, required=False),
+    ),
+    "product_restock": (_f("product", "ident"), _f("qty", "int", 1, 1_000_000)),
+    "products": (_f("seller", "ident", required=False),),
+    "orders": (),
+    "withdrawals": (),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int | str
+    op: str
+    args: dict[str, Any]
+
+
+def request_id(message: Any) -> int | str | None:
+    """The usable ``id`` of a decoded frame, or None (the reply then carries id null)."""
+    if not isinstance(message, dict):
+        return None
+    rid = message.get("id")
+    if isinstance(rid, bool):
+        return None
+    if isinstance(rid, int) and -MAX_INT <= rid <= MAX_INT:
+        return rid
+    if isinstance(rid, str) and 0 < len(rid) <= 64:
+        return rid
+    return None
+
+
+def parse(message: Any) -> Request:
+    """Check a decoded frame and return the request it holds.
+
+    Raises:
+        BadRequest: Not a map, no usable id, unknown op, or a bad argument.
+    """
+    if isinstance(message, list):
+        raise BadRequest("clients send one message per frame, not a batch")
+    if not isinstance(message, dict):
+        raise BadRequest("a request must be a map")
+    rid = request_id(message)
+    if rid is None:
+        raise BadRequest("id is required: an integer or a string of 1-64 characters")
+    op = message.get("op")
+    if not isinstance(op, str):
+        raise BadRequest("op is required and must be a string")
+    fields = OPS.get(op)
+    if fields is None:
+        raise BadRequest(f"unknown op {op[:40]!r}")
+    args: dict[str, Any] = {}
+    for field in fields:
+        value = message.get(field.name)
+        if value is None:
+            if field.required:
+                raise BadRequest(f"{field.name} is required")
+            continue
+        args[field.name] = check(field, value)
+    return Request(rid, op, args)
+
+
+def check(field: Field, value: Any) -> Any:
+    """Check one argument against its field.
+
+    Raises:
+        BadRequest: The value has the wrong type or is out of range.
+    """
+    name = field.name
+    if field.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"{name} must be an integer")
+        if not field.lo <= value <= field.hi:
+            raise BadRequest(f"{name} must be between {field.lo} and {field.hi}")
+        return value
+    if field.kind == "bool":
+        if not isinstance(value, bool):
+            raise BadRequest(f"{name} must be true or false")
+        return value
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    if field.kind == "ident" and not IDENT.match(value):
+        raise BadRequest(f"{name} must be 1-64 of [A-Za-z0-9_.-]")
+    if field.kind == "key" and not (
+        1 <= len(value) <= 64 and value.isascii() and value.isprintable()
+    ):
+        raise BadRequest(f"{name} must be 1-64 printable ASCII characters")
+    if field.kind == "text" and not field.lo <= len(value) <= field.hi:
+        raise BadRequest(f"{name} must be {field.lo}-{field.hi} characters")
+    return value

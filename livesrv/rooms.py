@@ -1,0 +1,255 @@
+"""Rooms in the store: open and close, membership counts, the event log and the leaderboard.
+
+The live fan-out of what is logged here is :mod:`livesrv.broadcast`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .backend import Backend, now_ms, store_errors
+from .errors import Forbidden, NotFound, NotLive
+from .keys import LIVE_ROOMS, RoomKeys
+from .tokens import Identity
+
+TOP_N = 10
+
+
+@dataclass
+class RoomInfo:
+    """What a node knows of a room: enough to check gifts and chat without a round trip."""
+
+    room: str
+    creator: str | None
+    title: str
+    live: bool
+    seq: int
+    session: int
+    subscribers_only: bool
+    pinned: str | None
+    likes: int
+
+    @classmethod
+    def from_meta(cls, room: str, meta: dict[str, str]) -> RoomInfo:
+        return cls(
+            room=room,
+            creator=meta.get("creator"),
+            title=meta.get("title", ""),
+            live=meta.get("live") == "1",
+            seq=int(meta.get("seq", 0)),
+            session=int(meta.get("session", 0)),
+            subscribers_only=meta.get("subs_only") == "1",
+            pinned=meta.get("pinned") or None,
+            likes=int(meta.get("likes", 0)),
+        )
+
+
+def event(name: str, room: str, **fields: Any) -> dict[str, Any]:
+    """A server event, stamped with the server time in ms (``ts``)."""
+    return {"ev": name, "room": room, **fields, "ts": now_ms()}
+
+
+async def open_room(b: Backend, who: Identity, room: str, title: str) -> dict[str, Any]:
+    """Go live. Reopening a closed room starts a new live session (fresh leaderboard).
+
+    Raises:
+        Forbidden: Not a creator, or the room belongs to another creator.
+    """
+    if not who.is_creator:
+        raise Forbidden("only creators can open rooms")
+    k = RoomKeys(room)
+    ev = event("room_open", room, title=title, creator=who.user)
+    status, seq, session = await b.run(
+        "room_state",
+        [k.meta, k.log, k.top],
+        [
+            "open",
+            who.user,
+            "1" if who.is_admin else "0",
+            title,
+            orjson.dumps(ev).decode(),
+            b.settings.log_maxlen,
+            k.channel,
+        ],
+    )
+    if status == "forbidden":
+        raise Forbidden("this room belongs to another creator")
+    async with store_errors():
+        await b.redis.sadd(LIVE_ROOMS, room)
+    return {"room": room, "seq": seq, "session": session}
+
+
+async def close_room(b: Backend, who: Identity, room: str) -> dict[str, Any]:
+    """End the live session.
+
+    Raises:
+        NotFound: No such room. Forbidden: Not its creator or an admin. NotLive: Not live.
+    """
+    k = RoomKeys(room)
+    ev = event("room_closed", room)
+    status, seq, _ = await b.run(
+        "room_state",
+        [k.meta, k.log, k.top],
+        [
+            "close",
+            who.user,
+            "1" if who.is_admin else "0",
+            "",
+            orjson.dumps(ev).decode(),
+            b.settings.log_maxlen,
+            k.channel,
+        ],
+    )
+    if status == "not_found":
+        raise NotFound(f"no room {room!r}")
+    if status == "forbidden":
+        raise Forbidden("only the room's creator or an admin can close it")
+    if status == "not_live":
+        raise NotLive()
+    async with store_errors():
+        await b.redis.srem(LIVE_ROOMS, room)
+    return {"seq": seq}
+
+
+async def info(b: Backend, room: str) -> RoomInfo | None:
+    async with store_errors():
+        meta = await b.redis.hgetall(RoomKeys(room).meta)
+    return RoomInfo.from_meta(room, meta) if meta else None
+
+
+async def enter(b: Backend, room: str, user: str) -> tuple[RoomInfo, int, list[list[Any]]]:
+    """Count a viewer in and read the room state a ``join`` returns.
+
+    Raises:
+        NotFound: The room was never opened.
+    """
+    k = RoomKeys(room)
+    async with store_errors():
+        pipe = b.redis.pipeline(transaction=True)
+        pipe.hgetall(k.meta)
+        pipe.hincrby(k.viewers, user, 1)
+        pipe.hlen(k.viewers)
+        pipe.zrevrange(k.top, 0, TOP_N - 1, withscores=True)
+        meta, _, viewers, top = await pipe.execute()
+    if not meta:
+        async with store_errors():
+            await b.redis.hincrby(k.viewers, user, -1)
+        raise NotFound(f"no room {room!r}")
+    return RoomInfo.from_meta(room, meta), int(viewers), _top(top)
+
+
+async def exit_room(b: Backend, room: str, user: str) -> None:
+    k = RoomKeys(room)
+    async with store_errors():
+        left = await b.redis.hincrby(k.viewers, user, -1)
+        if left <= 0:
+            await b.redis.hdel(k.viewers, user)
+
+
+async def viewer_count(b: Backend, room: str) -> int:
+    async with store_errors():
+        return int(await b.redis.hlen(RoomKeys(room).viewers))
+
+
+async def top(b: Backend, room: str) -> list[list[Any]]:
+    async with store_errors():
+        rows = await b.redis.zrevrange(RoomKeys(room).top, 0, TOP_N - 1, withscores=True)
+    return _top(rows)
+
+
+def _top(rows: list[tuple[str, float]]) -> list[list[Any]]:
+    return [[user, int(score)] for user, score in rows]
+
+
+async def log_event(
+    b: Backend,
+    room: str,
+    ev: dict[str, Any],
+    *,
+    evid: str = "",
+    top_user: str = "",
+    top_coins: int = 0,
+    require_live: bool = False,
+    meta: tuple[str, str] = ("", ""),
+) -> int:
+    """Append a logged event to the room (next seq) and publish it; idempotent by ``evid``.
+
+    Returns:
+        The event's seq (the first one when ``evid`` was logged before).
+
+    Raises:
+        NotLive: ``require_live`` and the room is not live.
+    """
+    k = RoomKeys(room)
+    evid = evid or ""
+    seq, _ = await b.run(
+        "room_event",
+        [k.meta, k.log, f"{k.tag}:ev:{evid}" if evid else f"{k.tag}:ev:-", k.top],
+        [
+            evid,
+            orjson.dumps(ev).decode(),
+            b.settings.log_maxlen,
+            top_user,
+            top_coins,
+            "1" if require_live else "0",
+            k.channel,
+            meta[0],
+            meta[1],
+        ],
+    )
+    if seq < 0:
+        raise NotLive()
+    return int(seq)
+
+
+async def chat(b: Backend, room: str, user: str, text: str, badge: str | None) -> int:
+    ev = event("chat", room, **{"from": user, "text": text, "badge": badge})
+    return await log_event(b, room, ev, evid="c:" + uuid.uuid4().hex, require_live=True)
+
+
+async def add_likes(b: Backend, room: str, count: int) -> int:
+    """Add likes to the live session's total; returns the new total."""
+    async with store_errors():
+        return int(await b.redis.hincrby(RoomKeys(room).meta, "likes", count))
+
+
+async def replay(b: Backend, room: str, since: int) -> tuple[list[dict[str, Any]], bool]:
+    """Logged events with seq greater than ``since``, oldest first.
+
+    Returns:
+        (events, gap): gap is True when the log no longer holds every event after ``since``.
+    """
+    async with store_errors():
+        rows = await b.redis.xrange(RoomKeys(room).log, min=f"{since + 1}-0", max="+")
+    events = [orjson.loads(fields["e"]) for _, fields in rows]
+    gap = bool(events) and events[0]["seq"] != since + 1
+    return events, gap
+
+
+async def live_rooms(b: Backend) -> list[dict[str, Any]]:
+    async with store_errors():
+        names = sorted(await b.redis.smembers(LIVE_ROOMS))
+        pipe = b.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(RoomKeys(name).meta, "title", "creator", "live")
+            pipe.hlen(RoomKeys(name).viewers)
+        rows = await pipe.execute() if names else []
+    out = []
+    for i, name in enumerate(names):
+        (title, creator, live), viewers = rows[2 * i], rows[2 * i + 1]
+        if live == "1":
+            out.append({"room": name, "title": title, "creator": creator, "viewers": viewers})
+    return out
+
+
+async def set_chat_mode(b: Backend, room: str, subscribers_only: bool) -> None:
+    """Turn subscriber-only chat on or off and tell the room (unlogged ``chat_mode``)."""
+    k = RoomKeys(room)
+    ev = event("chat_mode", room, subscribers_only=subscribers_only)
+    async with store_errors():
+        await b.redis.hset(k.meta, "subs_only", "1" if subscribers_only else "0")
+        await b.redis.publish(k.channel, orjson.dumps(ev))

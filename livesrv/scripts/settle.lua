@@ -1,0 +1,33 @@
+-- Credit an earner's diamonds for one settlement entry, exactly once.
+-- Per earner and kind: credited = floor(coins earned x bps / 10000); remainders carry.
+-- KEYS: 1 earner wallet, 2 applied refs (set), 3 ledger, 4 earner holds (zset),
+--       5 shard hold queue (zset), 6 shard users set
+-- ARGV: 1 ref, 2 kind ("gift:5000"), 3 coins, 4 bps, 5 hold ms, 6 now ms, 7 earner,
+--       8 wallet channel
+-- Returns {fresh, delta}.
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, 0} end
+local bps = tonumber(ARGV[4])
+local earned = redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[2], tonumber(ARGV[3]))
+local target = math.floor(earned / 10000) * bps + math.floor((earned % 10000) * bps / 10000)
+local before = tonumber(redis.call('HGET', KEYS[1], 'c:' .. ARGV[2]) or '0')
+local delta = target - before
+redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], target)
+redis.call('HINCRBY', KEYS[1], 'credited', delta)
+local hold, now = tonumber(ARGV[5]), tonumber(ARGV[6])
+if delta > 0 then
+  if hold <= 0 then
+    redis.call('HINCRBY', KEYS[1], 'diamonds', delta)
+  else
+    redis.call('HINCRBY', KEYS[1], 'pending', delta)
+    redis.call('ZADD', KEYS[4], now + hold, ARGV[1] .. '|' .. delta)
+    -- LT keeps the earliest maturity and still adds a new member
+    redis.call('ZADD', KEYS[5], 'LT', now + hold, ARGV[7])
+  end
+end
+redis.call('XADD', KEYS[3], '*', 't', 'settle', 'kind', ARGV[2], 'user', ARGV[7],
+  'coins', ARGV[3], 'diamonds', delta, 'ref', ARGV[1], 'ts', now)
+redis.call('SADD', KEYS[6], ARGV[7])
+local w = redis.call('HMGET', KEYS[1], 'coins', 'diamonds', 'pending')
+redis.call('PUBLISH', ARGV[8], cjson.encode({user = ARGV[7], coins = tonumber(w[1] or '0'),
+  diamonds = tonumber(w[2] or '0'), pending = tonumber(w[3] or '0')}))
+return {1, delta}

@@ -1,0 +1,229 @@
+"""The settlement worker: turns spends in the outbox streams into creator diamonds.
+
+It reads every shard's outbox as the consumer group ``settle``, credits each earner once
+per entry (``settle.lua`` keeps the applied refs), acknowledges, and claims entries a dead
+worker left pending (XAUTOCLAIM). A gift, subscription or purchase whose room event was
+never logged (a crash between the debit and the log) is logged here, so nothing paid for
+goes unseen. It also releases matured holds and finishes abandoned shop reservations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+
+from . import rooms, shop
+from .backend import Backend, now_ms
+from .keys import ShardKeys, UserKeys
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+GROUP = "settle"
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One earner's share of one outbox entry."""
+
+    earner: str
+    kind: str
+    bps: int
+    coins: int
+    ref: str
+
+
+def credits_for(shard: int, entry_id: str, fields: dict[str, str]) -> list[Credit]:
+    """The credits an outbox entry owes (sans-I/O)."""
+    payload = orjson.loads(fields["p"])
+    coins = int(fields["coins"])
+    return [
+        Credit(earner, kind, int(bps), coins, f"{shard}:{entry_id}:{i}")
+        for i, (earner, kind, bps) in enumerate(payload["e"])
+    ]
+
+
+def diamonds_for(earned_coins: int, bps: int) -> int:
+    """floor(coins x bps / 10000): what ``settle.lua`` credits in total per earner and kind."""
+    return earned_coins * bps // 10_000
+
+
+class SettlementWorker:
+    def __init__(self, b: Backend, metrics: Metrics | None = None, name: str | None = None):
+        self.b = b
+        self.metrics = metrics
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.shards = b.all_shards()
+        self._streams = {s.outbox: s for s in self.shards}
+        self.stopping = False
+
+    async def ensure_groups(self) -> None:
+        for s in self.shards:
+            try:
+                await self.b.redis.xgroup_create(s.outbox, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def run(self) -> None:
+        """Settle until cancelled; survives the store going away and coming back."""
+        ticks = 0
+        while not self.stopping:
+            try:
+                await self.ensure_groups()
+                while not self.stopping:
+                    if ticks % 20 == 0:
+                        await self.claim_abandoned()
+                        await self.release_holds()
+                    if ticks % 200 == 0:
+                        await shop.sweep(self.b)
+                    ticks += 1
+                    await self.step(block_ms=250)
+            except asyncio.CancelledError:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("settlement: store unavailable (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+            except Exception:
+                log.exception("settlement step failed; retrying")
+                await asyncio.sleep(0.5)
+
+    async def step(self, block_ms: int | None = None) -> int:
+        """Read and settle one batch of new entries. Returns entries settled."""
+        resp = await self.b.redis.xreadgroup(
+            GROUP,
+            self.name,
+            {s: ">" for s in self._streams},
+            count=self.b.settings.settle_batch,
+            block=block_ms,
+        )
+        done = 0
+        for stream, entries in resp or []:
+            done += await self._settle_entries(self._streams[stream], entries)
+        return done
+
+    async def claim_abandoned(self) -> int:
+        """Take over entries another consumer read but never acknowledged."""
+        done = 0
+        for s in self.shards:
+            start = "0-0"
+            while True:
+                nxt, entries, *_ = await self.b.redis.xautoclaim(
+                    s.outbox,
+                    GROUP,
+                    self.name,
+                    self.b.settings.settle_claim_ms,
+                    start_id=start,
+                    count=self.b.settings.settle_batch,
+                )
+                done += await self._settle_entries(s, entries)
+                if nxt in ("0-0", b"0-0") or not entries:
+                    break
+                start = nxt
+        return done
+
+    async def drain(self) -> int:
+        """Settle everything outstanding now, including other consumers' pending entries."""
+        await self.ensure_groups()
+        total = 0
+        while True:
+            n = await self.step(block_ms=None)
+            total += n
+            if n == 0:
+                break
+        for s in self.shards:
+            pending = await self.b.redis.xpending_range(s.outbox, GROUP, "-", "+", 1000)
+            for p in pending:
+                entries = await self.b.redis.xclaim(
+                    s.outbox, GROUP, self.name, 0, [p["message_id"]]
+                )
+                total += await self._settle_entries(s, entries)
+        return total
+
+    async def _settle_entries(self, shard: ShardKeys, entries: list[Any]) -> int:
+        done = 0
+        for entry_id, fields in entries:
+            if not fields:  # deleted while pending
+                await self.b.redis.xack(shard.outbox, GROUP, entry_id)
+                continue
+            await self.settle_entry(shard, entry_id, fields)
+            await self.b.redis.xack(shard.outbox, GROUP, entry_id)
+            done += 1
+        return done
+
+    async def settle_entry(self, shard: ShardKeys, entry_id: str, fields: dict[str, str]) -> None:
+        payload = orjson.loads(fields["p"])
+        ev = payload.get("ev")
+        if ev and payload.get("evid"):
+            top_user = fields["user"] if ev["ev"] == "gift" else ""
+            await rooms.log_event(
+                self.b,
+                payload["room"],
+                ev,
+                evid=payload["evid"],
+                top_user=top_user,
+                top_coins=int(fields["coins"]) if top_user else 0,
+            )
+        now = now_ms()
+        for c in credits_for(shard.shard, entry_id, fields):
+            ek = UserKeys.of(c.earner, self.b.settings.shards)
+            await self.b.run(
+                "settle",
+                [
+                    ek.wallet,
+                    ek.shard.applied,
+                    ek.shard.ledger,
+                    ek.holds,
+                    ek.shard.holdq,
+                    ek.shard.wallets,
+                ],
+                [
+                    c.ref,
+                    c.kind,
+                    c.coins,
+                    c.bps,
+                    self.b.settings.hold_ms,
+                    now,
+                    c.earner,
+                    ek.shard.wallet_channel,
+                ],
+            )
+        if self.metrics is not None:
+            self.metrics.settled.inc()
+            self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
+            self.metrics.settle_lag.observe(max(0, now - int(entry_id.split("-")[0])) / 1000)
+
+    async def release_holds(self) -> int:
+        """Move matured holds to available diamonds for every earner that has one due."""
+        released = 0
+        now = now_ms()
+        for s in self.shards:
+            users = await self.b.redis.zrangebyscore(s.holdq, "-inf", now)
+            for user in users:
+                k = UserKeys.of(user, self.b.settings.shards)
+                released += int(
+                    await self.b.run(
+                        "release",
+                        [k.wallet, k.holds, s.holdq, s.ledger],
+                        [now, user, s.wallet_channel],
+                    )
+                )
+        return released
+
+    async def backlog(self) -> int:
+        """Entries not yet settled: never delivered (lag) plus delivered but unacknowledged."""
+        total = 0
+        for s in self.shards:
+            with contextlib.suppress(redis.ResponseError):
+                for g in await self.b.redis.xinfo_groups(s.outbox):
+                    if g["name"] == GROUP:
+                        total += int(g.get("lag") or 0) + int(g.get("pending") or 0)
+        return total

@@ -1,0 +1,89 @@
+"""Session tokens: HS256 JWTs with claims ``sub``, ``role`` and ``exp`` (PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from .errors import BadRequest, Unauthorized
+
+ROLES = ("viewer", "creator", "admin")
+USER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DEFAULT_TTL = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_creator(self) -> bool:
+        return self.role in ("creator", "admin")
+
+
+def issue(secret: str, user: str, role: str, ttl: int = DEFAULT_TTL) -> str:
+    """Sign a token for ``user`` with ``role`` valid for ``ttl`` seconds.
+
+    Raises:
+        BadRequest: The user id, role or ttl is not valid.
+    """
+    if not isinstance(user, str) or not USER_ID.match(user):
+        raise BadRequest("user must be 1-64 of [A-Za-z0-9_.-]")
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 366 * 86400:
+        raise BadRequest("ttl must be an integer number of seconds, 1 to 31622400")
+    claims = {"sub": user, "role": role, "exp": int(time.time()) + ttl}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify(secret: str, token: object) -> Identity:
+    """Check a token and return who it names.
+
+    Raises:
+        Unauthorized: The token is missing, malformed, badly signed or expired.
+    """
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("token must be a string")
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["sub", "role", "exp"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized("invalid token") from exc
+    user, role = claims.get("sub"), claims.get("role")
+    if not isinstance(user, str) or not USER_ID.match(user) or role not in ROLES:
+        raise Unauthorized("invalid token claims")
+    return Identity(user, role)
+
+
+def resolve_secret(given: str | None, data_dir: Path) -> str:
+    """The signing secret: the given one, else the one kept in the data dir (made once)."""
+    if given:
+        return given
+    path = data_dir / "secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    try:
+        with path.open("x") as fh:  # first writer wins when two processes race
+            fh.write(secret)
+        path.chmod(0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    return secret
