@@ -16,8 +16,6 @@ from .backend import Backend, store_errors
 from .keys import PRODUCTS, ProductKeys, UserKeys
 from .settlement import GROUP, credits_for, diamonds_for
 
-WALLET_INTS = ("coins", "diamonds", "pending", "withdrawn", "credited", "spent")
-
 
 async def _stream(b: Backend, key: str) -> list[tuple[str, dict[str, str]]]:
     out: list[tuple[str, dict[str, str]]] = []

@@ -35,6 +35,7 @@ class Backend:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()  # a pool we made is ours to close
 
     def user(self, user: str) -> UserKeys:
         return UserKeys.of(user, self.settings.shards)

@@ -11,7 +11,7 @@ if prior then
 end
 local amount = tonumber(ARGV[2])
 local coins = redis.call('HINCRBY', KEYS[1], 'coins', amount)
-redis.call('HINCRBY', KEYS[1], 'credited', amount)
+redis.call('HINCRBY', KEYS[1], 'coins_in', amount)
 redis.call('XADD', KEYS[3], '*', 't', 'credit', 'kind', ARGV[3], 'user', ARGV[4],
   'coins', amount, 'key', ARGV[5], 'ref', ARGV[7], 'ts', ARGV[8])
 redis.call('SADD', KEYS[4], ARGV[4])

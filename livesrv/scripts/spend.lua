@@ -35,7 +35,7 @@ if day + amount > tonumber(ARGV[4]) then return {'limit', tostring(day)} end
 local user, key, kind = ARGV[7], ARGV[8], ARGV[6]
 local reply = cjson.decode(ARGV[10])
 coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
-redis.call('HINCRBY', KEYS[1], 'spent', amount)
+redis.call('HINCRBY', KEYS[1], 'coins_out', amount)
 redis.call('HSET', KEYS[1], 'day', day + amount)
 redis.call('ZADD', KEYS[5], now, key .. '|' .. amount)
 redis.call('PEXPIRE', KEYS[5], 86400000 + 60000)
