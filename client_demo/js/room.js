@@ -1,0 +1,511 @@
+// The room on screen (the "stage"), shared by the viewer and creator views:
+// joining, catching up after a reconnect with `join since`, applying room
+// events in seq order, and drawing the feed, streaks, hearts, big gifts,
+// leaderboard and pinned product.
+
+import {
+  $, el, fmt, giftIcon, giftName, BIG_GIFT_COINS, showError, toast, newKey, withBusy,
+} from "./ui.js";
+
+const FEED_LIMIT = 200;
+const STREAK_LINGER_MS = 4000;
+const MAX_STREAKS = 3;
+const MAX_HEARTS_PER_EVENT = 8;
+const STALE_EVENT_MS = 15000; // replayed events older than this get no animation
+
+export class RoomView {
+  /**
+   * @param {object} app  shared context: client, me(), role, onWallet(), products
+   */
+  constructor(app) {
+    this.app = app;
+    this.room = null; // the id of the room on screen
+    this.info = null; // last join result merged with events
+    this.lastSeq = new Map(); // room -> last seq applied (kept across leave/rejoin)
+    this.streaks = new Map(); // "from|gift" -> {node, combo, timer}
+    this.bigQueue = [];
+    this.bigBusy = false;
+    this.listeners = new Set();
+    this.joining = null;
+    this.bindControls();
+  }
+
+  /** Subscribe to changes of room state (used by the role views). */
+  onChange(fn) {
+    this.listeners.add(fn);
+  }
+
+  changed() {
+    for (const fn of this.listeners) fn(this.info);
+  }
+
+  get client() {
+    return this.app.client;
+  }
+
+  bindControls() {
+    $("#chat-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.sendChat();
+    });
+    $("#like-btn").addEventListener("click", () => this.like());
+    $("#stage-screen").addEventListener("dblclick", (e) => {
+      if (e.target.closest("button, a, input, .pinned")) return;
+      this.like();
+    });
+    $("#pinned-buy").addEventListener("click", (e) => this.buyPinned(e.currentTarget));
+  }
+
+  // ---- joining ----------------------------------------------------------
+
+  /** Join `room`; `catchUp` replays missed events with `since`. */
+  async join(room, { catchUp = false } = {}) {
+    const since = this.lastSeq.get(room);
+    const args = { room };
+    const replay = catchUp && room === this.room && since !== undefined;
+    if (replay) args.since = since;
+    if (!replay && room !== this.room) this.reset(room);
+    this.room = room;
+    if (!replay) this.setStageState("joining");
+    const reply = await this.client.request("join", args);
+    if (this.room !== room) return reply;
+    this.applyJoin(reply, replay);
+    return reply;
+  }
+
+  /** Re-join the current room after a reconnect, asking only for what was missed. */
+  async rejoin() {
+    if (!this.room) return;
+    try {
+      await this.join(this.room, { catchUp: true });
+    } catch (error) {
+      showError(error, "Rejoining the room");
+    }
+  }
+
+  async leave() {
+    const room = this.room;
+    if (!room) return;
+    this.reset(null);
+    this.setStageState("empty");
+    this.changed();
+    try {
+      await this.client.request("leave", { room });
+    } catch (error) {
+      if (error.code !== "offline") showError(error, "Leaving the room");
+    }
+  }
+
+  reset(room) {
+    this.room = room;
+    this.info = null;
+    $("#feed").replaceChildren();
+    $("#streaks").replaceChildren();
+    $("#hearts").replaceChildren();
+    for (const s of this.streaks.values()) clearTimeout(s.timer);
+    this.streaks.clear();
+    this.bigQueue = [];
+    $("#big-gift").hidden = true;
+    this.renderHeader();
+    this.renderTop([]);
+    this.renderPinned(null);
+    $("#ended-banner").hidden = true;
+  }
+
+  applyJoin(reply, replay) {
+    const room = reply.room ?? this.room;
+    const known = this.lastSeq.get(room);
+    if (!replay) {
+      // A fresh join starts at the room's current seq: older events are history.
+      this.lastSeq.set(room, Math.max(known ?? 0, reply.seq ?? 0));
+    } else if (reply.gap) {
+      // The log no longer holds everything we missed: show that, then go on live.
+      this.lastSeq.set(room, Math.max(known ?? 0, reply.seq ?? 0));
+      this.feedSystem("Some activity while you were away could not be replayed.");
+    }
+    const previous = this.info ?? {};
+    this.info = {
+      ...previous,
+      room,
+      title: reply.title ?? previous.title ?? room,
+      creator: reply.creator ?? previous.creator ?? "",
+      live: Boolean(reply.live),
+      viewers: reply.viewers ?? 0,
+      likes: reply.likes ?? previous.likes ?? 0,
+      top: reply.top ?? [],
+      subscribersOnly: Boolean(reply.subscribers_only),
+      subPrice: reply.sub_price ?? previous.subPrice ?? null,
+      subscribedUntil: reply.subscribed_until ?? previous.subscribedUntil ?? 0,
+      pinned: this.pinnedFromJoin(reply),
+    };
+    if (!replay) {
+      this.feedSystem(this.info.live
+        ? `You joined ${this.info.creator ? `${this.info.creator}'s` : "the"} LIVE.`
+        : "This room is not live right now.");
+    }
+    this.setStageState(this.info.live ? "live" : "ended");
+    this.renderHeader();
+    this.renderTop(this.info.top);
+    this.renderPinned(this.info.pinned);
+    this.changed();
+  }
+
+  pinnedFromJoin(reply) {
+    if (reply.pinned_product) return { ...reply.pinned_product };
+    if (reply.pinned) {
+      const cached = this.app.products.get(reply.pinned);
+      return cached ? { ...cached } : { product: reply.pinned, title: reply.pinned };
+    }
+    return null;
+  }
+
+  setStageState(state) {
+    const stage = $("#stage");
+    stage.dataset.state = state;
+    const inRoom = state !== "empty";
+    document.body.dataset.inRoom = inRoom ? "yes" : "no";
+    $("#stage-empty").hidden = inRoom && state !== "joining";
+    if (state === "joining") $("#stage-empty-text").textContent = "Joining…";
+    else if (!inRoom) $("#stage-empty-text").textContent = this.app.role === "creator"
+      ? "You are offline. Fill in a title and press Go LIVE."
+      : "Pick a live room to join.";
+    $("#ended-banner").hidden = state !== "ended";
+    const live = state === "live";
+    $("#live-badge").hidden = !live;
+    for (const id of ["#chat-input", "#chat-send", "#like-btn"]) $(id).disabled = !live;
+    $("#leave-btn").disabled = !inRoom;
+    this.renderChatMode();
+  }
+
+  // ---- events ------------------------------------------------------------
+
+  /** Handle a room event. Returns false when it was a duplicate. */
+  handleEvent(ev) {
+    if (!this.room || ev.room !== this.room) return false;
+    if (typeof ev.seq === "number") {
+      const last = this.lastSeq.get(ev.room);
+      if (last !== undefined && ev.seq <= last) return false; // already applied (replay overlap)
+      this.lastSeq.set(ev.room, ev.seq);
+    }
+    const fresh = !ev.ts || Date.now() - ev.ts < STALE_EVENT_MS;
+    const handler = this[`on_${ev.ev}`];
+    if (handler) handler.call(this, ev, fresh);
+    return true;
+  }
+
+  on_chat(ev) {
+    const sub = ev.badge === "sub";
+    const item = el("li", { class: "feed-item chat", dataset: { kind: "chat", seq: ev.seq ?? "" } },
+      el("span", { class: "who", text: ev.from }),
+      sub ? el("span", { class: "badge-sub", text: "SUB", attrs: { title: "Subscriber", "data-testid": "sub-badge" } }) : null,
+      el("span", { class: "text", text: ev.text }));
+    this.feedPush(item);
+  }
+
+  on_gift(ev, fresh) {
+    const count = ev.count ?? 1;
+    const item = el("li", { class: "feed-item gift", dataset: { kind: "gift", seq: ev.seq ?? "", gift: ev.gift } },
+      el("span", { class: "who", text: ev.from }),
+      el("span", { class: "text" }, `sent ${giftName(ev.gift)}${count > 1 ? ` ×${count}` : ""} `,
+        el("span", { class: "gift-icon", text: giftIcon(ev.gift), attrs: { "aria-hidden": "true" } })),
+      ev.combo > 1 ? el("span", { class: "combo-tag", text: `x${ev.combo}` }) : null);
+    this.feedPush(item);
+    if (!fresh) return;
+    if ((ev.coins ?? 0) >= BIG_GIFT_COINS) this.bigGift(ev);
+    else this.streak(ev);
+  }
+
+  on_sub(ev) {
+    this.feedPush(el("li", { class: "feed-item sub", dataset: { kind: "sub", seq: ev.seq ?? "" } },
+      el("span", { class: "who", text: ev.from }),
+      el("span", { class: "text", text: "subscribed! 🎉" })));
+    if (ev.from === this.app.me() && this.info) {
+      this.info.subscribedUntil = Math.max(this.info.subscribedUntil ?? 0, ev.until ?? 0);
+      this.changed();
+    }
+  }
+
+  on_purchase(ev) {
+    const pinned = this.info?.pinned;
+    const title = this.app.products.get(ev.product)?.title
+      ?? (pinned?.product === ev.product ? pinned.title : ev.product);
+    const qty = ev.qty ?? 1;
+    this.feedPush(el("li", { class: "feed-item purchase", dataset: { kind: "purchase", seq: ev.seq ?? "" } },
+      el("span", { class: "who", text: ev.from }),
+      el("span", { class: "text", text: `bought ${qty > 1 ? `${qty} × ` : ""}${title} 🛍️` })));
+    if (typeof ev.stock === "number") {
+      const cached = this.app.products.get(ev.product);
+      if (cached) cached.stock = ev.stock;
+      if (pinned && pinned.product === ev.product) {
+        pinned.stock = ev.stock;
+        this.renderPinned(pinned);
+      }
+      this.app.onProductStock?.(ev.product, ev.stock);
+    }
+  }
+
+  on_pinned(ev) {
+    if (!this.info) return;
+    if (ev.product) {
+      const cached = this.app.products.get(ev.product) ?? {};
+      this.info.pinned = {
+        ...cached,
+        product: ev.product,
+        title: ev.title ?? cached.title ?? ev.product,
+        price: ev.price ?? cached.price,
+        stock: ev.stock ?? cached.stock,
+        seller: ev.seller ?? cached.seller,
+      };
+      this.feedSystem(`📌 Pinned: ${this.info.pinned.title}`);
+    } else {
+      this.info.pinned = null;
+    }
+    this.renderPinned(this.info.pinned);
+    this.changed();
+  }
+
+  on_room_open(ev) {
+    if (!this.info) return;
+    this.info.live = true;
+    if (ev.title) this.info.title = ev.title;
+    if (ev.creator) this.info.creator = ev.creator;
+    this.info.top = [];
+    this.info.likes = 0;
+    this.feedSystem("The LIVE started.");
+    this.setStageState("live");
+    this.renderHeader();
+    this.renderTop([]);
+    this.changed();
+  }
+
+  on_room_closed() {
+    if (!this.info) return;
+    this.info.live = false;
+    this.feedSystem("The LIVE ended.");
+    this.setStageState("ended");
+    this.changed();
+  }
+
+  on_viewers(ev) {
+    if (!this.info) return;
+    this.info.viewers = ev.count ?? 0;
+    $("#viewer-count").textContent = fmt(this.info.viewers);
+  }
+
+  on_like(ev, fresh) {
+    if (!this.info) return;
+    const before = this.info.likes ?? 0;
+    this.info.likes = Math.max(before, ev.total ?? before);
+    $("#like-count").textContent = fmt(this.info.likes);
+    if (fresh) this.hearts(Math.min(this.info.likes - before, MAX_HEARTS_PER_EVENT));
+  }
+
+  on_top(ev) {
+    if (!this.info) return;
+    this.info.top = ev.top ?? [];
+    this.renderTop(this.info.top);
+  }
+
+  on_chat_mode(ev) {
+    if (!this.info) return;
+    this.info.subscribersOnly = Boolean(ev.subscribers_only);
+    this.feedSystem(this.info.subscribersOnly ? "Chat is now subscriber-only." : "Chat is open to everyone.");
+    this.renderChatMode();
+    this.changed();
+  }
+
+  // ---- actions -------------------------------------------------------------
+
+  async sendChat() {
+    const input = $("#chat-input");
+    const text = input.value.trim();
+    if (!text || !this.room) return;
+    const room = this.room;
+    await withBusy($("#chat-send"), "Chat", async () => {
+      await this.client.request("chat", { room, text });
+      input.value = "";
+    });
+    input.focus();
+  }
+
+  like() {
+    if (!this.room || !this.info?.live) return;
+    // Taps within 250 ms go out as one `like {count}` request.
+    this.likeBatch = (this.likeBatch ?? 0) + 1;
+    if (this.likeTimer) return;
+    this.likeTimer = setTimeout(async () => {
+      const count = Math.min(this.likeBatch, 100);
+      this.likeBatch = 0;
+      this.likeTimer = null;
+      try {
+        await this.client.request("like", { room: this.room, count });
+      } catch (error) {
+        showError(error, "Like");
+      }
+    }, 250);
+  }
+
+  async buyPinned(button) {
+    const pinned = this.info?.pinned;
+    if (!pinned || !this.room) return;
+    const key = newKey();
+    await withBusy(button, "Buying", async () => {
+      const reply = await this.client.request("buy",
+        { room: this.room, product: pinned.product, qty: 1, key }, { retry: true });
+      if (typeof reply.coins === "number") this.app.onWallet({ coins: reply.coins });
+      toast("success", "Order placed", `${pinned.title}${reply.order ? ` (order ${reply.order})` : ""}`);
+    });
+    this.renderPinned(this.info?.pinned ?? null);
+  }
+
+  // ---- drawing ---------------------------------------------------------------
+
+  renderHeader() {
+    const info = this.info;
+    $("#stage-title").textContent = info ? info.title : "No room";
+    $("#stage-host").textContent = info?.creator ? `@${info.creator}` : "";
+    $("#host-avatar").textContent = (info?.creator || "?").charAt(0).toUpperCase();
+    $("#viewer-count").textContent = fmt(info?.viewers ?? 0);
+    $("#like-count").textContent = fmt(info?.likes ?? 0);
+  }
+
+  renderChatMode() {
+    const on = Boolean(this.info?.subscribersOnly);
+    const subscribed = (this.info?.subscribedUntil ?? 0) * 1000 > Date.now();
+    const mine = this.info?.creator === this.app.me();
+    $("#chat-mode-note").hidden = !on || !this.info?.live;
+    $("#chat-mode-note").textContent = subscribed || mine
+      ? "Subscriber-only chat is on."
+      : "Subscriber-only chat is on. Subscribe to join the conversation.";
+    $("#chat-input").placeholder = on && !subscribed && !mine
+      ? "Only subscribers can chat right now"
+      : "Say something nice…";
+  }
+
+  renderTop(top) {
+    const list = $("#leaderboard");
+    const medals = ["🥇", "🥈", "🥉"];
+    list.replaceChildren(...(top ?? []).slice(0, 10).map(([user, coins], i) => el("li",
+      { class: `leader${user === this.app.me() ? " me" : ""}`, dataset: { user } },
+      el("span", { class: "rank", text: medals[i] ?? `${i + 1}`, attrs: { "aria-hidden": "true" } }),
+      el("span", { class: "who", text: user }),
+      el("span", { class: "coins" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }),
+        ` ${fmt(coins)}`, el("span", { class: "sr-only", text: " coins" })))));
+    $("#leaderboard-empty").hidden = list.children.length > 0;
+  }
+
+  renderPinned(pinned) {
+    const card = $("#pinned-card");
+    card.hidden = !pinned;
+    if (!pinned) return;
+    card.dataset.product = pinned.product;
+    $("#pinned-title").textContent = pinned.title ?? pinned.product;
+    $("#pinned-price").textContent = typeof pinned.price === "number" ? `🪙 ${fmt(pinned.price)}` : "";
+    const stock = pinned.stock;
+    const soldOut = typeof stock === "number" && stock <= 0;
+    $("#pinned-stock").textContent = typeof stock === "number"
+      ? (soldOut ? "Sold out" : `${fmt(stock)} left`) : "";
+    card.classList.toggle("sold-out", soldOut);
+    const buy = $("#pinned-buy");
+    buy.textContent = soldOut ? "Sold out" : "Buy";
+    buy.disabled = soldOut || !this.info?.live;
+    buy.setAttribute("aria-label", `Buy ${pinned.title ?? pinned.product}`);
+  }
+
+  feedSystem(text) {
+    this.feedPush(el("li", { class: "feed-item system", dataset: { kind: "system" } },
+      el("span", { class: "text", text })));
+  }
+
+  feedPush(item) {
+    const feed = $("#feed");
+    const nearBottom = feed.scrollHeight - feed.scrollTop - feed.clientHeight < 60;
+    feed.append(item);
+    while (feed.children.length > FEED_LIMIT) feed.firstElementChild.remove();
+    if (nearBottom) feed.scrollTop = feed.scrollHeight;
+  }
+
+  /** One growing "x N" element per (sender, gift) streak. */
+  streak(ev) {
+    const key = `${ev.from}|${ev.gift}`;
+    const combo = ev.combo ?? ev.count ?? 1;
+    let s = this.streaks.get(key);
+    if (s && combo < s.combo) {
+      // A new streak of the same gift: start the counter over in the same place.
+      s.combo = 0;
+    }
+    if (!s) {
+      const node = el("div", { class: "streak", dataset: { from: ev.from, gift: ev.gift }, attrs: { "data-testid": "streak" } },
+        el("span", { class: "streak-avatar", text: ev.from.charAt(0).toUpperCase(), attrs: { "aria-hidden": "true" } }),
+        el("span", { class: "streak-text" },
+          el("strong", { class: "streak-from", text: ev.from }),
+          el("span", { class: "streak-gift", text: `sent ${giftName(ev.gift)}` })),
+        el("span", { class: "streak-icon", text: giftIcon(ev.gift), attrs: { "aria-hidden": "true" } }),
+        el("span", { class: "streak-count", attrs: { "data-testid": "streak-count" } }));
+      s = { node, combo: 0, timer: null };
+      this.streaks.set(key, s);
+      const lane = $("#streaks");
+      lane.append(node);
+      while (lane.children.length > MAX_STREAKS) {
+        const oldest = lane.firstElementChild;
+        this.streaks.delete(`${oldest.dataset.from}|${oldest.dataset.gift}`);
+        oldest.remove();
+      }
+    }
+    s.combo = Math.max(s.combo, combo);
+    const counter = s.node.querySelector(".streak-count");
+    counter.textContent = `x${s.combo}`;
+    counter.classList.remove("bump");
+    void counter.offsetWidth; // restart the bump animation
+    counter.classList.add("bump");
+    clearTimeout(s.timer);
+    s.timer = setTimeout(() => {
+      s.node.classList.add("leaving");
+      setTimeout(() => {
+        s.node.remove();
+        if (this.streaks.get(key) === s) this.streaks.delete(key);
+      }, 400);
+    }, STREAK_LINGER_MS);
+  }
+
+  bigGift(ev) {
+    this.bigQueue.push(ev);
+    if (!this.bigBusy) this.nextBigGift();
+  }
+
+  nextBigGift() {
+    const box = $("#big-gift");
+    const ev = this.bigQueue.shift();
+    if (!ev) {
+      this.bigBusy = false;
+      box.hidden = true;
+      return;
+    }
+    this.bigBusy = true;
+    box.replaceChildren(
+      el("div", { class: "big-burst", attrs: { "aria-hidden": "true" } }),
+      el("div", { class: "big-icon", text: giftIcon(ev.gift), attrs: { "aria-hidden": "true" } }),
+      el("p", { class: "big-text" }, el("strong", { text: ev.from }), ` sent ${giftName(ev.gift)}!`),
+      el("p", { class: "big-value", text: `🪙 ${fmt(ev.coins)}` }));
+    box.hidden = false;
+    box.classList.remove("play");
+    void box.offsetWidth;
+    box.classList.add("play");
+    setTimeout(() => this.nextBigGift(), 3200);
+  }
+
+  hearts(n) {
+    const box = $("#hearts");
+    const colors = ["#fe2c55", "#ff6b8b", "#25f4ee", "#ffd166", "#c77dff"];
+    for (let i = 0; i < n; i += 1) {
+      const heart = el("span", { class: "heart", text: "♥" });
+      heart.style.left = `${10 + Math.random() * 70}%`;
+      heart.style.color = colors[Math.floor(Math.random() * colors.length)];
+      heart.style.animationDelay = `${i * 90}ms`;
+      heart.style.setProperty("--drift", `${Math.round((Math.random() - 0.5) * 80)}px`);
+      heart.addEventListener("animationend", () => heart.remove());
+      box.append(heart);
+    }
+    while (box.children.length > 40) box.firstElementChild.remove();
+  }
+}

@@ -1,0 +1,200 @@
+// The viewer's controls: the list of live rooms, coin packages, the gift
+// panel and subscribing. The room itself is drawn by RoomView.
+
+import { $, el, fmt, dollars, giftIcon, giftName, formatDate, newKey, toast, withBusy, showError } from "./ui.js";
+
+const ROOMS_REFRESH_MS = 8000;
+
+export class ViewerControls {
+  constructor(app, roomView) {
+    this.app = app;
+    this.roomView = roomView;
+    this.rooms = [];
+    this.timer = null;
+    $("#rooms-refresh").addEventListener("click", (e) => this.refreshRooms(e.currentTarget));
+    $("#leave-btn").addEventListener("click", () => this.leave());
+    $("#back-btn").addEventListener("click", () => this.leave());
+    $("#subscribe-btn").addEventListener("click", (e) => this.subscribe(e.currentTarget));
+    roomView.onChange((info) => this.renderSubscription(info));
+  }
+
+  get client() {
+    return this.app.client;
+  }
+
+  /** Called after every successful hello. */
+  async ready() {
+    await this.refreshRooms();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => {
+      if (this.client?.ready && document.visibilityState !== "hidden") this.refreshRooms(null, true);
+    }, ROOMS_REFRESH_MS);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+  }
+
+  setCatalog(catalog) {
+    this.renderPackages(catalog.packages ?? []);
+    this.renderGifts(catalog.gifts ?? []);
+  }
+
+  // ---- rooms ---------------------------------------------------------------
+
+  async refreshRooms(button = null, quiet = false) {
+    const run = async () => {
+      const reply = await this.client.request("rooms");
+      this.rooms = reply.rooms ?? [];
+      this.renderRooms();
+    };
+    if (quiet) {
+      try {
+        await run();
+      } catch {
+        // background refresh: the next one will try again
+      }
+      return;
+    }
+    await withBusy(button, "Loading rooms", run);
+  }
+
+  renderRooms() {
+    const list = $("#room-list");
+    const current = this.roomView.room;
+    list.replaceChildren(...this.rooms.map((r) => {
+      const here = r.room === current;
+      return el("li", { class: `room-item${here ? " current" : ""}`, dataset: { room: r.room }, attrs: { "data-testid": "room-item" } },
+        el("span", { class: "avatar small", text: (r.creator || "?").charAt(0).toUpperCase(), attrs: { "aria-hidden": "true" } }),
+        el("span", { class: "room-info" },
+          el("strong", { class: "room-title", text: r.title || r.room }),
+          el("span", { class: "room-meta" }, `@${r.creator} · `,
+            el("span", { class: "room-viewers", text: `${fmt(r.viewers)} watching` }))),
+        el("button", {
+          type: "button",
+          class: `btn small ${here ? "ghost" : "primary"}`,
+          text: here ? "Watching" : "Join",
+          disabled: here,
+          attrs: { "aria-label": `Join ${r.title || r.room} by ${r.creator}` },
+          onclick: (e) => this.join(r.room, e.currentTarget),
+        }));
+    }));
+    $("#rooms-empty").hidden = this.rooms.length > 0;
+  }
+
+  async join(room, button) {
+    if (this.roomView.room && this.roomView.room !== room) {
+      const old = this.roomView.room;
+      this.client.request("leave", { room: old }).catch(() => {});
+    }
+    await withBusy(button, "Joining", async () => {
+      try {
+        await this.roomView.join(room);
+      } catch (error) {
+        this.roomView.reset(null);
+        this.roomView.setStageState("empty");
+        throw error;
+      }
+      this.app.saveRoom(room);
+    });
+    this.renderRooms();
+    $("#chat-input").focus({ preventScroll: true });
+  }
+
+  async leave() {
+    await this.roomView.leave();
+    this.app.saveRoom(null);
+    this.renderRooms();
+    this.refreshRooms(null, true);
+  }
+
+  // ---- coins -----------------------------------------------------------------
+
+  renderPackages(packages) {
+    $("#packages").replaceChildren(...packages.map((p) => el("button", {
+      type: "button",
+      class: "package",
+      dataset: { package: p.package },
+      attrs: { "aria-label": `Buy ${fmt(p.coins)} coins for ${dollars(p.cents)}` },
+      onclick: (e) => this.buyCoins(p, e.currentTarget),
+    },
+    el("span", { class: "package-coins" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(p.coins)}`),
+    el("span", { class: "package-price", text: dollars(p.cents) }))));
+  }
+
+  async buyCoins(pkg, button) {
+    // The receipt is the payment proof and the idempotency key: fresh per click.
+    const receipt = `demo-${newKey()}`;
+    await withBusy(button, "Buying coins", async () => {
+      const reply = await this.client.request("buy_coins", { package: pkg.package, receipt }, { retry: true });
+      this.app.onWallet({ coins: reply.coins });
+      toast("success", `+${fmt(pkg.coins)} coins`, `Balance: ${fmt(reply.coins)} coins`, { timeout: 3000 });
+    });
+  }
+
+  // ---- gifts -----------------------------------------------------------------
+
+  renderGifts(gifts) {
+    $("#gift-panel").replaceChildren(...gifts.map((g) => el("button", {
+      type: "button",
+      class: `gift-btn${g.coins >= 1000 ? " big" : ""}`,
+      dataset: { gift: g.gift },
+      attrs: { "aria-label": `Send ${giftName(g.gift)} for ${fmt(g.coins)} coins` },
+      onclick: () => this.sendGift(g),
+    },
+    el("span", { class: "gift-icon", text: giftIcon(g.gift), attrs: { "aria-hidden": "true" } }),
+    el("span", { class: "gift-name", text: giftName(g.gift) }),
+    el("span", { class: "gift-price" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(g.coins)}`))));
+  }
+
+  async sendGift(g) {
+    const room = this.roomView.room;
+    if (!room || !this.roomView.info?.live) {
+      toast("info", "Join a live room first", "Pick a room from the list to send gifts.");
+      return;
+    }
+    // Not disabled while pending: a streak is quick taps, each its own key.
+    try {
+      const reply = await this.client.request("gift", { room, gift: g.gift, count: 1, key: newKey() }, { retry: true });
+      if (typeof reply.coins === "number") this.app.onWallet({ coins: reply.coins });
+    } catch (error) {
+      showError(error, `Sending ${giftName(g.gift)}`);
+    }
+  }
+
+  // ---- subscription ----------------------------------------------------------
+
+  renderSubscription(info) {
+    const button = $("#subscribe-btn");
+    const status = $("#sub-status");
+    if (!info) {
+      button.disabled = true;
+      button.textContent = "Subscribe";
+      status.textContent = "Not subscribed";
+      status.dataset.active = "no";
+      return;
+    }
+    const until = info.subscribedUntil ?? 0;
+    const active = until * 1000 > Date.now();
+    const price = info.subPrice ? ` · 🪙 ${fmt(info.subPrice)}` : "";
+    button.disabled = false;
+    button.textContent = active ? `Extend 30 days${price}` : `Subscribe to @${info.creator}${price}`;
+    status.textContent = active ? `Subscribed until ${formatDate(until)}` : "Not subscribed";
+    status.dataset.active = active ? "yes" : "no";
+    this.roomView.renderChatMode();
+  }
+
+  async subscribe(button) {
+    const room = this.roomView.room;
+    if (!room) return;
+    await withBusy(button, "Subscribing", async () => {
+      const reply = await this.client.request("subscribe", { room, key: newKey() }, { retry: true });
+      if (this.roomView.info) {
+        this.roomView.info.subscribedUntil = reply.until ?? 0;
+        this.roomView.changed();
+      }
+      toast("success", "Subscribed!", `Your badge shows in chat until ${formatDate(reply.until)}.`);
+      this.app.refreshWallet();
+    });
+  }
+}
