@@ -229,6 +229,8 @@ class Sampler:
 
     def __enter__(self) -> Sampler:
         self.cpu0 = self.server.cpu_times()
+        self.store0 = self.server.store_cpu_times()
+        self.t0 = time.monotonic()
         self._thread.start()
         return self
 
@@ -236,6 +238,8 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         self.cpu = self.server.cpu_times() - self.cpu0
+        self.store_cpu = self.server.store_cpu_times() - self.store0
+        self.wall = time.monotonic() - self.t0
 
 
 # -- gifts: throughput, latency, settlement ---------------------------------------------
@@ -286,6 +290,7 @@ def gift_levels(pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[
             "gifts_per_s": round(ok / max(t_end - t_begin, 1e-9), 1),
             "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
             "server_cpu_s": round(sampler.cpu, 2),
+            "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
             "settlement": settle,
         })
         pool.call_many({w: ("gifters_close", {}) for w in gworkers})
@@ -415,6 +420,7 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
         "gifts_per_s": round(ok / max(seconds, 1e-9), 1),
         "pipeline_depth": plan.ceiling_depth, "pipelines": plan.ceiling_tasks * len(workers),
         "server_cpu_s_meanwhile": round(sampler.cpu, 2),
+        "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
     }
 
 

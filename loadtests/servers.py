@@ -100,6 +100,14 @@ class ServerProcess:
                 total += t.user + t.system
         return total
 
+    def store_cpu_times(self) -> float:
+        total = 0.0
+        for p in self.store_processes():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
