@@ -1,0 +1,88 @@
+"""``serve --workers N``: N processes share the WebSocket and HTTP ports (SO_REUSEPORT) and
+the same store; the kernel spreads connections across them. Rooms span processes through
+the store's pub/sub, settlement through the consumer group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import signal
+import socket
+from dataclasses import replace
+from multiprocessing.connection import Connection
+
+from .server import announce_urls, run_until_signalled
+from .settings import Settings
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _child(settings: Settings, store_url: str, ready: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    ws_sock = reuseport_socket(settings.host, settings.port)
+    http_sock = reuseport_socket(settings.host, settings.http_port)
+    ws_sock.listen(1024)
+    http_sock.listen(128)
+    ready.send(True)
+    ready.close()
+    asyncio.run(
+        run_until_signalled(
+            settings, store_url, announce=False, ws_sock=ws_sock, http_sock=http_sock
+        )
+    )
+
+
+def run_workers(settings: Settings, store_url: str) -> int:
+    """Start the workers, print the URLs once all listen, and stop them on SIGTERM/SIGINT."""
+    # Bound but not listening: reserves the ports (resolving port 0) and takes no traffic.
+    ws_hold = reuseport_socket(settings.host, settings.port)
+    http_hold = reuseport_socket(settings.host, settings.http_port)
+    settings = replace(
+        settings, port=ws_hold.getsockname()[1], http_port=http_hold.getsockname()[1]
+    )
+    ctx = mp.get_context("fork")
+    procs = []
+    for _ in range(settings.workers):
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(settings, store_url, child_end), daemon=False)
+        proc.start()
+        child_end.close()
+        if not parent_end.poll(30) or not parent_end.recv():
+            raise RuntimeError("a worker did not start")
+        procs.append(proc)
+    ws_hold.close()
+    http_hold.close()
+    host = settings.host
+    announce_urls(f"ws://{host}:{settings.port}/ws", f"http://{host}:{settings.http_port}",
+                  settings)
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop and all(p.is_alive() for p in procs):
+        for p in procs:
+            p.join(0.1)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()  # SIGTERM: each worker drains and closes with 1001
+    for p in procs:
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+    return 0 if stop else 1
