@@ -159,7 +159,7 @@ async def buy(
     digest = args_hash("buy", {"room": room.room, "product": product, "qty": qty})
     pk = ProductKeys(product)
     ref = f"{user}|{key}"
-    status, _ = await b.run(
+    status, left = await b.run(
         "reserve_stock",
         [pk.meta, pk.reservations, pk.reservation_queue],
         [ref, qty, digest, now_ms()],
@@ -181,7 +181,11 @@ async def buy(
         "seller": raw["seller"],
         "ts": now_ms(),
     }
-    ev = event("purchase", room.room, **{"from": user, "product": product, "qty": qty})
+    # ``stock`` is what this reservation left; set now, because the settlement worker may
+    # log the event from the outbox payload before this coroutine does.
+    ev = event(
+        "purchase", room.room, **{"from": user, "product": product, "qty": qty, "stock": left}
+    )
     evid = f"b:{user}:{key}"
     try:
         _, reply = await wallet.spend(
@@ -212,8 +216,7 @@ async def buy(
     except LivesrvError:
         await _finish(b, pk, ref, "cancelled")
         raise
-    stock = await _finish(b, pk, ref, "sold")
-    ev["stock"] = stock
+    await _finish(b, pk, ref, "sold")
     await log_event(b, room.room, ev, evid=evid)
     return {"order": reply["order"], "coins": reply["coins"]}
 

@@ -21,6 +21,8 @@ if coins < amount then return {'insufficient', tostring(coins)} end
 
 -- rolling-day spend window: members are "key|amount", scored by time
 local day = tonumber(redis.call('HGET', KEYS[1], 'day') or '0')
+-- the window expires after a quiet day; its running total must go with it
+if redis.call('EXISTS', KEYS[5]) == 0 then day = 0 end
 local cutoff = now - 86400000
 local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', cutoff)
 if #old > 0 then
