@@ -151,7 +151,7 @@ async def seed_demo(node: Node) -> None:
     """Seed the demo products (idempotent)."""
     admin = tokens.Identity("admin", "admin")
     for product, title, price, stock in DEMO_PRODUCTS:
-        try:
+        with contextlib.suppress(BadRequest):  # already seeded
             await shop.create(
                 node.backend,
                 admin,
@@ -162,8 +162,6 @@ async def seed_demo(node: Node) -> None:
                 stock=stock,
                 commission=None,
             )
-        except BadRequest:
-            pass  # already seeded
 
 
 # -- admin API --------------------------------------------------------------------------
@@ -172,8 +170,10 @@ async def seed_demo(node: Node) -> None:
 async def api_tokens(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request)
+    user = _arg(body, Field("user", "ident"))
+    role = _arg(body, Field("role", "ident"))
     ttl = body.get("ttl", tokens.DEFAULT_TTL)
-    token = tokens.issue(request.app[NODE].secret, body.get("user"), body.get("role"), ttl)
+    token = tokens.issue(request.app[NODE].secret, user, role, ttl)
     return web.json_response({"token": token})
 
 

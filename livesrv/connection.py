@@ -88,6 +88,7 @@ class Session:
         self.abuse = 0
         self.limited = 0
         self.cut = False
+        self._closing: asyncio.Task[None] | None = None
 
     # -- output: replies and events share one ordered, non-blocking path ---------------
 
@@ -111,6 +112,7 @@ class Session:
         self.cut = True
         task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._closing = task
 
     def reply_error(self, rid: int | str | None, exc: LivesrvError) -> None:
         self.send({"id": rid, "ok": False, "error": {"code": exc.code, "message": exc.message}})
@@ -127,6 +129,10 @@ class Session:
         except ConnectionClosed:
             pass
         finally:
+            if self._closing is not None:
+                # Our close code must go out before the handler returns (which closes 1000).
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._closing)
             metrics.connections.dec()
             if self.who is not None:
                 await self.node.hub.detach(self)
@@ -165,9 +171,9 @@ class Session:
             raise
         except Exception:
             log.exception("op %s failed", op_name)
-            exc = LivesrvError()
-            self._count(op_name, exc)
-            self.reply_error(rid, exc)
+            internal = LivesrvError()
+            self._count(op_name, internal)
+            self.reply_error(rid, internal)
             return
         self.node.metrics.ops.labels(op_name, "ok").inc()
         self.abuse = self.limited = 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from . import tokens
 from .backend import Backend
@@ -68,8 +69,8 @@ class Node:
         where = {"sock": ws_sock} if ws_sock else {"host": s.host, "port": s.port}
         self.ws_server = await serve(
             self._handler,
-            **where,  # type: ignore[arg-type]
-            subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
+            **where,
+            subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
             select_subprotocol=_select,
             process_request=_only_ws_path,
             compression=None,
@@ -133,8 +134,9 @@ class Node:
         await self.backend.close()
 
 
-def _select(connection: ServerConnection, offered: Sequence[str]) -> str | None:
-    return select_subprotocol(tuple(offered))
+def _select(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    chosen = select_subprotocol(tuple(offered))
+    return Subprotocol(chosen) if chosen else None
 
 
 def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:

@@ -80,9 +80,10 @@ class SettlementWorker:
             try:
                 await self.ensure_groups()
                 while not self.stopping:
+                    if ticks % 4 == 0:  # about once a second when idle
+                        await self.release_holds()
                     if ticks % 20 == 0:
                         await self.claim_abandoned()
-                        await self.release_holds()
                     if ticks % 200 == 0:
                         await shop.sweep(self.b)
                     ticks += 1

@@ -65,8 +65,9 @@ def run_workers(settings: Settings, store_url: str) -> int:
     ws_hold.close()
     http_hold.close()
     host = settings.host
-    announce_urls(f"ws://{host}:{settings.port}/ws", f"http://{host}:{settings.http_port}",
-                  settings)
+    announce_urls(
+        f"ws://{host}:{settings.port}/ws", f"http://{host}:{settings.http_port}", settings
+    )
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:
