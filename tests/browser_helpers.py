@@ -7,6 +7,7 @@ browser) used to act in a room while the page is looking.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -187,8 +188,9 @@ class Bystander:
 
     def __init__(self, server: DemoServer, user: str, role: str = "viewer") -> None:
         self.token = demo_login(server.http_url, user, role)["token"]
-        self.ws: ClientConnection = connect(server.ws_url, subprotocols=[SUBPROTOCOL],
-                                            open_timeout=10)
+        self._stack = contextlib.ExitStack()
+        self.ws: ClientConnection = self._stack.enter_context(
+            connect(server.ws_url, subprotocols=[SUBPROTOCOL], open_timeout=10, close_timeout=2))
         self.next_id = 0
         self.hello = self.call("hello", token=self.token)
 
@@ -208,4 +210,4 @@ class Bystander:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()

@@ -412,6 +412,8 @@ def test_restart_reconnects_and_catches_up(server: DemoServer, viewer: Page, cre
 
 def test_screenshots(viewer: Page, creator: Page, server: DemoServer, browser: Browser) -> None:
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    # A finished streak leaves the room after a few seconds.
+    expect(viewer.locator("[data-testid=streak][data-gift=rose]")).to_have_count(0)
     friend = Bystander(server, f"zoe_{RUN}")
     try:
         friend.call("join", room=ROOM)
@@ -422,13 +424,22 @@ def test_screenshots(viewer: Page, creator: Page, server: DemoServer, browser: B
         creator.get_by_role("textbox", name="Message").press("Enter")
         for _ in range(3):
             viewer.get_by_role("button", name="Like", exact=True).click()
-        rose = gift_button(viewer, "Rose")
+        hearts = gift_button(viewer, "Finger Heart")
         for _ in range(7):
-            rose.click()
+            hearts.click()
             viewer.wait_for_timeout(80)
-        expect(viewer.locator(f'[data-testid=streak][data-from="{VIEWER}"] [data-testid=streak-count]')).to_have_text("x7")
-        dismiss_toasts(viewer)
-        dismiss_toasts(creator)
+        streak = viewer.locator(f'[data-testid=streak][data-from="{VIEWER}"][data-gift=finger_heart]')
+        expect(streak.get_by_test_id("streak-count")).to_have_text("x7")
+        # The streak is one line in the feed too, counting up.
+        line = feed(viewer).locator(f'[data-kind=gift][data-gift=finger_heart][data-from="{VIEWER}"]')
+        expect(line).to_have_count(1)
+        expect(line).to_contain_text("x7")
+        creator.get_by_label("Withdraw diamonds").fill("2000")
+        creator.get_by_text("New product").click()  # fold the form away again
+        for page in (viewer, creator):
+            dismiss_toasts(page)
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.evaluate("window.scrollTo(0, 0)")
         viewer.screenshot(path=str(DOCS_IMG / "viewer.png"))
         creator.screenshot(path=str(DOCS_IMG / "creator.png"))
     finally:
@@ -443,7 +454,18 @@ def test_screenshots(viewer: Page, creator: Page, server: DemoServer, browser: B
         room.get_by_role("button", name=re.compile("^Join")).click()
         expect(phone.get_by_test_id("room-title")).to_have_text("Maya's late night studio")
         expect(phone.get_by_test_id("pinned-card")).to_be_visible()
-        expect(gift_button(phone, "Rose")).to_be_visible()
+        expect(gift_button(phone, "Rose")).to_be_attached()
+        friend = Bystander(server, f"zoe_{RUN}")
+        try:
+            friend.call("join", room=ROOM)
+            friend.call("chat", room=ROOM, text="hi from the phone crowd 📱")
+        finally:
+            friend.close()
+        phone.get_by_role("textbox", name="Message").fill("greetings from my phone")
+        phone.get_by_role("textbox", name="Message").press("Enter")
+        expect(feed(phone)).to_contain_text("greetings from my phone")
+        phone.get_by_role("button", name="Like", exact=True).click()
+        phone.evaluate("document.activeElement && document.activeElement.blur()")
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         phone.screenshot(path=str(DOCS_IMG / "viewer-phone.png"))
         assert errors.script_errors() == []

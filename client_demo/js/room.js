@@ -23,6 +23,7 @@ export class RoomView {
     this.info = null; // last join result merged with events
     this.lastSeq = new Map(); // room -> last seq applied (kept across leave/rejoin)
     this.streaks = new Map(); // "from|gift" -> {node, combo, timer}
+    this.feedStreaks = new Map(); // "from|gift" -> the feed line of the running streak
     this.bigQueue = [];
     this.bigBusy = false;
     this.listeners = new Set();
@@ -104,6 +105,7 @@ export class RoomView {
     $("#hearts").replaceChildren();
     for (const s of this.streaks.values()) clearTimeout(s.timer);
     this.streaks.clear();
+    this.feedStreaks.clear();
     this.bigQueue = [];
     $("#big-gift").hidden = true;
     this.renderHeader();
@@ -204,12 +206,27 @@ export class RoomView {
 
   on_gift(ev, fresh) {
     const count = ev.count ?? 1;
-    const item = el("li", { class: "feed-item gift", dataset: { kind: "gift", seq: ev.seq ?? "", gift: ev.gift } },
+    const key = `${ev.from}|${ev.gift}`;
+    const previous = this.feedStreaks.get(key);
+    if (ev.combo > 1 && previous?.isConnected && Number(previous.dataset.combo) < ev.combo) {
+      // The same streak goes on: one feed line that counts up, moved to the bottom.
+      previous.dataset.combo = String(ev.combo);
+      previous.dataset.seq = String(ev.seq ?? "");
+      previous.querySelector(".combo-tag").textContent = `x${ev.combo}`;
+      previous.remove();
+      this.feedPush(previous);
+    } else {
+      const item = el("li", {
+        class: "feed-item gift",
+        dataset: { kind: "gift", seq: ev.seq ?? "", gift: ev.gift, from: ev.from, combo: String(ev.combo ?? 1) },
+      },
       el("span", { class: "who", text: ev.from }),
       el("span", { class: "text" }, `sent ${giftName(ev.gift)}${count > 1 ? ` ×${count}` : ""} `,
         el("span", { class: "gift-icon", text: giftIcon(ev.gift), attrs: { "aria-hidden": "true" } })),
-      ev.combo > 1 ? el("span", { class: "combo-tag", text: `x${ev.combo}` }) : null);
-    this.feedPush(item);
+      el("span", { class: "combo-tag", text: ev.combo > 1 ? `x${ev.combo}` : "" }));
+      this.feedPush(item);
+      this.feedStreaks.set(key, item);
+    }
     if (!fresh) return;
     if ((ev.coins ?? 0) >= BIG_GIFT_COINS) this.bigGift(ev);
     else this.streak(ev);
@@ -233,15 +250,24 @@ export class RoomView {
     this.feedPush(el("li", { class: "feed-item purchase", dataset: { kind: "purchase", seq: ev.seq ?? "" } },
       el("span", { class: "who", text: ev.from }),
       el("span", { class: "text", text: `bought ${qty > 1 ? `${qty} × ` : ""}${title} 🛍️` })));
-    if (typeof ev.stock === "number") {
-      const cached = this.app.products.get(ev.product);
-      if (cached) cached.stock = ev.stock;
-      if (pinned && pinned.product === ev.product) {
-        pinned.stock = ev.stock;
-        this.renderPinned(pinned);
-      }
-      this.app.onProductStock?.(ev.product, ev.stock);
+    let stock = ev.stock;
+    if (typeof stock !== "number") {
+      // Older servers leave `stock` out: count down from what we knew.
+      const known = pinned?.product === ev.product ? pinned.stock : this.app.products.get(ev.product)?.stock;
+      stock = typeof known === "number" ? Math.max(0, known - qty) : undefined;
     }
+    if (typeof stock === "number") this.setStock(ev.product, stock);
+  }
+
+  setStock(product, stock) {
+    const cached = this.app.products.get(product);
+    if (cached) cached.stock = stock;
+    const pinned = this.info?.pinned;
+    if (pinned && pinned.product === product) {
+      pinned.stock = stock;
+      this.renderPinned(pinned);
+    }
+    this.app.onProductStock?.(product, stock);
   }
 
   on_pinned(ev) {
@@ -386,7 +412,7 @@ export class RoomView {
     const list = $("#leaderboard");
     const medals = ["🥇", "🥈", "🥉"];
     list.replaceChildren(...(top ?? []).slice(0, 10).map(([user, coins], i) => el("li",
-      { class: `leader${user === this.app.me() ? " me" : ""}`, dataset: { user } },
+      { class: `leader${user === this.app.me() ? " is-me" : ""}`, dataset: { user } },
       el("span", { class: "rank", text: medals[i] ?? `${i + 1}`, attrs: { "aria-hidden": "true" } }),
       el("span", { class: "who", text: user }),
       el("span", { class: "coins" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }),

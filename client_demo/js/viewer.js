@@ -98,7 +98,8 @@ export class ViewerControls {
       this.app.saveRoom(room);
     });
     this.renderRooms();
-    $("#chat-input").focus({ preventScroll: true });
+    // On a phone, focusing the box would pop the keyboard over the room.
+    if (window.matchMedia("(min-width: 721px)").matches) $("#chat-input").focus({ preventScroll: true });
   }
 
   async leave() {
