@@ -62,10 +62,14 @@ BENCH_ENV = {
     "LIVESRV_OPS_PER_SECOND": "1000000",
     "LIVESRV_OPS_BURST": "1000000",
     "LIVESRV_DAY_LIMIT": "1000000000",
+    # 256 KiB instead of 1 MiB per socket, so a viewer that never reads is cut within the
+    # slow-consumer run (about 6 s at 40 KB/s) instead of minutes later
+    "LIVESRV_SEND_BUFFER_LIMIT": "262144",
 }
 GIFT = "rose"
 GIFT_COUNT = 2  # 2 coins a gift: exactly 1 diamond for the creator (5000 bps), so lag is exact
 GRANT = 2_000_000
+CHAT_LEN = 400  # characters of each chat message in the slow-consumer runs
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Plan:
     fanout_drain: float
     slow_viewers: int
     slow_every: int
+    slow_chat_rate: float
+    slow_seconds: float
     conn_points: list[int]
     conn_rooms: int
     viewer_workers: int
@@ -97,7 +103,8 @@ class Plan:
             quick=False, concurrency=[1, 4, 16, 64, 256], gift_seconds=8.0, per_room=4,
             ceiling_seconds=8.0, ceiling_users=64, ceiling_depth=64, ceiling_tasks=4,
             fanout_viewers=[1000, 5000, 10000], fanout_rate=100.0, fanout_seconds=10.0,
-            fanout_drain=20.0, slow_viewers=5000, slow_every=20, conn_points=[10000, 20000],
+            fanout_drain=20.0, slow_viewers=5000, slow_every=20, slow_chat_rate=50.0,
+            slow_seconds=15.0, conn_points=[10000, 20000],
             conn_rooms=20, viewer_workers=2, gifter_workers=2, fanout_gifters=8,
             sample_every=20,
         )
@@ -108,7 +115,8 @@ class Plan:
             quick=True, concurrency=[1, 8], gift_seconds=2.5, per_room=4,
             ceiling_seconds=2.0, ceiling_users=8, ceiling_depth=32, ceiling_tasks=2,
             fanout_viewers=[200], fanout_rate=20.0, fanout_seconds=3.0, fanout_drain=8.0,
-            slow_viewers=200, slow_every=20, conn_points=[400], conn_rooms=2,
+            slow_viewers=200, slow_every=20, slow_chat_rate=20.0,
+            slow_seconds=3.0, conn_points=[400], conn_rooms=2,
             viewer_workers=2, gifter_workers=2, fanout_gifters=2, sample_every=5,
         )
 
@@ -128,8 +136,7 @@ class Pool:
             proc.start()
             self.pipes.append(parent)
             self.procs.append(proc)
-        for i in range(n):
-            self.call(i, "ping")
+        self.pids = [self.call(i, "ping")["pid"] for i in range(n)]
 
     @property
     def size(self) -> int:
@@ -154,6 +161,19 @@ class Pool:
         for i, (cmd, args) in calls.items():
             self.send(i, cmd, **args)
         return {i: self.recv(i) for i in calls}
+
+    def cpu_times(self) -> list[float]:
+        """CPU seconds (user + system) used so far by each worker."""
+        import psutil
+
+        out = []
+        for pid in self.pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                out.append(t.user + t.system)
+            except psutil.Error:
+                out.append(0.0)
+        return out
 
     def close(self) -> None:
         for i, pipe in enumerate(self.pipes):
@@ -194,21 +214,37 @@ def grant(pool: Pool, server: servers.Livesrv, users: list[str], coins: int, tag
               users=users, coins=coins, tag=tag)
 
 
-def lat_array(blobs: list[bytes]) -> Any:
-    import numpy as np
+class Dist:
+    """A sorted sample of values, with percentiles (linear interpolation, like numpy's)."""
 
+    def __init__(self, values: Any) -> None:
+        self.v = sorted(values)
+
+    def __len__(self) -> int:
+        return len(self.v)
+
+    def q(self, q: float) -> float:
+        v = self.v
+        pos = (len(v) - 1) * q / 100.0
+        lo = int(pos)
+        hi = min(lo + 1, len(v) - 1)
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+    def max(self) -> float:
+        return self.v[-1]
+
+
+def lat_array(blobs: list[bytes]) -> Dist:
     arr = array("d")
     for b in blobs:
         arr.frombytes(b)
-    return np.frombuffer(arr, dtype=np.float64) if len(arr) else np.zeros(0)
+    return Dist(arr)
 
 
-def pct(values: Any, q: float) -> float | None:
-    import numpy as np
-
+def pct(values: Dist, q: float) -> float | None:
     if len(values) == 0:
         return None
-    return round(float(np.percentile(values, q)), 2)
+    return round(values.q(q), 2)
 
 
 class Sampler:
@@ -325,27 +361,22 @@ def wait_settlement(pool: Pool, acks: dict[str, list[float]], creator_of: dict[s
                 unsettled += len(ts) - k + 1
                 break
             lags.append(max(0.0, (events[j][0] - t_ack) * 1000.0))
-    import numpy as np
-
-    arr = np.array(lags)
+    arr = Dist(lags)
     return {
         "gifts": sum(len(t) for t in acks.values()),
         "unsettled": unsettled,
         "wallet_events": sum(len(v) for v in wallets.values()),
         "lag_ms": {"p50": pct(arr, 50), "p90": pct(arr, 90), "p99": pct(arr, 99),
-                   "max": round(float(arr.max()), 2) if len(arr) else None},
+                   "max": round(arr.max(), 2) if len(arr) else None},
         "cdf": _cdf(arr),
     }
 
 
-def _cdf(arr: Any, points: int = 60) -> list[list[float]]:
-    import numpy as np
-
+def _cdf(arr: Dist, points: int = 60) -> list[list[float]]:
     if len(arr) == 0:
         return []
-    qs = np.linspace(0, 100, points)
-    return [[round(float(q), 2), round(float(v), 2)] for q, v in zip(qs, np.percentile(arr, qs),
-                                                                        strict=True)]
+    qs = [100.0 * i / (points - 1) for i in range(points)]
+    return [[round(q, 2), round(arr.q(q), 2)] for q in qs]
 
 
 # -- the store's own ceiling ---------------------------------------------------------------
@@ -434,8 +465,8 @@ class Target:
     counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1 << 30)))
 
 
-def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every: int = 0
-               ) -> dict[str, Any]:
+def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every: int = 0,
+               chat_rate: float = 0.0, seconds: float | None = None) -> dict[str, Any]:
     wait_idle(target.server)
     run_id = next(target.counter)
     room = f"fan{run_id}"
@@ -465,10 +496,12 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
     time.sleep(1.0 if plan.quick else 2.0)
     pool.call_many({w: ("viewers_reset", {}) for w in vworkers})
     start_at = time.time() + 0.3
+    load0 = pool.cpu_times()
     with Sampler(target.server, 0.25) as sampler:
-        gres = pool.call(0, "gifts_rate", start_at=start_at, duration=plan.fanout_seconds,
-                         rate=plan.fanout_rate, gift=GIFT, tag=f"f{run_id}",
-                         drain=plan.fanout_drain)
+        gres = pool.call(0, "gifts_rate", start_at=start_at,
+                         duration=seconds or plan.fanout_seconds, rate=plan.fanout_rate,
+                         gift=GIFT, tag=f"f{run_id}", drain=plan.fanout_drain,
+                         chat_rate=chat_rate, chat_len=CHAT_LEN)
         expected = gres["ok"]
         deadline = time.monotonic() + plan.fanout_drain
         while True:
@@ -477,14 +510,19 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
             if all(c >= expected for c in counts) or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
+    load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
     slow_end = None
+    cut = None
     if slow_every:
         slow_end = pool.call_many({w: ("slow_resume", {"wait": 5.0}) for w in vworkers})
+    if isinstance(target.server, servers.Livesrv):
+        cut = metric(target.server, "livesrv_slow_consumers_cut_total")
     pool.call_many({w: ("viewers_close", {}) for w in vworkers})
     pool.call(0, "gifters_close")
     pool.call(0, "creators_close")
 
     lat = lat_array([r["latencies"] for r in col.values()])
+    timeline = latency_timeline(col.values(), gres["t_first"])
     glat = lat_array([gres["latencies"]])
     e2e = end_to_end(gres["sends"], [v for r in col.values() for v in r["recv_by_from"]])
     delivered = sum(counts)
@@ -510,14 +548,20 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
         "delivery_span_s": round(span, 3),
         "event_latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
                              "max": pct(lat, 100), "samples": int(len(lat))},
+        "latency_timeline": timeline,
         "end_to_end_ms": {"p50": pct(e2e, 50), "p90": pct(e2e, 90), "p99": pct(e2e, 99),
                           "max": pct(e2e, 100), "samples": int(len(e2e))},
         "seq_gaps": sum(r["gaps"] for r in col.values()),
         "seq_dups": sum(r["dups"] for r in col.values()),
         "readers_closed": sum(r["closed_fast"] for r in col.values()),
+        "chat_rate": chat_rate, "chats_ok": gres.get("chats_ok", 0),
         "slow": {"viewers": len(slow_counts), "gifts_received_max": max(slow_counts, default=0),
                  "ended": dict(slow_codes)} if slow_every else None,
+        "slow_consumers_cut_total": cut,
         "server_cpu_s": round(sampler.cpu, 2),
+        "store_cpu_s": round(sampler.store_cpu, 2),
+        "wall_s": round(sampler.wall, 2),
+        "load_cpu_s": load_cpu,
         "server_rss_mb": {"start": round(rss[0][1] / 2**20, 1) if rss else None,
                           "max": round(max(v for _, v in rss) / 2**20, 1) if rss else None,
                           "end": round(rss[-1][1] / 2**20, 1) if rss else None},
@@ -525,20 +569,46 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
     }
 
 
+def latency_timeline(cols: Any, t0: float, step: float = 0.5) -> list[list[float]]:
+    """Event latency p50 and p99 per ``step`` seconds of the run: [[t, p50, p99, n], ...]."""
+    buckets: dict[int, list[float]] = defaultdict(list)
+    for r in cols:
+        lat, times = array("d"), array("d")
+        lat.frombytes(r["latencies"])
+        times.frombytes(r["latency_times"])
+        for v, t in zip(lat, times, strict=True):
+            buckets[int((t - t0) / step)].append(v)
+    out = []
+    for k in sorted(buckets):
+        d = Dist(buckets[k])
+        out.append([round(k * step, 2), round(d.q(50), 1), round(d.q(99), 1), len(d)])
+    return out
+
+
+def metric(server: servers.Livesrv, name: str) -> float | None:
+    """One sample's value from the server's /metrics (summed over label sets)."""
+    try:
+        text = server.metrics()
+    except OSError:
+        return None
+    total = None
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def end_to_end(sends: dict[str, list[float]], viewers: list[dict[str, list[float]]]) -> Any:
     """Gift sent -> gift event received, pairing the k-th event from a gifter with the k-th
     gift that gifter sent (requests of one connection are handled in order)."""
-    import numpy as np
-
     out: list[float] = []
     for recv in viewers:
         for user, times in recv.items():
             sent = sends.get(user)
             if not sent:
                 continue
-            n = min(len(sent), len(times))
-            out.extend((np.asarray(times[:n]) - np.asarray(sent[:n])) * 1000.0)
-    return np.asarray(out)
+            out.extend((r - t) * 1000.0 for r, t in zip(times, sent, strict=False))
+    return Dist(out)
 
 
 def wait_idle(server: servers.ServerProcess, limit: float = 0.15, timeout: float = 60.0
@@ -666,12 +736,12 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     complete = True
     fan: dict[str, Any] = {}
     for run in res.get("fanout") or []:
+        fan.setdefault(str(run["viewers"]), {})[run["server"]] = run
         if run["server"] != "livesrv":
             continue  # the baseline falls behind by design; only livesrv must be complete
         errors += run["connect_failed"] + sum(run["gift_errors"].values())
         if run["readers_complete"] != run["readers"] or run["seq_gaps"] or run["readers_closed"]:
             complete = False
-        fan.setdefault(str(run["viewers"]), {})[run["server"]] = run
     ratios = {}
     for v, pair in fan.items():
         if "livesrv" in pair and "naive" in pair and pair["naive"]["events_per_s"]:
@@ -685,10 +755,18 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     s["fanout"] = ratios
     slow = res.get("slow")
     if slow:
-        run = slow["with_slow"]
-        errors += run["connect_failed"] + sum(run["gift_errors"].values())
-        if run["readers_complete"] != run["readers"] or run["seq_gaps"] or run["readers_closed"]:
-            complete = False
+        for run in (slow["baseline"], slow["with_slow"]):
+            errors += run["connect_failed"] + sum(run["gift_errors"].values())
+            if (run["readers_complete"] != run["readers"] or run["seq_gaps"]
+                    or run["readers_closed"]):
+                complete = False
+        s["slow"] = {
+            "readers_p99_ms": [slow["baseline"]["event_latency_ms"]["p99"],
+                               slow["with_slow"]["event_latency_ms"]["p99"]],
+            "rss_max_mb": [slow["baseline"]["server_rss_mb"]["max"],
+                           slow["with_slow"]["server_rss_mb"]["max"]],
+            "slow_ended": slow["with_slow"]["slow"]["ended"],
+        }
     conns = res.get("connections") or {}
     for p in conns.get("points", []):
         errors += p["failed"]
@@ -699,12 +777,30 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+class _NoBar:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def set_description(self, what: str) -> None:
+        pass
+
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def run(plan: Plan, out: Path, *, only: set[str] | None = None, progress: bool = True
         ) -> dict[str, Any]:
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the progress bar is optional
+        tqdm = _NoBar  # type: ignore[assignment,misc]
 
     raise_nofile()
-    want = (lambda name: only is None or name in only)
+    def want(name):
+        return (only is None or name in only)
     steps = (len(plan.concurrency) * want("gifts") + want("ceiling")
              + 2 * len(plan.fanout_viewers) * want("fanout") + want("slow")
              + len(plan.conn_points) * want("connections") + 3)
@@ -747,11 +843,10 @@ def run(plan: Plan, out: Path, *, only: set[str] | None = None, progress: bool =
                     result["fanout"].append(fanout_run(pool, target, v, plan))
         if want("slow"):
             tick("slow consumers")
-            base = next((r for r in result.get("fanout", []) if r["server"] == "livesrv"
-                         and r["viewers"] == plan.slow_viewers), None)
-            if base is None:
-                base = fanout_run(pool, lsrv, plan.slow_viewers, plan)
-            with_slow = fanout_run(pool, lsrv, plan.slow_viewers, plan, slow_every=plan.slow_every)
+            base = fanout_run(pool, lsrv, plan.slow_viewers, plan, chat_rate=plan.slow_chat_rate,
+                              seconds=plan.slow_seconds)
+            with_slow = fanout_run(pool, lsrv, plan.slow_viewers, plan, slow_every=plan.slow_every,
+                                   chat_rate=plan.slow_chat_rate, seconds=plan.slow_seconds)
             result["slow"] = {"fraction": 1 / plan.slow_every, "baseline": base,
                               "with_slow": with_slow}
         tick("stopping servers")

@@ -60,6 +60,7 @@ class Client:
     __slots__ = (
         "ws", "pending", "next_id", "sample", "gifts", "events", "lat", "last_seq",
         "gaps", "dups", "last_recv", "wallet", "slow", "user", "room", "recv_by_from",
+        "lat_t",
     )
 
     def __init__(self, *, sample: bool = False, wallet: bool = False) -> None:
@@ -70,6 +71,7 @@ class Client:
         self.gifts = 0          # gift events received since the last reset
         self.events = 0         # decoded events of any kind (sampled clients only)
         self.lat: array[float] | None = array("d") if sample else None
+        self.lat_t: array[float] = array("d")  # receive time of each latency sample
         # sampled viewers keep each gift event's receive time by sender, to pair the k-th
         # event from a gifter with the k-th gift that gifter sent (end-to-end latency)
         self.recv_by_from: dict[str, list[float]] = {}
@@ -117,6 +119,7 @@ class Client:
                 if self.lat is not None:
                     if "ts" in m:
                         self.lat.append(now * 1000.0 - m["ts"])
+                        self.lat_t.append(now)
                     sender = m.get("from", "")
                     times = self.recv_by_from.get(sender)
                     if times is None:
@@ -167,11 +170,21 @@ class Client:
             raise OpError(op, str(err.get("code")), str(err.get("message", "")))
         return reply
 
+    def total_gifts(self) -> int:
+        return self.gifts + (self.ws.counted if self.ws is not None else 0)
+
+    def last_gift(self) -> float:
+        return max(self.last_recv, self.ws.last_count if self.ws is not None else 0.0)
+
     def reset(self) -> None:
+        if self.ws is not None:
+            self.ws.counted = 0
+            self.ws.last_count = 0.0
         self.gifts = 0
         self.events = 0
         if self.lat is not None:
             self.lat = array("d")
+        self.lat_t = array("d")
         self.recv_by_from = {}
         self.gaps = 0
         self.dups = 0
@@ -280,12 +293,19 @@ class Worker:
         async with aiohttp.ClientSession(headers=headers) as session:
 
             async def one(user: str) -> None:
-                async with sem, session.post(
-                    f"{http_url}/api/users/{user}/grant",
-                    json={"coins": coins, "key": f"bench-{tag}-{user}", "reason": "benchmark"},
-                ) as resp:
-                    if resp.status != 200:
-                        raise RuntimeError(f"grant {user}: {resp.status} {await resp.text()}")
+                body = {"coins": coins, "key": f"bench-{tag}-{user}", "reason": "benchmark"}
+                async with sem:
+                    for attempt in range(5):  # 503 unavailable: retry with the same key
+                        async with session.post(
+                            f"{http_url}/api/users/{user}/grant", json=body
+                        ) as resp:
+                            if resp.status == 200:
+                                return
+                            if resp.status != 503 or attempt == 4:
+                                raise RuntimeError(
+                                    f"grant {user}: {resp.status} {await resp.text()}"
+                                )
+                        await asyncio.sleep(0.2 * (attempt + 1))
 
             await asyncio.gather(*(one(u) for u in users))
         return {"granted": len(users)}
@@ -334,7 +354,9 @@ class Worker:
                     if room:
                         await client.request("join", room=room)
                         client.room = room
-                except (OSError, asyncio.TimeoutError, OpError, ConnectionError) as exc:
+                        if not sample and not slow and client.ws is not None:
+                            client.ws.count_pattern = GIFT_PATTERNS[0]
+                except (TimeoutError, OSError, OpError, ConnectionError) as exc:
                     failures[type(exc).__name__ + ":" + str(getattr(exc, "code", ""))] += 1
                     return
             client.slow = slow
@@ -359,20 +381,23 @@ class Worker:
     async def cmd_viewers_collect(self) -> dict[str, Any]:
         fast = [v for v in self.viewers if not v.slow]
         lat = array("d")
+        lat_t = array("d")
         for v in fast:
             if v.lat is not None:
                 lat.extend(v.lat)
+                lat_t.extend(v.lat_t)
         closed = Counter(
             str(v.ws.close_code) for v in self.viewers if v.ws is not None and v.ws.close_code
         )
         return {
-            "gift_counts": [v.gifts for v in fast],
-            "slow_gift_counts": [v.gifts for v in self.viewers if v.slow],
+            "gift_counts": [v.total_gifts() for v in fast],
+            "slow_gift_counts": [v.total_gifts() for v in self.viewers if v.slow],
             "latencies": lat.tobytes(),
+            "latency_times": lat_t.tobytes(),
             "recv_by_from": [v.recv_by_from for v in fast if v.sample],
             "gaps": sum(v.gaps for v in fast),
             "dups": sum(v.dups for v in fast),
-            "last_recv": max((v.last_recv for v in fast), default=0.0),
+            "last_recv": max((v.last_gift() for v in fast), default=0.0),
             "closed": dict(closed),
             "closed_fast": sum(1 for v in fast if v.ws is not None and v.ws.close_code),
         }
@@ -450,7 +475,7 @@ class Worker:
                 _, fut = g.send_op("gift", template % (rid, rid))
                 try:
                     reply = await asyncio.wait_for(fut, 30.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     g.pending.pop(rid, None)
                     errors["timeout"] += 1
                     continue
@@ -483,9 +508,19 @@ class Worker:
 
     async def cmd_gifts_rate(
         self, start_at: float, duration: float, rate: float, gift: str = "rose",
-        tag: str = "r", drain: float = 30.0,
+        tag: str = "r", drain: float = 30.0, chat_rate: float = 0.0, chat_len: int = 400,
     ) -> dict[str, Any]:
-        """Open loop: gifts at a fixed total rate, round-robin over this worker's gifters."""
+        """Open loop: gifts at a fixed total rate, round-robin over this worker's gifters.
+
+        With ``chat_rate``, the gifters also send chat messages of ``chat_len`` characters
+        at that rate (more bytes per viewer, for the slow-consumer runs).
+        """
+        chat_task = None
+        chats: list[asyncio.Future[dict[str, Any]]] = []
+        if chat_rate > 0:
+            chat_task = asyncio.ensure_future(
+                self._chat_rate(start_at, duration, chat_rate, chat_len, chats)
+            )
         lat = array("d")
         errors: Counter[str] = Counter()
         futs: list[tuple[asyncio.Future[dict[str, Any]], float]] = []
@@ -516,8 +551,18 @@ class Worker:
             )
             futs.append((fut, t0))
         t_last = time.time()
-        if futs:
-            await asyncio.wait([f for f, _ in futs], timeout=drain)
+        if chat_task is not None:
+            await chat_task
+        if futs or chats:
+            await asyncio.wait([f for f, _ in futs] + chats, timeout=drain)
+        chats_ok = 0
+        for fut in chats:
+            if not fut.done():
+                errors["chat timeout"] += 1
+            elif fut.result().get("ok"):
+                chats_ok += 1
+            else:
+                errors["chat " + str((fut.result().get("error") or {}).get("code"))] += 1
         for fut, t0 in futs:
             if not fut.done():
                 errors["timeout"] += 1
@@ -533,6 +578,7 @@ class Worker:
             "errors": dict(errors),
             "latencies": lat.tobytes(),
             "sends": sends,
+            "chats_ok": chats_ok,
             "t_first": t_first,
             "t_last_sent": t_last,
         }
@@ -625,6 +671,19 @@ class Worker:
         failed = sum(errors.values())
         return {"ok": ok - failed // max(calls_per_gift, 1), "errors": dict(errors),
                 "t_begin": t_begin, "t_end": t_end}
+
+    async def _chat_rate(self, start_at: float, duration: float, rate: float, length: int,
+                         out: list[asyncio.Future[dict[str, Any]]]) -> None:
+        text = ("lorem ipsum dolor sit amet " * (length // 27 + 1))[:length]
+        total = int(rate * duration)
+        for n in range(total):
+            wait = start_at + n / rate - time.time()
+            if wait > 0.001:
+                await asyncio.sleep(wait)
+            g = self.gifters[n % len(self.gifters)]
+            rid = g.new_id()
+            payload = orjson.dumps({"id": rid, "op": "chat", "room": g.room, "text": text})
+            out.append(g.send_op("chat", payload)[1])
 
     async def cmd_close_all(self) -> dict[str, Any]:
         for group in (self.viewers, self.gifters, self.creators):

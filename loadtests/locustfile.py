@@ -29,6 +29,7 @@ monkey-patching); one reader greenlet per connection matches replies to requests
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -182,10 +183,8 @@ class LivesrvSocket:
 
     def close(self) -> None:
         self.closing = True
-        try:
+        with contextlib.suppress(Exception):
             self.ws.close()
-        except Exception:
-            pass
         self.reader.kill(block=False)
 
 

@@ -47,7 +47,7 @@ class Room:
         event["room"] = self.name
         event["seq"] = self.seq
         event["ts"] = int(time.time() * 1000)
-        frame = json.dumps(event)
+        frame = json.dumps(event, separators=(",", ":"))
         for ws in list(self.viewers):
             try:
                 await ws.send(frame)
@@ -113,14 +113,14 @@ async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
                     event = _event(op, msg, user, room)
                     if op == "gift":
                         reply.update(coins=10**9, combo=event["combo"])
-                    await ws.send(json.dumps(reply))
+                    await ws.send(json.dumps(reply, separators=(",", ":")))
                     await room.publish(event)
                     continue
             elif op == "wallet":
                 reply.update(coins=10**9, diamonds=0)
             else:
                 reply = _error(rid, "bad_request")
-            await ws.send(json.dumps(reply))
+            await ws.send(json.dumps(reply, separators=(",", ":")))
     except ConnectionClosed:
         pass
     finally:

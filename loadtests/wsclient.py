@@ -18,6 +18,7 @@ import base64
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 
 OP_CONT = 0x0
@@ -62,6 +63,9 @@ class WSClient(asyncio.Protocol):
         "_frag",
         "_request",
         "subprotocol",
+        "count_pattern",
+        "counted",
+        "last_count",
     )
 
     def __init__(self, request: bytes, on_message: MessageHandler | None = None) -> None:
@@ -76,6 +80,11 @@ class WSClient(asyncio.Protocol):
         self._frag: bytearray | None = None
         self._request = request
         self.subprotocol: str | None = None
+        # counting mode: when set, complete data messages are not handed to on_message;
+        # occurrences of this pattern are counted in place (no copy) instead
+        self.count_pattern: bytes | None = None
+        self.counted = 0
+        self.last_count = 0.0
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -128,9 +137,15 @@ class WSClient(asyncio.Protocol):
             if end > size:
                 break
             opcode = b0 & 0x0F
-            payload = bytes(buf[start:end])
             pos = end
-            if opcode == OP_TEXT or opcode == OP_BINARY:
+            if self.count_pattern is not None and b0 & 0x80 and opcode in (OP_TEXT, OP_BINARY):
+                n = buf.count(self.count_pattern, start, end)
+                if n:
+                    self.counted += n
+                    self.last_count = time.time()
+                continue
+            payload = bytes(buf[start:end])
+            if opcode in (OP_TEXT, OP_BINARY):
                 if b0 & 0x80:
                     if self.on_message is not None:
                         self.on_message(payload)
