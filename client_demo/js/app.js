@@ -4,7 +4,7 @@ import { LiveClient } from "./client.js";
 import { RoomView } from "./room.js";
 import { ViewerControls } from "./viewer.js";
 import { CreatorControls } from "./creator.js";
-import { $, fmt, showError, toast } from "./ui.js";
+import { $, setCount, showError, toast } from "./ui.js";
 
 const SESSION_KEY = "livesrv.demo.session";
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -211,8 +211,8 @@ class App {
   onWallet(wallet) {
     if (typeof wallet.coins === "number") {
       this.coins = wallet.coins;
-      $("#coin-balance").textContent = fmt(wallet.coins);
-      $("#wallet-coins").textContent = fmt(wallet.coins);
+      setCount($("#coin-balance"), wallet.coins);
+      setCount($("#wallet-coins"), wallet.coins);
     }
     this.creator.renderWallet(wallet);
   }

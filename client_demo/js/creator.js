@@ -1,7 +1,7 @@
 // The creator's controls: going live and ending the LIVE, subscriber-only
 // chat, subscription price, products and pinning, earnings and withdrawals.
 
-import { $, el, fmt, dollars, diamondsToCents, newKey, toast, withBusy, showError } from "./ui.js";
+import { $, el, fmt, dollars, diamondsToCents, newKey, setCount, toast, withBusy, showError } from "./ui.js";
 
 const WALLET_POLL_MS = 10000;
 
@@ -224,10 +224,10 @@ export class CreatorControls {
 
   renderWallet(wallet) {
     if (typeof wallet.diamonds === "number") {
-      $("#diamonds-available").textContent = fmt(wallet.diamonds);
+      setCount($("#diamonds-available"), wallet.diamonds);
       $("#diamonds-cash").textContent = `≈ ${dollars(diamondsToCents(wallet.diamonds))} to withdraw`;
     }
-    if (typeof wallet.pending === "number") $("#diamonds-pending").textContent = fmt(wallet.pending);
+    if (typeof wallet.pending === "number") setCount($("#diamonds-pending"), wallet.pending);
   }
 
   async withdraw() {

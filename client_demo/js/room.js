@@ -84,6 +84,27 @@ export class RoomView {
     }
   }
 
+  /**
+   * Ask for the events missed after a seq gap. Returns false when the event
+   * should be applied anyway (a resync just ran and the gap is still there).
+   */
+  resync(room) {
+    if (this.resyncing) return true;
+    const now = Date.now();
+    if (now - (this.lastResync ?? 0) < 5000) {
+      console.warn("livesrv: seq gap again right after a resync; going on");
+      return false;
+    }
+    this.lastResync = now;
+    this.resyncing = true;
+    this.join(room, { catchUp: true })
+      .catch((error) => showError(error, "Catching up"))
+      .finally(() => {
+        this.resyncing = false;
+      });
+    return true;
+  }
+
   async leave() {
     const room = this.room;
     if (!room) return;
@@ -121,8 +142,9 @@ export class RoomView {
       // A fresh join starts at the room's current seq: older events are history.
       this.lastSeq.set(room, Math.max(known ?? 0, reply.seq ?? 0));
     } else if (reply.gap) {
-      // The log no longer holds everything we missed: show that, then go on live.
-      this.lastSeq.set(room, Math.max(known ?? 0, reply.seq ?? 0));
+      // The log no longer holds everything we missed: the replay that follows
+      // starts later than our last seq. Accept that jump once, and say so.
+      this.allowJump = room;
       this.feedSystem("Some activity while you were away could not be replayed.");
     }
     const previous = this.info ?? {};
@@ -187,6 +209,12 @@ export class RoomView {
     if (typeof ev.seq === "number") {
       const last = this.lastSeq.get(ev.room);
       if (last !== undefined && ev.seq <= last) return false; // already applied (replay overlap)
+      if (last !== undefined && ev.seq > last + 1 && this.allowJump !== ev.room) {
+        // Seqs grow by exactly one: we missed something. Fetch it with `join since`;
+        // this event comes again in that replay.
+        if (this.resync(ev.room)) return false;
+      }
+      this.allowJump = null;
       this.lastSeq.set(ev.room, ev.seq);
     }
     const fresh = !ev.ts || Date.now() - ev.ts < STALE_EVENT_MS;

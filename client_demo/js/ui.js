@@ -31,6 +31,24 @@ export const $$ = (selector, root = document) => [...root.querySelectorAll(selec
 const integer = new Intl.NumberFormat("en-US");
 export const fmt = (n) => integer.format(Number(n) || 0);
 
+/**
+ * Show a new count in `node`; when it went up, float a "+N" next to it so a
+ * person notices (diamonds arriving, coins bought).
+ */
+export function setCount(node, value) {
+  const next = Number(value) || 0;
+  const before = node.dataset.value === undefined ? null : Number(node.dataset.value);
+  node.dataset.value = String(next);
+  node.textContent = fmt(next);
+  if (before === null || next <= before) return;
+  const parent = node.parentElement;
+  if (!parent) return;
+  parent.classList.add("has-delta");
+  const delta = el("span", { class: "delta", text: `+${fmt(next - before)}`, attrs: { "aria-hidden": "true" } });
+  delta.addEventListener("animationend", () => delta.remove());
+  parent.append(delta);
+}
+
 const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
 export const dollars = (cents) => money.format((Number(cents) || 0) / 100);
 

@@ -15,7 +15,13 @@ export class ViewerControls {
     $("#leave-btn").addEventListener("click", () => this.leave());
     $("#back-btn").addEventListener("click", () => this.leave());
     $("#subscribe-btn").addEventListener("click", (e) => this.subscribe(e.currentTarget));
-    roomView.onChange((info) => this.renderSubscription(info));
+    roomView.onChange((info) => {
+      this.renderSubscription(info);
+      // A room that opened or closed changes the list of live rooms.
+      const live = info ? Boolean(info.live) : null;
+      if (this.wasLive !== undefined && live !== this.wasLive && this.client?.ready) this.refreshRooms(null, true);
+      this.wasLive = live;
+    });
   }
 
   get client() {
