@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 SUBPROTOCOL = "livesrv.v1.json"
 CHROMIUM_ARGS = [
@@ -89,10 +90,14 @@ class DemoServer:
             *livesrv_command(),
             "serve",
             "--demo",
-            "--host", "127.0.0.1",
-            "--port", str(ws_port),
-            "--http-port", str(http_port),
-            "--data-dir", str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ws_port),
+            "--http-port",
+            str(http_port),
+            "--data-dir",
+            str(self.data_dir),
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
@@ -115,7 +120,8 @@ class DemoServer:
             if not line:
                 if self.proc.poll() is not None:
                     raise RuntimeError(
-                        f"livesrv exited with {self.proc.returncode}:\n" + "".join(lines))
+                        f"livesrv exited with {self.proc.returncode}:\n" + "".join(lines)
+                    )
                 continue
             lines.append(line)
             if not ws_url and (m := _WS_RE.search(line)):
@@ -190,7 +196,13 @@ class Bystander:
         self.token = demo_login(server.http_url, user, role)["token"]
         self._stack = contextlib.ExitStack()
         self.ws: ClientConnection = self._stack.enter_context(
-            connect(server.ws_url, subprotocols=[SUBPROTOCOL], open_timeout=10, close_timeout=2))
+            connect(
+                server.ws_url,
+                subprotocols=[Subprotocol(SUBPROTOCOL)],
+                open_timeout=10,
+                close_timeout=2,
+            )
+        )
         self.next_id = 0
         self.hello = self.call("hello", token=self.token)
 

@@ -12,6 +12,8 @@ share the server and the two pages. Every assertion is on what a person sees.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -23,40 +25,40 @@ pytest.importorskip("playwright.sync_api")
 
 from playwright.sync_api import (  # noqa: E402
     Browser,
+    ConsoleMessage,
+    Locator,
     Page,
     Playwright,
+    ViewportSize,
+    WebSocketRoute,
     expect,
     sync_playwright,
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # noqa: E402
 
-try:
-    from tests.browser_helpers import (  # noqa: E402
-        CHROMIUM_ARGS,
-        TIME_SCALE,
-        Bystander,
-        DemoServer,
-        chromium_path,
-    )
-except ImportError:  # tests/ is not a package
-    from browser_helpers import (  # type: ignore[no-redef]  # noqa: E402
-        CHROMIUM_ARGS,
-        TIME_SCALE,
-        Bystander,
-        DemoServer,
-        chromium_path,
-    )
+from tests.browser_helpers import (  # noqa: E402
+    CHROMIUM_ARGS,
+    TIME_SCALE,
+    Bystander,
+    DemoServer,
+    chromium_path,
+)
 
 CHROMIUM = chromium_path()
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
+    ),
     pytest.mark.timeout(int(90 * TIME_SCALE)),
 ]
 
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+# Screenshots go to docs/img/ (the README shows them) only when asked, so that a
+# test run leaves the working tree clean: LIVESRV_UPDATE_SCREENSHOTS=1 pytest ...
+UPDATE_SCREENSHOTS = os.environ.get("LIVESRV_UPDATE_SCREENSHOTS") == "1"
 WAIT_MS = int(15_000 * TIME_SCALE)
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1440, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 RUN = uuid.uuid4().hex[:6]
 CREATOR = f"maya_{RUN}"
@@ -102,14 +104,24 @@ class PageErrors:
     def __init__(self, page: Page) -> None:
         self.errors: list[str] = []
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        page.on("console", self._console)
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            self.errors.append(f"console: {msg.text}")
 
     def script_errors(self) -> list[str]:
         # A WebSocket refused while the server restarts is expected, not a bug.
-        return [e for e in self.errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e]
+        expected = ("WebSocket", "ERR_CONNECTION_REFUSED")
+        return [e for e in self.errors if not any(x in e for x in expected)]
 
 
-def open_page(browser: Browser, server: DemoServer, viewport: dict[str, int]) -> tuple[Page, PageErrors]:
+PAGE_ERRORS: dict[Page, PageErrors] = {}
+
+
+def open_page(
+    browser: Browser, server: DemoServer, viewport: ViewportSize
+) -> tuple[Page, PageErrors]:
     context = browser.new_context(viewport=viewport, base_url=server.http_url)
     page = context.new_page()
     errors = PageErrors(page)
@@ -128,7 +140,7 @@ def log_in(page: Page, user: str, role: str) -> None:
 @pytest.fixture(scope="module")
 def creator(browser: Browser, server: DemoServer) -> Iterator[Page]:
     page, errors = open_page(browser, server, DESKTOP)
-    page.errors = errors  # type: ignore[attr-defined]
+    PAGE_ERRORS[page] = errors
     yield page
     page.context.close()
 
@@ -136,7 +148,7 @@ def creator(browser: Browser, server: DemoServer) -> Iterator[Page]:
 @pytest.fixture(scope="module")
 def viewer(browser: Browser, server: DemoServer) -> Iterator[Page]:
     page, errors = open_page(browser, server, DESKTOP)
-    page.errors = errors  # type: ignore[attr-defined]
+    PAGE_ERRORS[page] = errors
     yield page
     page.context.close()
 
@@ -155,7 +167,7 @@ def diagnostics(request: pytest.FixtureRequest, server: DemoServer) -> Iterator[
         except PlaywrightTimeoutError:
             continue
         print(f"--- {name}: status={status!r} toasts={toasts!r}")
-        print(f"    errors={page.errors.errors!r}")  # type: ignore[attr-defined]
+        print(f"    errors={PAGE_ERRORS[page].errors!r}")
     print("--- server log tail:\n" + server.log_tail(30))
 
 
@@ -163,11 +175,15 @@ def coins(page: Page) -> int:
     return number(page.get_by_test_id("coin-balance").inner_text())
 
 
-def feed(page: Page):  # noqa: ANN201
+def feed(page: Page) -> Locator:
     return page.get_by_test_id("feed")
 
 
-def error_toast(page: Page):  # noqa: ANN201
+def chat_line(page: Page, text: str) -> Locator:
+    return feed(page).locator("[data-kind=chat]").filter(has_text=text)
+
+
+def error_toast(page: Page) -> Locator:
     return page.get_by_test_id("toast-error")
 
 
@@ -176,13 +192,11 @@ def dismiss_toasts(page: Page) -> None:
     for _ in range(10):
         if not close.count():
             return
-        try:
+        with contextlib.suppress(PlaywrightTimeoutError):  # it may go away by itself
             close.first.click(timeout=2000)
-        except PlaywrightTimeoutError:
-            pass  # it timed out and went away by itself
 
 
-def gift_button(page: Page, label: str):  # noqa: ANN201
+def gift_button(page: Page, label: str) -> Locator:
     return page.get_by_role("button", name=re.compile(rf"^Send {re.escape(label)} for"))
 
 
@@ -269,7 +283,9 @@ def test_rose_streak_is_one_growing_counter(viewer: Page, creator: Page) -> None
     creator_streak = creator.locator(f'[data-testid=streak][data-from="{VIEWER}"][data-gift=rose]')
     expect(creator_streak.get_by_test_id("streak-count")).to_have_text("x5")
     expect(creator_streak).to_have_count(1)
-    expect(feed(creator).locator("[data-kind=gift]").filter(has_text="Rose").first).to_contain_text(VIEWER)
+    expect(feed(creator).locator("[data-kind=gift]").filter(has_text="Rose").first).to_contain_text(
+        VIEWER
+    )
     # Top gifters on both sides.
     expect(creator.get_by_test_id("leaderboard")).to_contain_text(VIEWER)
     expect(viewer.get_by_test_id("leaderboard").locator("li").first).to_contain_text("5")
@@ -369,7 +385,7 @@ def test_restart_reconnects_and_catches_up(server: DemoServer, viewer: Page, cre
     # the page has to fetch what it missed with `join since`.
     hold = {"on": True}
 
-    def route(ws) -> None:  # noqa: ANN001
+    def route(ws: WebSocketRoute) -> None:
         if hold["on"]:
             ws.close()
         else:
@@ -393,7 +409,7 @@ def test_restart_reconnects_and_catches_up(server: DemoServer, viewer: Page, cre
         hold["on"] = False
         for page in (viewer, creator):
             expect(page.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
-            missed = feed(page).locator("[data-kind=chat]").filter(has_text="you missed this while offline")
+            missed = chat_line(page, "you missed this while offline")
             expect(missed).to_have_count(1)
             expect(missed).to_contain_text(f"zoe_{RUN}")
         # Nothing already seen is shown twice.
@@ -401,7 +417,7 @@ def test_restart_reconnects_and_catches_up(server: DemoServer, viewer: Page, cre
         # Live again: the creator's chat reaches the viewer, the viewer's likes reach the creator.
         creator.get_by_role("textbox", name="Message").fill("welcome back everyone")
         creator.get_by_role("textbox", name="Message").press("Enter")
-        expect(feed(viewer).locator("[data-kind=chat]").filter(has_text="welcome back everyone")).to_have_count(1)
+        expect(chat_line(viewer, "welcome back everyone")).to_have_count(1)
         # Money still works on the new process (fresh idempotency key per click).
         balance = coins(viewer)
         gift_button(viewer, "Rose").click()
@@ -410,8 +426,18 @@ def test_restart_reconnects_and_catches_up(server: DemoServer, viewer: Page, cre
         friend.close()
 
 
-def test_screenshots(viewer: Page, creator: Page, server: DemoServer, browser: Browser) -> None:
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/img/ when updating them, else a temporary dir."""
+    if UPDATE_SCREENSHOTS:
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        return DOCS_IMG
+    return tmp_path
+
+
+def test_screenshots(
+    viewer: Page, creator: Page, server: DemoServer, browser: Browser, shots: Path
+) -> None:
     # A finished streak leaves the room after a few seconds.
     expect(viewer.locator("[data-testid=streak][data-gift=rose]")).to_have_count(0)
     friend = Bystander(server, f"zoe_{RUN}")
@@ -428,10 +454,11 @@ def test_screenshots(viewer: Page, creator: Page, server: DemoServer, browser: B
         for _ in range(7):
             hearts.click()
             viewer.wait_for_timeout(80)
-        streak = viewer.locator(f'[data-testid=streak][data-from="{VIEWER}"][data-gift=finger_heart]')
+        who = f'[data-from="{VIEWER}"][data-gift=finger_heart]'
+        streak = viewer.locator(f"[data-testid=streak]{who}")
         expect(streak.get_by_test_id("streak-count")).to_have_text("x7")
         # The streak is one line in the feed too, counting up.
-        line = feed(viewer).locator(f'[data-kind=gift][data-gift=finger_heart][data-from="{VIEWER}"]')
+        line = feed(viewer).locator(f"[data-kind=gift]{who}")
         expect(line).to_have_count(1)
         expect(line).to_contain_text("x7")
         creator.get_by_label("Withdraw diamonds").fill("2000")
@@ -440,8 +467,8 @@ def test_screenshots(viewer: Page, creator: Page, server: DemoServer, browser: B
             dismiss_toasts(page)
             page.evaluate("document.activeElement && document.activeElement.blur()")
             page.evaluate("window.scrollTo(0, 0)")
-        viewer.screenshot(path=str(DOCS_IMG / "viewer.png"))
-        creator.screenshot(path=str(DOCS_IMG / "creator.png"))
+        viewer.screenshot(path=str(shots / "viewer.png"))
+        creator.screenshot(path=str(shots / "creator.png"))
     finally:
         friend.close()
 
@@ -467,12 +494,14 @@ def test_screenshots(viewer: Page, creator: Page, server: DemoServer, browser: B
         phone.get_by_role("button", name="Like", exact=True).click()
         phone.evaluate("document.activeElement && document.activeElement.blur()")
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        phone.screenshot(path=str(DOCS_IMG / "viewer-phone.png"))
+        phone.screenshot(path=str(shots / "viewer-phone.png"))
         assert errors.script_errors() == []
     finally:
         phone.context.close()
+    for name in ("viewer.png", "creator.png", "viewer-phone.png"):
+        assert (shots / name).stat().st_size > 10_000, name
 
 
 def test_no_script_errors(viewer: Page, creator: Page) -> None:
-    assert viewer.errors.script_errors() == []  # type: ignore[attr-defined]
-    assert creator.errors.script_errors() == []  # type: ignore[attr-defined]
+    assert PAGE_ERRORS[viewer].script_errors() == []
+    assert PAGE_ERRORS[creator].script_errors() == []
