@@ -51,7 +51,7 @@ if __package__ in (None, ""):  # run as a file: python loadtests/bench.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "loadtests"  # noqa: A001
 
-from loadtests import servers  # noqa: E402
+from loadtests import profiling, servers  # noqa: E402
 from loadtests.loadworker import raise_nofile, worker_main  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -247,11 +247,22 @@ def pct(values: Dist, q: float) -> float | None:
     return round(values.q(q), 2)
 
 
-class Sampler:
-    """Samples a server's RSS (and CPU seconds) every ``interval`` s in a thread."""
+PROFILE_DIR: Path | None = None  # set by --profile: py-spy records every measured phase
 
-    def __init__(self, server: servers.ServerProcess, interval: float = 0.5) -> None:
+
+class Sampler:
+    """Samples a server's RSS (and CPU seconds) every ``interval`` s in a thread.
+
+    With ``--profile``, also records the server with py-spy for the same span and keeps
+    a flame graph (SVG) and a summary of the hottest functions.
+    """
+
+    def __init__(self, server: servers.ServerProcess, interval: float = 0.5,
+                 name: str | None = None) -> None:
         self.server = server
+        self.name = name
+        self.profile: dict[str, Any] | None = None
+        self._spy: Any = None
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
@@ -264,6 +275,8 @@ class Sampler:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Sampler:
+        if PROFILE_DIR is not None and self.name and isinstance(self.server, servers.Livesrv):
+            self._spy = profiling.start(self.server.pid, PROFILE_DIR / self.name)
         self.cpu0 = self.server.cpu_times()
         self.store0 = self.server.store_cpu_times()
         self.t0 = time.monotonic()
@@ -276,6 +289,8 @@ class Sampler:
         self.cpu = self.server.cpu_times() - self.cpu0
         self.store_cpu = self.server.store_cpu_times() - self.store0
         self.wall = time.monotonic() - self.t0
+        if self._spy is not None:
+            self.profile = profiling.stop(self._spy)
 
 
 # -- gifts: throughput, latency, settlement ---------------------------------------------
@@ -301,7 +316,7 @@ def gift_levels(pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[
                         if chunk})
         pool.call(0, "reset_wallets")
         start_at = time.time() + 0.5
-        with Sampler(server) as sampler:
+        with Sampler(server, name=f"gifts-c{c}") as sampler:
             res = pool.call_many({
                 w: ("gifts_closed_loop", {"start_at": start_at, "duration": plan.gift_seconds,
                                           "gift": GIFT, "count": GIFT_COUNT,
@@ -327,6 +342,7 @@ def gift_levels(pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[
             "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
             "server_cpu_s": round(sampler.cpu, 2),
             "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
+            "profile": sampler.profile,
             "settlement": settle,
         })
         pool.call_many({w: ("gifters_close", {}) for w in gworkers})
@@ -497,7 +513,8 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
     pool.call_many({w: ("viewers_reset", {}) for w in vworkers})
     start_at = time.time() + 0.3
     load0 = pool.cpu_times()
-    with Sampler(target.server, 0.25) as sampler:
+    name = f"fanout-{target.kind}-{viewers}" + (f"-slow{slow_every}" if slow_every else "")
+    with Sampler(target.server, 0.25, name=name) as sampler:
         gres = pool.call(0, "gifts_rate", start_at=start_at,
                          duration=seconds or plan.fanout_seconds, rate=plan.fanout_rate,
                          gift=GIFT, tag=f"f{run_id}", drain=plan.fanout_drain,
@@ -549,6 +566,7 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
         "event_latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
                              "max": pct(lat, 100), "samples": int(len(lat))},
         "latency_timeline": timeline,
+        "profile": sampler.profile,
         "end_to_end_ms": {"p50": pct(e2e, 50), "p90": pct(e2e, 90), "p99": pct(e2e, 99),
                           "max": pct(e2e, 100), "samples": int(len(e2e))},
         "seq_gaps": sum(r["gaps"] for r in col.values()),
@@ -886,6 +904,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None, help="fan-out gifts per second")
     parser.add_argument("--concurrency", default="", help="gift concurrency levels, e.g. 1,16")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="record each measured phase of livesrv with py-spy into DIR")
     args = parser.parse_args(argv)
     plan = Plan.quick_plan() if args.quick else Plan.full()
     if args.viewers:
@@ -895,6 +915,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency:
         plan.concurrency = [int(v) for v in args.concurrency.split(",")]
     only = {o.strip() for o in args.only.split(",") if o.strip()} or None
+    if args.profile is not None:
+        global PROFILE_DIR
+        PROFILE_DIR = args.profile
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     result = run(plan, args.out, only=only, progress=not args.no_progress)
     print(json.dumps(result["summary"], indent=1))
     s = result["summary"]

@@ -1,0 +1,63 @@
+"""The benchmark harness in --quick mode: it runs end to end with zero errors and every
+event delivered. Speed is not asserted here (that is what the full run is for)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytest.importorskip("psutil")
+pytest.importorskip("aiohttp")
+
+
+@pytest.mark.timeout(170)
+def test_bench_quick_runs_clean(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench", "--quick", "--no-progress",
+         "--out", str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=160,
+    )
+    out = tmp_path / "bench-quick.json"
+    assert out.exists(), f"no result file\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert summary["errors"] == 0, json.dumps(summary, indent=1)
+    assert summary["delivery_complete"], json.dumps(summary, indent=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # gifts: every level sent some, none failed, every gift was settled
+    assert result["gifts"], "no gift level ran"
+    for level in result["gifts"]:
+        assert level["ok"] > 0
+        assert level["errors"] == {}
+        assert level["settlement"]["unsettled"] == 0, level["settlement"]
+    assert result["ceiling"].get("ok", 0) > 0, result["ceiling"]
+    assert result["ceiling"]["errors"] == {}
+
+    # fan-out: every reader of livesrv got every gift event, in order, none cut
+    livesrv_runs = [r for r in result["fanout"] if r["server"] == "livesrv"]
+    assert livesrv_runs and any(r["server"] == "naive" for r in result["fanout"])
+    slow = result["slow"]
+    for run in [*livesrv_runs, slow["baseline"], slow["with_slow"]]:
+        assert run["connected"] == run["viewers"]
+        assert run["gifts_ok"] == run["gifts_sent"]
+        assert run["readers_complete"] == run["readers"]
+        assert run["events_delivered"] == run["events_expected"]
+        assert run["seq_gaps"] == 0 and run["seq_dups"] == 0
+        assert run["readers_closed"] == 0
+        assert run["event_latency_ms"]["samples"] > 0
+    assert slow["with_slow"]["slow"]["viewers"] > 0
+
+    # idle connections were all accepted and measured
+    for point in result["connections"]["points"]:
+        assert point["failed"] == 0
+        assert point["kib_per_connection"] > 0
