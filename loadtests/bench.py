@@ -100,24 +100,55 @@ class Plan:
     @classmethod
     def full(cls) -> Plan:
         return cls(
-            quick=False, concurrency=[1, 4, 16, 64, 256], gift_seconds=8.0, per_room=4,
-            ceiling_seconds=8.0, ceiling_users=64, ceiling_depth=64, ceiling_tasks=4,
-            fanout_viewers=[1000, 5000, 10000], fanout_rate=100.0, fanout_seconds=10.0,
-            fanout_drain=20.0, slow_viewers=5000, slow_every=20, slow_chat_rate=50.0,
-            slow_seconds=15.0, conn_points=[10000, 20000],
-            conn_rooms=20, viewer_workers=2, gifter_workers=2, fanout_gifters=8,
+            quick=False,
+            concurrency=[1, 4, 16, 64, 256],
+            gift_seconds=8.0,
+            per_room=4,
+            ceiling_seconds=8.0,
+            ceiling_users=64,
+            ceiling_depth=64,
+            ceiling_tasks=4,
+            fanout_viewers=[1000, 5000, 10000],
+            fanout_rate=100.0,
+            fanout_seconds=10.0,
+            fanout_drain=20.0,
+            slow_viewers=5000,
+            slow_every=20,
+            slow_chat_rate=50.0,
+            slow_seconds=15.0,
+            conn_points=[10000, 20000],
+            conn_rooms=20,
+            viewer_workers=2,
+            gifter_workers=2,
+            fanout_gifters=8,
             sample_every=20,
         )
 
     @classmethod
     def quick_plan(cls) -> Plan:
         return cls(
-            quick=True, concurrency=[1, 8], gift_seconds=2.5, per_room=4,
-            ceiling_seconds=2.0, ceiling_users=8, ceiling_depth=32, ceiling_tasks=2,
-            fanout_viewers=[200], fanout_rate=20.0, fanout_seconds=3.0, fanout_drain=8.0,
-            slow_viewers=200, slow_every=20, slow_chat_rate=20.0,
-            slow_seconds=3.0, conn_points=[400], conn_rooms=2,
-            viewer_workers=2, gifter_workers=2, fanout_gifters=2, sample_every=5,
+            quick=True,
+            concurrency=[1, 8],
+            gift_seconds=2.5,
+            per_room=4,
+            ceiling_seconds=2.0,
+            ceiling_users=8,
+            ceiling_depth=32,
+            ceiling_tasks=2,
+            fanout_viewers=[200],
+            fanout_rate=20.0,
+            fanout_seconds=3.0,
+            fanout_drain=8.0,
+            slow_viewers=200,
+            slow_every=20,
+            slow_chat_rate=20.0,
+            slow_seconds=3.0,
+            conn_points=[400],
+            conn_rooms=2,
+            viewer_workers=2,
+            gifter_workers=2,
+            fanout_gifters=2,
+            sample_every=5,
         )
 
 
@@ -191,18 +222,33 @@ def split(items: list[Any], parts: int) -> list[list[Any]]:
     return [items[k::parts] for k in range(parts)]
 
 
-def mint(pool: Pool, server: servers.Livesrv, users: list[str], role: str,
-         workers: list[int] | None = None) -> dict[str, str]:
+def mint(
+    pool: Pool,
+    server: servers.Livesrv,
+    users: list[str],
+    role: str,
+    workers: list[int] | None = None,
+) -> dict[str, str]:
     """Tokens for ``users`` from the admin API, minted by several load workers at once."""
     if not users:
         return {}
     workers = workers or list(range(1, pool.size))
     chunks = split(users, len(workers))
-    results = pool.call_many({
-        w: ("mint", {"http_url": server.http_url, "admin_token": server.admin_token,
-                     "users": chunk, "role": role})
-        for w, chunk in zip(workers, chunks, strict=True) if chunk
-    })
+    results = pool.call_many(
+        {
+            w: (
+                "mint",
+                {
+                    "http_url": server.http_url,
+                    "admin_token": server.admin_token,
+                    "users": chunk,
+                    "role": role,
+                },
+            )
+            for w, chunk in zip(workers, chunks, strict=True)
+            if chunk
+        }
+    )
     tokens: dict[str, str] = {}
     for r in results.values():
         tokens.update(r["tokens"])
@@ -210,8 +256,15 @@ def mint(pool: Pool, server: servers.Livesrv, users: list[str], role: str,
 
 
 def grant(pool: Pool, server: servers.Livesrv, users: list[str], coins: int, tag: str) -> None:
-    pool.call(0, "grant", http_url=server.http_url, admin_token=server.admin_token,
-              users=users, coins=coins, tag=tag)
+    pool.call(
+        0,
+        "grant",
+        http_url=server.http_url,
+        admin_token=server.admin_token,
+        users=users,
+        coins=coins,
+        tag=tag,
+    )
 
 
 class Dist:
@@ -250,6 +303,20 @@ def pct(values: Dist, q: float) -> float | None:
 PROFILE_DIR: Path | None = None  # set by --profile: py-spy records every measured phase
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, all cores)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
+def _other_cpu(sampler: Sampler, load_cpu: float) -> float:
+    """Cores used meanwhile by processes that are neither the servers nor the load."""
+    other = sampler.machine_busy - sampler.cpu - sampler.store_cpu - load_cpu
+    return round(max(0.0, other) / max(sampler.wall, 1e-9), 2)
+
+
 class Sampler:
     """Samples a server's RSS (and CPU seconds) every ``interval`` s in a thread.
 
@@ -257,8 +324,9 @@ class Sampler:
     a flame graph (SVG) and a summary of the hottest functions.
     """
 
-    def __init__(self, server: servers.ServerProcess, interval: float = 0.5,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, server: servers.ServerProcess, interval: float = 0.5, name: str | None = None
+    ) -> None:
         self.server = server
         self.name = name
         self.profile: dict[str, Any] | None = None
@@ -279,6 +347,7 @@ class Sampler:
             self._spy = profiling.start(self.server.pid, PROFILE_DIR / self.name)
         self.cpu0 = self.server.cpu_times()
         self.store0 = self.server.store_cpu_times()
+        self.busy0 = _machine_busy()
         self.t0 = time.monotonic()
         self._thread.start()
         return self
@@ -289,13 +358,15 @@ class Sampler:
         self.cpu = self.server.cpu_times() - self.cpu0
         self.store_cpu = self.server.store_cpu_times() - self.store0
         self.wall = time.monotonic() - self.t0
+        self.machine_busy = _machine_busy() - self.busy0
         if self._spy is not None:
             self.profile = profiling.stop(self._spy)
 
 
 # -- gifts: throughput, latency, settlement ---------------------------------------------
-def gift_levels(pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[[str], None]
-                ) -> list[dict[str, Any]]:
+def gift_levels(
+    pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[[str], None]
+) -> list[dict[str, Any]]:
     levels = []
     gworkers = list(range(1, 1 + plan.gifter_workers))
     for c in plan.concurrency:
@@ -307,22 +378,43 @@ def gift_levels(pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[
         ctok = mint(pool, server, creators, "creator")
         gtok = mint(pool, server, gifters, "viewer")
         grant(pool, server, gifters, GRANT, f"c{c}")
-        pool.call(0, "open_rooms", url=server.ws_url,
-                  rooms=[(ctok[u], r) for u, r in zip(creators, rooms, strict=True)])
+        pool.call(
+            0,
+            "open_rooms",
+            url=server.ws_url,
+            rooms=[(ctok[u], r) for u, r in zip(creators, rooms, strict=True)],
+        )
         creator_of = dict(zip(rooms, creators, strict=True))
         pairs = [(gtok[g], rooms[i % nrooms]) for i, g in enumerate(gifters)]
-        pool.call_many({w: ("gifters_connect", {"url": server.ws_url, "gifters": chunk})
-                        for w, chunk in zip(gworkers, split(pairs, len(gworkers)), strict=True)
-                        if chunk})
+        pool.call_many(
+            {
+                w: ("gifters_connect", {"url": server.ws_url, "gifters": chunk})
+                for w, chunk in zip(gworkers, split(pairs, len(gworkers)), strict=True)
+                if chunk
+            }
+        )
         pool.call(0, "reset_wallets")
         start_at = time.time() + 0.5
+        load0 = pool.cpu_times()
         with Sampler(server, name=f"gifts-c{c}") as sampler:
-            res = pool.call_many({
-                w: ("gifts_closed_loop", {"start_at": start_at, "duration": plan.gift_seconds,
-                                          "gift": GIFT, "count": GIFT_COUNT,
-                                          "tag": f"c{c}", "record_acks": True})
-                for w in gworkers if w <= len(pairs)
-            })
+            res = pool.call_many(
+                {
+                    w: (
+                        "gifts_closed_loop",
+                        {
+                            "start_at": start_at,
+                            "duration": plan.gift_seconds,
+                            "gift": GIFT,
+                            "count": GIFT_COUNT,
+                            "tag": f"c{c}",
+                            "record_acks": True,
+                        },
+                    )
+                    for w in gworkers
+                    if w <= len(pairs)
+                }
+            )
+        load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
         ok = sum(r["ok"] for r in res.values())
         errors: Counter[str] = Counter()
         for r in res.values():
@@ -335,23 +427,32 @@ def gift_levels(pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[
             for t, room in r["acks"]:
                 acks[room].append(t)
         settle = wait_settlement(pool, acks, creator_of, timeout=15.0 if not plan.quick else 8.0)
-        levels.append({
-            "concurrency": c, "rooms": nrooms, "ok": ok, "errors": dict(errors),
-            "seconds": round(t_end - t_begin, 3),
-            "gifts_per_s": round(ok / max(t_end - t_begin, 1e-9), 1),
-            "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
-            "server_cpu_s": round(sampler.cpu, 2),
-            "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
-            "profile": sampler.profile,
-            "settlement": settle,
-        })
+        levels.append(
+            {
+                "concurrency": c,
+                "rooms": nrooms,
+                "ok": ok,
+                "errors": dict(errors),
+                "seconds": round(t_end - t_begin, 3),
+                "gifts_per_s": round(ok / max(t_end - t_begin, 1e-9), 1),
+                "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
+                "server_cpu_s": round(sampler.cpu, 2),
+                "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
+                "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),
+                "load_cpu_s": load_cpu,
+                "other_cores": _other_cpu(sampler, sum(load_cpu)),
+                "profile": sampler.profile,
+                "settlement": settle,
+            }
+        )
         pool.call_many({w: ("gifters_close", {}) for w in gworkers})
         pool.call(0, "creators_close")
     return levels
 
 
-def wait_settlement(pool: Pool, acks: dict[str, list[float]], creator_of: dict[str, str],
-                    timeout: float) -> dict[str, Any]:
+def wait_settlement(
+    pool: Pool, acks: dict[str, list[float]], creator_of: dict[str, str], timeout: float
+) -> dict[str, Any]:
     """Wait until each creator's wallet events show every gift credited, then compute lags.
 
     Gift k (in ack order) of a room counts as settled when the creator's credited diamonds
@@ -382,8 +483,12 @@ def wait_settlement(pool: Pool, acks: dict[str, list[float]], creator_of: dict[s
         "gifts": sum(len(t) for t in acks.values()),
         "unsettled": unsettled,
         "wallet_events": sum(len(v) for v in wallets.values()),
-        "lag_ms": {"p50": pct(arr, 50), "p90": pct(arr, 90), "p99": pct(arr, 99),
-                   "max": round(arr.max(), 2) if len(arr) else None},
+        "lag_ms": {
+            "p50": pct(arr, 50),
+            "p90": pct(arr, 90),
+            "p99": pct(arr, 99),
+            "max": round(arr.max(), 2) if len(arr) else None,
+        },
         "cdf": _cdf(arr),
     }
 
@@ -399,8 +504,9 @@ def _cdf(arr: Dist, points: int = 60) -> list[list[float]]:
 MARKER = "CEILKEY0"
 
 
-async def record_gift_calls(server: servers.Livesrv, env: dict[str, str], users: list[str],
-                            room: str) -> tuple[str, dict[str, str], list[list[Any]]]:
+async def record_gift_calls(
+    server: servers.Livesrv, env: dict[str, str], users: list[str], room: str
+) -> tuple[str, dict[str, str], list[list[Any]]]:
     """Send one real gift per user through livesrv's own gift code, recording its scripts.
 
     Returns (store url, script sources by name, per user the list of (name, keys, args)
@@ -436,8 +542,7 @@ async def record_gift_calls(server: servers.Livesrv, env: dict[str, str], users:
     return url, sources, per_user
 
 
-def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
-            ) -> dict[str, Any]:
+def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]) -> dict[str, Any]:
     users = [f"ceil-{i}" for i in range(plan.ceiling_users)]
     room, creator = "ceil-room", "ceil-creator"
     ctok = mint(pool, server, [creator], "creator")
@@ -447,13 +552,25 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
     workers = list(range(1, 1 + plan.gifter_workers))
     start_at = time.time() + 0.5
     with Sampler(server) as sampler:
-        res = pool.call_many({
-            w: ("ceiling", {"store_url": url, "sources": sources, "templates": chunk,
-                            "marker": MARKER, "start_at": start_at,
-                            "duration": plan.ceiling_seconds, "depth": plan.ceiling_depth,
-                            "tasks": plan.ceiling_tasks, "tag": f"x{w}"})
-            for w, chunk in zip(workers, split(per_user, len(workers)), strict=True)
-        })
+        res = pool.call_many(
+            {
+                w: (
+                    "ceiling",
+                    {
+                        "store_url": url,
+                        "sources": sources,
+                        "templates": chunk,
+                        "marker": MARKER,
+                        "start_at": start_at,
+                        "duration": plan.ceiling_seconds,
+                        "depth": plan.ceiling_depth,
+                        "tasks": plan.ceiling_tasks,
+                        "tag": f"x{w}",
+                    },
+                )
+                for w, chunk in zip(workers, split(per_user, len(workers)), strict=True)
+            }
+        )
     pool.call(0, "creators_close")
     ok = sum(r["ok"] for r in res.values())
     seconds = max(r["t_end"] for r in res.values()) - min(r["t_begin"] for r in res.values())
@@ -463,9 +580,12 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
     return {
         "scripts_per_gift": sorted({c[0] for c in per_user[0]}) if per_user else [],
         "calls_per_gift": len(per_user[0]) if per_user else 0,
-        "ok": ok, "errors": dict(errors), "seconds": round(seconds, 3),
+        "ok": ok,
+        "errors": dict(errors),
+        "seconds": round(seconds, 3),
         "gifts_per_s": round(ok / max(seconds, 1e-9), 1),
-        "pipeline_depth": plan.ceiling_depth, "pipelines": plan.ceiling_tasks * len(workers),
+        "pipeline_depth": plan.ceiling_depth,
+        "pipelines": plan.ceiling_tasks * len(workers),
         "server_cpu_s_meanwhile": round(sampler.cpu, 2),
         "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
     }
@@ -481,8 +601,15 @@ class Target:
     counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1 << 30)))
 
 
-def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every: int = 0,
-               chat_rate: float = 0.0, seconds: float | None = None) -> dict[str, Any]:
+def fanout_run(
+    pool: Pool,
+    target: Target,
+    viewers: int,
+    plan: Plan,
+    slow_every: int = 0,
+    chat_rate: float = 0.0,
+    seconds: float | None = None,
+) -> dict[str, Any]:
     wait_idle(target.server)
     run_id = next(target.counter)
     room = f"fan{run_id}"
@@ -500,12 +627,22 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
     vtok = target.tokens(names, "viewer")
     chunks = split([vtok[n] for n in names], len(vworkers))
     t0 = time.time()
-    conn = pool.call_many({
-        w: ("viewers_connect", {"url": url, "tokens": chunk, "room": room,
-                                "sample_every": plan.sample_every, "slow_every": slow_every,
-                                "first_index": sum(len(c) for c in chunks[:k])})
-        for k, (w, chunk) in enumerate(zip(vworkers, chunks, strict=True))
-    })
+    conn = pool.call_many(
+        {
+            w: (
+                "viewers_connect",
+                {
+                    "url": url,
+                    "tokens": chunk,
+                    "room": room,
+                    "sample_every": plan.sample_every,
+                    "slow_every": slow_every,
+                    "first_index": sum(len(c) for c in chunks[:k]),
+                },
+            )
+            for k, (w, chunk) in enumerate(zip(vworkers, chunks, strict=True))
+        }
+    )
     connect_s = time.time() - t0
     connected = sum(r["connected"] for r in conn.values())
     failed = sum(r["failed"] for r in conn.values())
@@ -515,10 +652,18 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
     load0 = pool.cpu_times()
     name = f"fanout-{target.kind}-{viewers}" + (f"-slow{slow_every}" if slow_every else "")
     with Sampler(target.server, 0.25, name=name) as sampler:
-        gres = pool.call(0, "gifts_rate", start_at=start_at,
-                         duration=seconds or plan.fanout_seconds, rate=plan.fanout_rate,
-                         gift=GIFT, tag=f"f{run_id}", drain=plan.fanout_drain,
-                         chat_rate=chat_rate, chat_len=CHAT_LEN)
+        gres = pool.call(
+            0,
+            "gifts_rate",
+            start_at=start_at,
+            duration=seconds or plan.fanout_seconds,
+            rate=plan.fanout_rate,
+            gift=GIFT,
+            tag=f"f{run_id}",
+            drain=plan.fanout_drain,
+            chat_rate=chat_rate,
+            chat_len=CHAT_LEN,
+        )
         expected = gres["ok"]
         deadline = time.monotonic() + plan.fanout_drain
         while True:
@@ -553,36 +698,63 @@ def fanout_run(pool: Pool, target: Target, viewers: int, plan: Plan, slow_every:
             slow_codes.update(r["codes"])
     rss = sampler.samples
     return {
-        "server": target.kind, "viewers": viewers, "connected": connected,
-        "connect_failed": failed, "connect_s": round(connect_s, 2),
-        "gift_rate": plan.fanout_rate, "gifts_sent": gres["sent"], "gifts_ok": expected,
+        "server": target.kind,
+        "viewers": viewers,
+        "connected": connected,
+        "connect_failed": failed,
+        "connect_s": round(connect_s, 2),
+        "gift_rate": plan.fanout_rate,
+        "gifts_sent": gres["sent"],
+        "gifts_ok": expected,
         "gift_errors": gres["errors"],
         "gift_reply_ms": {"p50": pct(glat, 50), "p99": pct(glat, 99)},
-        "readers": len(counts), "readers_complete": complete,
-        "events_expected": expected * len(counts), "events_delivered": delivered,
+        "readers": len(counts),
+        "readers_complete": complete,
+        "events_expected": expected * len(counts),
+        "events_delivered": delivered,
         "events_per_s": round(delivered / span, 1),
         "offered_events_per_s": round(plan.fanout_rate * len(counts), 1),
         "delivery_span_s": round(span, 3),
-        "event_latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
-                             "max": pct(lat, 100), "samples": int(len(lat))},
+        "event_latency_ms": {
+            "p50": pct(lat, 50),
+            "p90": pct(lat, 90),
+            "p99": pct(lat, 99),
+            "max": pct(lat, 100),
+            "samples": int(len(lat)),
+        },
         "latency_timeline": timeline,
         "profile": sampler.profile,
-        "end_to_end_ms": {"p50": pct(e2e, 50), "p90": pct(e2e, 90), "p99": pct(e2e, 99),
-                          "max": pct(e2e, 100), "samples": int(len(e2e))},
+        "end_to_end_ms": {
+            "p50": pct(e2e, 50),
+            "p90": pct(e2e, 90),
+            "p99": pct(e2e, 99),
+            "max": pct(e2e, 100),
+            "samples": int(len(e2e)),
+        },
         "seq_gaps": sum(r["gaps"] for r in col.values()),
         "seq_dups": sum(r["dups"] for r in col.values()),
         "readers_closed": sum(r["closed_fast"] for r in col.values()),
-        "chat_rate": chat_rate, "chats_ok": gres.get("chats_ok", 0),
-        "slow": {"viewers": len(slow_counts), "gifts_received_max": max(slow_counts, default=0),
-                 "ended": dict(slow_codes)} if slow_every else None,
+        "chat_rate": chat_rate,
+        "chats_ok": gres.get("chats_ok", 0),
+        "slow": {
+            "viewers": len(slow_counts),
+            "gifts_received_max": max(slow_counts, default=0),
+            "ended": dict(slow_codes),
+        }
+        if slow_every
+        else None,
         "slow_consumers_cut_total": cut,
         "server_cpu_s": round(sampler.cpu, 2),
         "store_cpu_s": round(sampler.store_cpu, 2),
         "wall_s": round(sampler.wall, 2),
         "load_cpu_s": load_cpu,
-        "server_rss_mb": {"start": round(rss[0][1] / 2**20, 1) if rss else None,
-                          "max": round(max(v for _, v in rss) / 2**20, 1) if rss else None,
-                          "end": round(rss[-1][1] / 2**20, 1) if rss else None},
+        "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),
+        "other_cores": _other_cpu(sampler, sum(load_cpu)),
+        "server_rss_mb": {
+            "start": round(rss[0][1] / 2**20, 1) if rss else None,
+            "max": round(max(v for _, v in rss) / 2**20, 1) if rss else None,
+            "end": round(rss[-1][1] / 2**20, 1) if rss else None,
+        },
         "rss_timeline": [[t, round(v / 2**20, 2)] for t, v in rss],
     }
 
@@ -629,8 +801,7 @@ def end_to_end(sends: dict[str, list[float]], viewers: list[dict[str, list[float
     return Dist(out)
 
 
-def wait_idle(server: servers.ServerProcess, limit: float = 0.15, timeout: float = 60.0
-              ) -> float:
+def wait_idle(server: servers.ServerProcess, limit: float = 0.15, timeout: float = 60.0) -> float:
     """Wait until the server uses less than ``limit`` of a core over half a second."""
     deadline = time.monotonic() + timeout
     while True:
@@ -642,8 +813,9 @@ def wait_idle(server: servers.ServerProcess, limit: float = 0.15, timeout: float
 
 
 # -- idle connections ---------------------------------------------------------------------------
-def connections(pool: Pool, tmp: Path, plan: Plan, env: dict[str, str],
-                tick: Callable[[str], None]) -> dict[str, Any]:
+def connections(
+    pool: Pool, tmp: Path, plan: Plan, env: dict[str, str], tick: Callable[[str], None]
+) -> dict[str, Any]:
     top = max(plan.conn_points)
     nofile = raise_nofile()
     workers = 1 if top + 1000 < nofile else 2
@@ -662,8 +834,12 @@ def connections(pool: Pool, tmp: Path, plan: Plan, env: dict[str, str],
         rooms = [f"idle{j}" for j in range(plan.conn_rooms)]
         creators = [f"ic{j}" for j in range(plan.conn_rooms)]
         ctok = mint(pool, server, creators, "creator")
-        pool.call(0, "open_rooms", url=server.ws_url,
-                  rooms=[(ctok[c], r) for c, r in zip(creators, rooms, strict=True)])
+        pool.call(
+            0,
+            "open_rooms",
+            url=server.ws_url,
+            rooms=[(ctok[c], r) for c, r in zip(creators, rooms, strict=True)],
+        )
         names = [f"iv{i}" for i in range(max(points))]
         vtok = mint(pool, server, names, "viewer")
         time.sleep(1.0)
@@ -683,22 +859,35 @@ def connections(pool: Pool, tmp: Path, plan: Plan, env: dict[str, str],
                     calls[vworkers[k]].append((rooms[j], chunk))
             failed = 0
             for step in range(max(len(v) for v in calls.values())):
-                res = pool.call_many({
-                    w: ("viewers_connect", {"url": server.ws_url, "tokens": lst[step][1],
-                                            "room": lst[step][0], "sample_every": 1 << 30})
-                    for w, lst in calls.items() if step < len(lst)
-                })
+                res = pool.call_many(
+                    {
+                        w: (
+                            "viewers_connect",
+                            {
+                                "url": server.ws_url,
+                                "tokens": lst[step][1],
+                                "room": lst[step][0],
+                                "sample_every": 1 << 30,
+                            },
+                        )
+                        for w, lst in calls.items()
+                        if step < len(lst)
+                    }
+                )
                 failed += sum(r["failed"] for r in res.values())
             done = p
             time.sleep(2.0)
             rss = _settled_rss(server)
-            out.append({
-                "connections": p, "failed": failed,
-                "server_rss_mb": round(rss / 2**20, 1),
-                "baseline_rss_mb": round(rss0 / 2**20, 1),
-                "kib_per_connection": round((rss - rss0) / p / 1024, 2),
-                "store_rss_mb": round(server.store_rss() / 2**20, 1),
-            })
+            out.append(
+                {
+                    "connections": p,
+                    "failed": failed,
+                    "server_rss_mb": round(rss / 2**20, 1),
+                    "baseline_rss_mb": round(rss0 / 2**20, 1),
+                    "kib_per_connection": round((rss - rss0) / p / 1024, 2),
+                    "store_rss_mb": round(server.store_rss() / 2**20, 1),
+                }
+            )
         pool.call_many({w: ("viewers_close", {}) for w in vworkers})
         pool.call(0, "creators_close")
     finally:
@@ -725,74 +914,99 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {
-        "cpus": os.cpu_count(), "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(), "platform": platform.platform(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
         "nofile": raise_nofile(),
     }
 
 
 def summarize(res: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures, the ratios, the error count and whether delivery was complete."""
     s: dict[str, Any] = {}
-    levels = res.get("gifts") or []
-    errors = 0
-    for lv in levels:
-        errors += sum(lv["errors"].values())
-    peak = max(levels, key=lambda lv: lv["gifts_per_s"]) if levels else None
-    ceil_ = res.get("ceiling") or {}
-    if ceil_:
-        errors += sum(ceil_.get("errors", {}).values())
-    if peak:
-        s["gift_peak_per_s"] = peak["gifts_per_s"]
-        s["gift_peak_concurrency"] = peak["concurrency"]
-        s["gift_peak_latency_ms"] = peak["latency_ms"]
-        s["settlement_lag_ms"] = peak["settlement"]["lag_ms"]
-        s["unsettled"] = peak["settlement"]["unsettled"]
-    if ceil_.get("gifts_per_s") and peak:
-        s["ceiling_gifts_per_s"] = ceil_["gifts_per_s"]
-        s["throughput_vs_ceiling"] = round(peak["gifts_per_s"] / ceil_["gifts_per_s"], 3)
-    complete = True
-    fan: dict[str, Any] = {}
-    for run in res.get("fanout") or []:
-        fan.setdefault(str(run["viewers"]), {})[run["server"]] = run
-        if run["server"] != "livesrv":
-            continue  # the baseline falls behind by design; only livesrv must be complete
-        errors += run["connect_failed"] + sum(run["gift_errors"].values())
-        if run["readers_complete"] != run["readers"] or run["seq_gaps"] or run["readers_closed"]:
-            complete = False
-    ratios = {}
-    for v, pair in fan.items():
-        if "livesrv" in pair and "naive" in pair and pair["naive"]["events_per_s"]:
-            ratios[v] = {
-                "livesrv_events_per_s": pair["livesrv"]["events_per_s"],
-                "naive_events_per_s": pair["naive"]["events_per_s"],
-                "ratio": round(pair["livesrv"]["events_per_s"] / pair["naive"]["events_per_s"], 2),
-                "livesrv_p99_ms": pair["livesrv"]["event_latency_ms"]["p99"],
-                "naive_p99_ms": pair["naive"]["event_latency_ms"]["p99"],
-            }
-    s["fanout"] = ratios
-    slow = res.get("slow")
-    if slow:
-        for run in (slow["baseline"], slow["with_slow"]):
-            errors += run["connect_failed"] + sum(run["gift_errors"].values())
-            if (run["readers_complete"] != run["readers"] or run["seq_gaps"]
-                    or run["readers_closed"]):
-                complete = False
-        s["slow"] = {
-            "readers_p99_ms": [slow["baseline"]["event_latency_ms"]["p99"],
-                               slow["with_slow"]["event_latency_ms"]["p99"]],
-            "rss_max_mb": [slow["baseline"]["server_rss_mb"]["max"],
-                           slow["with_slow"]["server_rss_mb"]["max"]],
-            "slow_ended": slow["with_slow"]["slow"]["ended"],
-        }
+    errors = _summarize_gifts(res, s)
+    fan_errors, complete = _summarize_fanout(res, s)
+    errors += fan_errors
     conns = res.get("connections") or {}
     for p in conns.get("points", []):
         errors += p["failed"]
-    s["kib_per_idle_connection"] = {str(p["connections"]): p["kib_per_connection"]
-                                    for p in conns.get("points", [])}
+    s["kib_per_idle_connection"] = {
+        str(p["connections"]): p["kib_per_connection"] for p in conns.get("points", [])
+    }
     s["errors"] = errors
     s["delivery_complete"] = complete
     return s
+
+
+def _summarize_gifts(res: dict[str, Any], s: dict[str, Any]) -> int:
+    levels = res.get("gifts") or []
+    errors = sum(sum(lv["errors"].values()) for lv in levels)
+    ceil_ = res.get("ceiling") or {}
+    errors += sum(ceil_.get("errors", {}).values())
+    if not levels:
+        return errors
+    peak = max(levels, key=lambda lv: lv["gifts_per_s"])
+    s["gift_peak_per_s"] = peak["gifts_per_s"]
+    s["gift_peak_concurrency"] = peak["concurrency"]
+    s["gift_peak_latency_ms"] = peak["latency_ms"]
+    s["settlement_lag_ms"] = peak["settlement"]["lag_ms"]
+    s["unsettled"] = peak["settlement"]["unsettled"]
+    if ceil_.get("gifts_per_s"):
+        s["ceiling_gifts_per_s"] = ceil_["gifts_per_s"]
+        s["throughput_vs_ceiling"] = round(peak["gifts_per_s"] / ceil_["gifts_per_s"], 3)
+    return errors
+
+
+def _run_failed(run: dict[str, Any]) -> tuple[int, bool]:
+    """(errors, complete) of one livesrv fan-out run."""
+    errors = run["connect_failed"] + sum(run["gift_errors"].values())
+    complete = (
+        run["readers_complete"] == run["readers"]
+        and not run["seq_gaps"]
+        and not run["readers_closed"]
+    )
+    return errors, complete
+
+
+def _summarize_fanout(res: dict[str, Any], s: dict[str, Any]) -> tuple[int, bool]:
+    errors, complete = 0, True
+    fan: dict[str, Any] = {}
+    for run in res.get("fanout") or []:
+        fan.setdefault(str(run["viewers"]), {})[run["server"]] = run
+        if run["server"] == "livesrv":  # the baseline falls behind by design
+            e, ok = _run_failed(run)
+            errors, complete = errors + e, complete and ok
+    s["fanout"] = {
+        v: {
+            "livesrv_events_per_s": pair["livesrv"]["events_per_s"],
+            "naive_events_per_s": pair["naive"]["events_per_s"],
+            "ratio": round(pair["livesrv"]["events_per_s"] / pair["naive"]["events_per_s"], 2),
+            "livesrv_p99_ms": pair["livesrv"]["event_latency_ms"]["p99"],
+            "naive_p99_ms": pair["naive"]["event_latency_ms"]["p99"],
+        }
+        for v, pair in fan.items()
+        if "livesrv" in pair and "naive" in pair and pair["naive"]["events_per_s"]
+    }
+    slow = res.get("slow")
+    if slow:
+        for run in (slow["baseline"], slow["with_slow"]):
+            e, ok = _run_failed(run)
+            errors, complete = errors + e, complete and ok
+        s["slow"] = {
+            "readers_p99_ms": [
+                slow["baseline"]["event_latency_ms"]["p99"],
+                slow["with_slow"]["event_latency_ms"]["p99"],
+            ],
+            "rss_max_mb": [
+                slow["baseline"]["server_rss_mb"]["max"],
+                slow["with_slow"]["server_rss_mb"]["max"],
+            ],
+            "slow_ended": slow["with_slow"]["slow"]["ended"],
+            "slow_consumers_cut_total": slow["with_slow"]["slow_consumers_cut_total"],
+        }
+    return errors, complete
 
 
 class _NoBar:
@@ -809,21 +1023,32 @@ class _NoBar:
         pass
 
 
-def run(plan: Plan, out: Path, *, only: set[str] | None = None, progress: bool = True
-        ) -> dict[str, Any]:
+def run(
+    plan: Plan, out: Path, *, only: set[str] | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run the scenarios of ``plan`` (all, or those in ``only``); write JSON and plots."""
     try:
         from tqdm import tqdm
     except ImportError:  # the progress bar is optional
         tqdm = _NoBar  # type: ignore[assignment,misc]
 
     raise_nofile()
-    def want(name):
-        return (only is None or name in only)
-    steps = (len(plan.concurrency) * want("gifts") + want("ceiling")
-             + 2 * len(plan.fanout_viewers) * want("fanout") + want("slow")
-             + len(plan.conn_points) * want("connections") + 3)
-    bar = tqdm(total=steps, disable=not progress, unit="step", file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    chosen = set(SCENARIOS) if only is None else only
+    steps = (
+        len(plan.concurrency) * ("gifts" in chosen)
+        + ("ceiling" in chosen)
+        + 2 * len(plan.fanout_viewers) * ("fanout" in chosen)
+        + ("slow" in chosen)
+        + len(plan.conn_points) * ("connections" in chosen)
+        + 2
+    )
+    bar = tqdm(
+        total=steps,
+        disable=not progress,
+        unit="step",
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]",
+    )
 
     def tick(what: str) -> None:
         bar.set_description(what)
@@ -831,51 +1056,19 @@ def run(plan: Plan, out: Path, *, only: set[str] | None = None, progress: bool =
 
     tmp = Path(tempfile.mkdtemp(prefix="livesrv-bench-"))
     env = dict(BENCH_ENV)
-    result: dict[str, Any] = {"mode": "quick" if plan.quick else "full", "machine": machine(),
-                              "plan": asdict(plan), "bench_env": env,
-                              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result: dict[str, Any] = {
+        "mode": "quick" if plan.quick else "full",
+        "machine": machine(),
+        "plan": asdict(plan),
+        "bench_env": env,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     pool = Pool(1 + max(plan.viewer_workers, plan.gifter_workers))
-    server = naive = None
     try:
-        tick("starting servers")
-        server = servers.start_livesrv(tmp / "main", env=env)
-        naive = servers.start_naive(tmp / "naive")
-        lsrv = Target("livesrv", server,
-                      tokens=lambda users, role: mint(pool, server, users, role),
-                      grant=lambda users: grant(pool, server, users, GRANT, "fan"))
-        nv = Target("naive", naive, tokens=lambda users, role: {u: u for u in users},
-                    grant=lambda users: None)
-        if want("gifts"):
-            result["gifts"] = gift_levels(pool, server, plan, tick)
-        if want("ceiling"):
-            tick("store ceiling")
-            try:
-                result["ceiling"] = ceiling(pool, server, plan, env)
-            except (ImportError, AttributeError, TypeError) as exc:
-                result["ceiling"] = {"error": f"{type(exc).__name__}: {exc}"}
-        if want("fanout"):
-            result["fanout"] = []
-            for v in plan.fanout_viewers:
-                for target in (lsrv, nv):
-                    tick(f"fan-out {target.kind} {v}")
-                    result["fanout"].append(fanout_run(pool, target, v, plan))
-        if want("slow"):
-            tick("slow consumers")
-            base = fanout_run(pool, lsrv, plan.slow_viewers, plan, chat_rate=plan.slow_chat_rate,
-                              seconds=plan.slow_seconds)
-            with_slow = fanout_run(pool, lsrv, plan.slow_viewers, plan, slow_every=plan.slow_every,
-                                   chat_rate=plan.slow_chat_rate, seconds=plan.slow_seconds)
-            result["slow"] = {"fraction": 1 / plan.slow_every, "baseline": base,
-                              "with_slow": with_slow}
-        tick("stopping servers")
-        server.stop()
-        naive.stop()
-        if want("connections"):
+        _scenarios(pool, plan, env, tmp, chosen, tick, result)
+        if "connections" in chosen:
             result["connections"] = connections(pool, tmp, plan, env, tick)
     finally:
-        for s in (server, naive):
-            if s is not None:
-                s.stop()
         pool.close()
         bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -894,18 +1087,98 @@ def run(plan: Plan, out: Path, *, only: set[str] | None = None, progress: bool =
     return result
 
 
+SCENARIOS = ("gifts", "ceiling", "fanout", "slow", "connections")
+
+
+def _scenarios(
+    pool: Pool,
+    plan: Plan,
+    env: dict[str, str],
+    tmp: Path,
+    chosen: set[str],
+    tick: Callable[[str], None],
+    result: dict[str, Any],
+) -> None:
+    """Everything measured against the main livesrv server and the naive baseline."""
+    tick("starting servers")
+    server = servers.start_livesrv(tmp / "main", env=env)
+    naive = None
+    try:
+        naive = servers.start_naive(tmp / "naive")
+        lsrv = Target(
+            "livesrv",
+            server,
+            tokens=lambda users, role: mint(pool, server, users, role),
+            grant=lambda users: grant(pool, server, users, GRANT, "fan"),
+        )
+        nv = Target(
+            "naive",
+            naive,
+            tokens=lambda users, role: {u: u for u in users},
+            grant=lambda users: None,
+        )
+        if "gifts" in chosen:
+            result["gifts"] = gift_levels(pool, server, plan, tick)
+        if "ceiling" in chosen:
+            tick("store ceiling")
+            try:
+                result["ceiling"] = ceiling(pool, server, plan, env)
+            except (ImportError, AttributeError, TypeError) as exc:
+                result["ceiling"] = {"error": f"{type(exc).__name__}: {exc}"}
+        if "fanout" in chosen:
+            result["fanout"] = []
+            for v in plan.fanout_viewers:
+                for target in (lsrv, nv):
+                    tick(f"fan-out {target.kind} {v}")
+                    result["fanout"].append(fanout_run(pool, target, v, plan))
+        if "slow" in chosen:
+            tick("slow consumers")
+            base = fanout_run(
+                pool,
+                lsrv,
+                plan.slow_viewers,
+                plan,
+                chat_rate=plan.slow_chat_rate,
+                seconds=plan.slow_seconds,
+            )
+            with_slow = fanout_run(
+                pool,
+                lsrv,
+                plan.slow_viewers,
+                plan,
+                slow_every=plan.slow_every,
+                chat_rate=plan.slow_chat_rate,
+                seconds=plan.slow_seconds,
+            )
+            result["slow"] = {
+                "fraction": 1 / plan.slow_every,
+                "baseline": base,
+                "with_slow": with_slow,
+            }
+    finally:
+        server.stop()
+        if naive is not None:
+            naive.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="livesrv benchmark harness")
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
-    parser.add_argument("--only", default="",
-                        help="comma list of: gifts,ceiling,fanout,slow,connections")
+    parser.add_argument(
+        "--only", default="", help="comma list of: gifts,ceiling,fanout,slow,connections"
+    )
     parser.add_argument("--viewers", default="", help="fan-out sizes, e.g. 1000,5000,10000")
     parser.add_argument("--rate", type=float, default=None, help="fan-out gifts per second")
     parser.add_argument("--concurrency", default="", help="gift concurrency levels, e.g. 1,16")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="record each measured phase of livesrv with py-spy into DIR")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record each measured phase of livesrv with py-spy into DIR",
+    )
     args = parser.parse_args(argv)
     plan = Plan.quick_plan() if args.quick else Plan.full()
     if args.viewers:

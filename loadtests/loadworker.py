@@ -58,8 +58,22 @@ class Client:
     """One protocol session: request/reply by id, events counted or decoded."""
 
     __slots__ = (
-        "ws", "pending", "next_id", "sample", "gifts", "events", "lat", "last_seq",
-        "gaps", "dups", "last_recv", "wallet", "slow", "user", "room", "recv_by_from",
+        "ws",
+        "pending",
+        "next_id",
+        "sample",
+        "gifts",
+        "events",
+        "lat",
+        "last_seq",
+        "gaps",
+        "dups",
+        "last_recv",
+        "wallet",
+        "slow",
+        "user",
+        "room",
+        "recv_by_from",
         "lat_t",
     )
 
@@ -68,8 +82,8 @@ class Client:
         self.pending: dict[int, tuple[asyncio.Future[dict[str, Any]], float, str]] = {}
         self.next_id = 0
         self.sample = sample
-        self.gifts = 0          # gift events received since the last reset
-        self.events = 0         # decoded events of any kind (sampled clients only)
+        self.gifts = 0  # gift events received since the last reset
+        self.events = 0  # decoded events of any kind (sampled clients only)
         self.lat: array[float] | None = array("d") if sample else None
         self.lat_t: array[float] = array("d")  # receive time of each latency sample
         # sampled viewers keep each gift event's receive time by sender, to pair the k-th
@@ -192,8 +206,13 @@ class Client:
 
 
 async def open_client(
-    url: str, token: str, *, source_ip: str | None, sample: bool = False,
-    wallet: bool = False, rcvbuf: int | None = None,
+    url: str,
+    token: str,
+    *,
+    source_ip: str | None,
+    sample: bool = False,
+    wallet: bool = False,
+    rcvbuf: int | None = None,
 ) -> tuple[Client, dict[str, Any]]:
     client = Client(sample=sample, wallet=wallet)
     client.ws = await wsclient.connect(
@@ -253,7 +272,12 @@ class Worker:
 
     # -- tokens -------------------------------------------------------------------------
     async def cmd_mint(
-        self, http_url: str, admin_token: str, users: list[str], role: str, ttl: int = 7200,
+        self,
+        http_url: str,
+        admin_token: str,
+        users: list[str],
+        role: str,
+        ttl: int = 7200,
         concurrency: int = 32,
     ) -> dict[str, Any]:
         """Mint tokens through the admin API ``POST /api/tokens``."""
@@ -282,7 +306,12 @@ class Worker:
         return {"tokens": tokens}
 
     async def cmd_grant(
-        self, http_url: str, admin_token: str, users: list[str], coins: int, tag: str,
+        self,
+        http_url: str,
+        admin_token: str,
+        users: list[str],
+        coins: int,
+        tag: str,
         concurrency: int = 16,
     ) -> dict[str, Any]:
         """Credit coins through ``POST /api/users/{user}/grant`` (idempotent by key)."""
@@ -332,8 +361,14 @@ class Worker:
 
     # -- viewers ------------------------------------------------------------------------
     async def cmd_viewers_connect(
-        self, url: str, tokens: list[str], room: str | None, sample_every: int = 20,
-        slow_every: int = 0, slow_rcvbuf: int = 4096, concurrency: int = 64,
+        self,
+        url: str,
+        tokens: list[str],
+        room: str | None,
+        sample_every: int = 20,
+        slow_every: int = 0,
+        slow_rcvbuf: int = 4096,
+        concurrency: int = 64,
         first_index: int = 0,
     ) -> dict[str, Any]:
         """Connect viewers (hello, then join ``room`` when given). Slow ones stop reading."""
@@ -348,7 +383,10 @@ class Worker:
             async with sem:
                 try:
                     client, _ = await open_client(
-                        url, token, source_ip=self._next_ip(), sample=sample,
+                        url,
+                        token,
+                        source_ip=self._next_ip(),
+                        sample=sample,
                         rcvbuf=slow_rcvbuf if slow else None,
                     )
                     if room:
@@ -429,9 +467,7 @@ class Worker:
         return {"closed": n}
 
     # -- gifters ------------------------------------------------------------------------
-    async def cmd_gifters_connect(
-        self, url: str, gifters: list[tuple[str, str]]
-    ) -> dict[str, Any]:
+    async def cmd_gifters_connect(self, url: str, gifters: list[tuple[str, str]]) -> dict[str, Any]:
         """Connect gifters (token, room) and join their rooms."""
         for token, room in gifters:
             client, _ = await open_client(url, token, source_ip=self._next_ip())
@@ -448,8 +484,13 @@ class Worker:
         return {}
 
     async def cmd_gifts_closed_loop(
-        self, start_at: float, duration: float, gift: str = "rose", count: int = 1,
-        tag: str = "c", record_acks: bool = False,
+        self,
+        start_at: float,
+        duration: float,
+        gift: str = "rose",
+        count: int = 1,
+        tag: str = "c",
+        record_acks: bool = False,
     ) -> dict[str, Any]:
         """Every gifter sends a gift, waits for its reply, repeats, until the end time.
 
@@ -464,9 +505,15 @@ class Worker:
 
         async def loop_one(g: Client, gi: int) -> int:
             template = (
-                b'{"id":%d,"op":"gift","room":"' + g.room.encode() + b'","gift":"'
-                + gift.encode() + b'","count":' + str(count).encode()
-                + b',"key":"' + f"{tag}-{self.index}-{gi}-".encode() + b'%d"}'
+                b'{"id":%d,"op":"gift","room":"'
+                + g.room.encode()
+                + b'","gift":"'
+                + gift.encode()
+                + b'","count":'
+                + str(count).encode()
+                + b',"key":"'
+                + f"{tag}-{self.index}-{gi}-".encode()
+                + b'%d"}'
             )
             sent = 0
             while time.time() < end_at:
@@ -507,8 +554,15 @@ class Worker:
         }
 
     async def cmd_gifts_rate(
-        self, start_at: float, duration: float, rate: float, gift: str = "rose",
-        tag: str = "r", drain: float = 30.0, chat_rate: float = 0.0, chat_len: int = 400,
+        self,
+        start_at: float,
+        duration: float,
+        rate: float,
+        gift: str = "rose",
+        tag: str = "r",
+        drain: float = 30.0,
+        chat_rate: float = 0.0,
+        chat_len: int = 400,
     ) -> dict[str, Any]:
         """Open loop: gifts at a fixed total rate, round-robin over this worker's gifters.
 
@@ -525,8 +579,13 @@ class Worker:
         errors: Counter[str] = Counter()
         futs: list[tuple[asyncio.Future[dict[str, Any]], float]] = []
         templates = [
-            b'{"id":%d,"op":"gift","room":"' + g.room.encode() + b'","gift":"' + gift.encode()
-            + b'","count":1,"key":"' + f"{tag}-{self.index}-{i}-".encode() + b'%d"}'
+            b'{"id":%d,"op":"gift","room":"'
+            + g.room.encode()
+            + b'","gift":"'
+            + gift.encode()
+            + b'","count":1,"key":"'
+            + f"{tag}-{self.index}-{i}-".encode()
+            + b'%d"}'
             for i, g in enumerate(self.gifters)
         ]
         total = int(rate * duration)
@@ -546,8 +605,11 @@ class Worker:
             t0 = time.perf_counter()
             _, fut = g.send_op("gift", templates[n % len(self.gifters)] % (rid, rid))
             fut.add_done_callback(
-                lambda f, t0=t0: lat.append((time.perf_counter() - t0) * 1000.0)
-                if not f.cancelled() and f.result().get("ok") else None
+                lambda f, t0=t0: (
+                    lat.append((time.perf_counter() - t0) * 1000.0)
+                    if not f.cancelled() and f.result().get("ok")
+                    else None
+                )
             )
             futs.append((fut, t0))
         t_last = time.time()
@@ -555,21 +617,8 @@ class Worker:
             await chat_task
         if futs or chats:
             await asyncio.wait([f for f, _ in futs] + chats, timeout=drain)
-        chats_ok = 0
-        for fut in chats:
-            if not fut.done():
-                errors["chat timeout"] += 1
-            elif fut.result().get("ok"):
-                chats_ok += 1
-            else:
-                errors["chat " + str((fut.result().get("error") or {}).get("code"))] += 1
-        for fut, t0 in futs:
-            if not fut.done():
-                errors["timeout"] += 1
-                continue
-            reply = fut.result()
-            if not reply.get("ok"):
-                errors[str((reply.get("error") or {}).get("code"))] += 1
+        chats_ok = _tally(chats, errors, "chat ")
+        _tally([f for f, _ in futs], errors, "")
         for g in self.gifters:
             g.pending.clear()
         return {
@@ -592,8 +641,16 @@ class Worker:
 
     # -- the store's ceiling ------------------------------------------------------------
     async def cmd_ceiling(
-        self, store_url: str, sources: dict[str, str], templates: list[list[list[Any]]],
-        marker: str, start_at: float, duration: float, depth: int, tasks: int, tag: str,
+        self,
+        store_url: str,
+        sources: dict[str, str],
+        templates: list[list[list[Any]]],
+        marker: str,
+        start_at: float,
+        duration: float,
+        depth: int,
+        tasks: int,
+        tag: str,
     ) -> dict[str, Any]:
         """Drive the recorded gift scripts straight at the store, pipelined.
 
@@ -614,8 +671,14 @@ class Worker:
         calls_per_gift = len(templates[0]) if templates else 1
         for calls in templates:
             blob = b"".join(
-                _resp(["EVALSHA", shas[name], str(len(keys)),
-                       *(str(a).replace(marker, slot.decode()) for a in [*keys, *args])])
+                _resp(
+                    [
+                        "EVALSHA",
+                        shas[name],
+                        str(len(keys)),
+                        *(str(a).replace(marker, slot.decode()) for a in [*keys, *args]),
+                    ]
+                )
                 for name, keys, args in calls
             )
             prepared.append(blob.split(slot))
@@ -655,8 +718,10 @@ class Worker:
                         got += 1
                         if isinstance(r, Exception):
                             errors[str(r)[:40]] += 1
-                        elif isinstance(r, list) and r and r[0] in (
-                            b"insufficient", b"limit", b"conflict"
+                        elif (
+                            isinstance(r, list)
+                            and r
+                            and r[0] in (b"insufficient", b"limit", b"conflict")
                         ):
                             errors[r[0].decode()] += 1
                 ok += depth
@@ -669,11 +734,21 @@ class Worker:
         await asyncio.gather(*(pump(t) for t in range(tasks)))
         t_end = time.time()
         failed = sum(errors.values())
-        return {"ok": ok - failed // max(calls_per_gift, 1), "errors": dict(errors),
-                "t_begin": t_begin, "t_end": t_end}
+        return {
+            "ok": ok - failed // max(calls_per_gift, 1),
+            "errors": dict(errors),
+            "t_begin": t_begin,
+            "t_end": t_end,
+        }
 
-    async def _chat_rate(self, start_at: float, duration: float, rate: float, length: int,
-                         out: list[asyncio.Future[dict[str, Any]]]) -> None:
+    async def _chat_rate(
+        self,
+        start_at: float,
+        duration: float,
+        rate: float,
+        length: int,
+        out: list[asyncio.Future[dict[str, Any]]],
+    ) -> None:
         text = ("lorem ipsum dolor sit amet " * (length // 27 + 1))[:length]
         total = int(rate * duration)
         for n in range(total):
@@ -700,6 +775,19 @@ class Worker:
 
     async def cmd_ping(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
+
+def _tally(futs: list[asyncio.Future[dict[str, Any]]], errors: Counter[str], prefix: str) -> int:
+    """Count ok replies; add each failure (error code, or timeout) to ``errors``."""
+    ok = 0
+    for fut in futs:
+        if not fut.done():
+            errors[prefix + "timeout"] += 1
+        elif fut.result().get("ok"):
+            ok += 1
+        else:
+            errors[prefix + str((fut.result().get("error") or {}).get("code"))] += 1
+    return ok
 
 
 def _resp(parts: list[str]) -> bytes:

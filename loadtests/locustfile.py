@@ -29,23 +29,27 @@ monkey-patching); one reader greenlet per connection matches replies to requests
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
-import os
-import random
-import struct
-import subprocess
-import time
-import uuid
-from typing import Any
+from gevent import monkey
 
-import gevent
-import requests
-import websocket
-from gevent.event import AsyncResult
-from locust import User, between, events, task
-from locust.env import Environment
+monkey.patch_all()  # first, before anything imports ssl (locust itself does the same)
+
+import contextlib  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+import requests  # noqa: E402
+import websocket  # noqa: E402
+from gevent.event import AsyncResult  # noqa: E402
+from locust import User, between, events, task  # noqa: E402
+from locust.env import Environment  # noqa: E402
 
 HTTP_URL = os.environ.get("LIVESRV_HTTP_URL", "http://127.0.0.1:8080").rstrip("/")
 ROOM = os.environ.get("LIVESRV_ROOM", "locust")
@@ -70,7 +74,9 @@ def admin_token() -> str:
             raise RuntimeError("set LIVESRV_ADMIN_TOKEN (or LIVESRV_DATA_DIR) to mint tokens")
         out = subprocess.run(
             ["livesrv", "token", "locust-admin", "--role", "admin", "--data-dir", data_dir],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         _admin_token = out.split()[-1]
     return _admin_token
@@ -98,7 +104,10 @@ class LivesrvSocket:
         t0 = time.perf_counter()
         try:
             self.ws = websocket.create_connection(
-                url, subprotocols=[SUBPROTOCOL], timeout=TIMEOUT, enable_multithread=True,
+                url,
+                subprotocols=[SUBPROTOCOL],
+                timeout=TIMEOUT,
+                enable_multithread=True,
             )
         except Exception as exc:
             self._fire("ws", "connect", t0, 0, exc)
@@ -109,8 +118,12 @@ class LivesrvSocket:
 
     def _fire(self, kind: str, name: str, t0: float, length: int, exc: Exception | None) -> None:
         self.env.events.request.fire(
-            request_type=kind, name=name, response_time=(time.perf_counter() - t0) * 1000.0,
-            response_length=length, exception=exc, context={},
+            request_type=kind,
+            name=name,
+            response_time=(time.perf_counter() - t0) * 1000.0,
+            response_length=length,
+            exception=exc,
+            context={},
         )
 
     def _read_loop(self) -> None:
@@ -126,8 +139,12 @@ class LivesrvSocket:
             self._dispatch(data)
         if not self.closing:
             self.env.events.request.fire(
-                request_type="close", name=str(code), response_time=0, response_length=0,
-                exception=ConnectionError(f"server closed the connection ({code})"), context={},
+                request_type="close",
+                name=str(code),
+                response_time=0,
+                response_length=0,
+                exception=ConnectionError(f"server closed the connection ({code})"),
+                context={},
             )
         for ar in self.pending.values():
             ar.set_exception(ConnectionError("connection closed"))
@@ -147,9 +164,12 @@ class LivesrvSocket:
             if "ev" in m:
                 ts = m.get("ts")
                 self.env.events.request.fire(
-                    request_type="event", name=str(m["ev"]),
+                    request_type="event",
+                    name=str(m["ev"]),
                     response_time=max(0.0, now_ms - ts) if isinstance(ts, (int, float)) else 0,
-                    response_length=size, exception=None, context={},
+                    response_length=size,
+                    exception=None,
+                    context={},
                 )
             else:
                 ar = self.pending.pop(m.get("id"), None)
@@ -222,8 +242,12 @@ class LivesrvUser(User):
     def join(self) -> bool:
         if not self.wait_for_room():
             self.environment.events.request.fire(
-                request_type="ws", name="join", response_time=0, response_length=0,
-                exception=OpError(f"room {ROOM} never went live"), context={},
+                request_type="ws",
+                name="join",
+                response_time=0,
+                response_length=0,
+                exception=OpError(f"room {ROOM} never went live"),
+                context={},
             )
             return False
         return self.sock.request("join", room=ROOM) is not None

@@ -97,8 +97,15 @@ async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
                     room.viewers.add(ws)
                     joined.add(room.name)
                     reply.update(
-                        room=room.name, title=room.title, creator=room.creator, live=True,
-                        viewers=len(room.viewers), seq=room.seq, top=[], pinned=None, gap=False,
+                        room=room.name,
+                        title=room.title,
+                        creator=room.creator,
+                        live=True,
+                        viewers=len(room.viewers),
+                        seq=room.seq,
+                        top=[],
+                        pinned=None,
+                        gap=False,
                     )
             elif op == "leave":
                 room = ROOMS.get(msg["room"])
@@ -137,8 +144,13 @@ def _event(op: str, msg: dict[str, Any], user: str, room: Room) -> dict[str, Any
         room.combos[key] = combo
         count = int(msg.get("count", 1))
         return {
-            "ev": "gift", "from": user, "gift": msg.get("gift"), "count": count,
-            "combo": combo, "coins": count, "streak": True,
+            "ev": "gift",
+            "from": user,
+            "gift": msg.get("gift"),
+            "count": count,
+            "combo": combo,
+            "coins": count,
+            "streak": True,
         }
     if op == "chat":
         return {"ev": "chat", "from": user, "text": msg.get("text", ""), "badge": None}
@@ -154,8 +166,12 @@ async def main(host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
     async with serve(
-        handler, host, port, subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
-        max_size=64 * 1024, compression=None,
+        handler,
+        host,
+        port,
+        subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
+        max_size=64 * 1024,
+        compression=None,
     ) as server:
         bound = next(iter(server.sockets)).getsockname()
         print(f"ws://{bound[0]}:{bound[1]}/ws", flush=True)

@@ -18,8 +18,13 @@ CEIL = "#2ca02c"
 def render(result: dict[str, Any], out: Path, prefix: str = "bench") -> dict[str, str]:
     """Write every plot the result has data for; returns {name: file name}."""
     files: dict[str, str] = {}
-    for name, fn in (("gifts", _gifts), ("fanout", _fanout), ("settlement", _settlement),
-                     ("slow", _slow), ("connections", _connections)):
+    for name, fn in (
+        ("gifts", _gifts),
+        ("fanout", _fanout),
+        ("settlement", _settlement),
+        ("slow", _slow),
+        ("connections", _connections),
+    ):
         fig = fn(result)
         if fig is None:
             continue
@@ -72,8 +77,9 @@ def _fanout(r: dict[str, Any]) -> Any:
         vals = [by[(kind, v)]["events_per_s"] if (kind, v) in by else 0 for v in sizes]
         bars = ax1.bar([x + (k - 0.5) * width for x in xs], vals, width, color=color, label=kind)
         ax1.bar_label(bars, labels=[f"{v / 1000:,.0f}k" for v in vals], fontsize=8)
-    offered = [by[("livesrv", v)]["offered_events_per_s"] if ("livesrv", v) in by else 0
-               for v in sizes]
+    offered = [
+        by[("livesrv", v)]["offered_events_per_s"] if ("livesrv", v) in by else 0 for v in sizes
+    ]
     ax1.plot(list(xs), offered, "k_", ms=30, mew=2, label="offered")
     ax1.set_xticks(list(xs), [f"{v:,}" for v in sizes])
     ax1.set_xlabel(f"viewers in one room (gift rate {runs[0]['gift_rate']:.0f}/s)")
@@ -82,10 +88,20 @@ def _fanout(r: dict[str, Any]) -> Any:
     ax1.legend()
     for kind, color in (("livesrv", LIVESRV), ("naive", NAIVE)):
         pts = [(v, by[(kind, v)]["event_latency_ms"]) for v in sizes if (kind, v) in by]
-        ax2.plot([v for v, _ in pts], [max(l["p50"] or 0.01, 0.01) for _, l in pts], "o-",
-                 color=color, label=f"{kind} p50")
-        ax2.plot([v for v, _ in pts], [max(l["p99"] or 0.01, 0.01) for _, l in pts], "s--",
-                 color=color, label=f"{kind} p99")
+        ax2.plot(
+            [v for v, _ in pts],
+            [max(lat["p50"] or 0.01, 0.01) for _, lat in pts],
+            "o-",
+            color=color,
+            label=f"{kind} p50",
+        )
+        ax2.plot(
+            [v for v, _ in pts],
+            [max(lat["p99"] or 0.01, 0.01) for _, lat in pts],
+            "s--",
+            color=color,
+            label=f"{kind} p99",
+        )
     ax2.axhline(250, color="grey", ls=":", lw=1, label="250 ms")
     ax2.set_xscale("log")
     ax2.set_yscale("log")
@@ -121,8 +137,10 @@ def _slow(r: dict[str, Any]) -> Any:
     if not slow:
         return None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label, color in (("baseline", "all read", LIVESRV),
-                              ("with_slow", f"{slow['fraction']:.0%} never read", NAIVE)):
+    for key, label, color in (
+        ("baseline", "all read", LIVESRV),
+        ("with_slow", f"{slow['fraction']:.0%} never read", NAIVE),
+    ):
         tl = slow[key]["rss_timeline"]
         ax1.plot([t for t, _ in tl], [v for _, v in tl], color=color, label=label)
     ax1.set_xlabel("seconds into the gift burst")
@@ -132,11 +150,17 @@ def _slow(r: dict[str, Any]) -> Any:
     ax1.legend()
     ax1.grid(alpha=0.3)
     names = ["p50", "p90", "p99"]
-    for k, (key, label, color) in enumerate((("baseline", "all read", LIVESRV),
-                                             ("with_slow", "readers, with slow ones", NAIVE))):
+    for k, (key, label, color) in enumerate(
+        (("baseline", "all read", LIVESRV), ("with_slow", "readers, with slow ones", NAIVE))
+    ):
         lat = slow[key]["event_latency_ms"]
-        ax2.bar([i + (k - 0.5) * 0.38 for i in range(3)], [lat[n] or 0 for n in names], 0.38,
-                color=color, label=label)
+        ax2.bar(
+            [i + (k - 0.5) * 0.38 for i in range(3)],
+            [lat[n] or 0 for n in names],
+            0.38,
+            color=color,
+            label=label,
+        )
     ax2.set_xticks(range(3), names)
     ax2.set_ylabel("event latency of readers (ms)")
     ax2.set_title("Readers' latency")

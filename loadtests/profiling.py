@@ -23,9 +23,22 @@ def start(pid: int, stem: Path, rate: int = 100) -> dict[str, Any] | None:
         return None
     raw = stem.with_suffix(".txt")
     proc = subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--rate", str(rate), "--subprocesses",
-         "--nonblocking", "--format", "raw", "--output", str(raw)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(rate),
+            "--subprocesses",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return {"proc": proc, "raw": raw, "stem": stem}
 

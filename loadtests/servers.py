@@ -156,8 +156,10 @@ class Livesrv(ServerProcess):
             self.http_url + path,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.admin_token}",
-                     "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {self.admin_token}",
+                "Content-Type": "application/json",
+            },
         )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
@@ -173,13 +175,29 @@ def start_livesrv(
     """Start ``livesrv serve`` on loopback, port 0, with its own store in ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "serve.log"
-    cmd = [*livesrv_cmd(), "serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
-           "--data-dir", str(data_dir)]
+    cmd = [
+        *livesrv_cmd(),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--http-port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+    ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env(env),
-                                cwd=str(REPO), start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env(env),
+            cwd=str(REPO),
+            start_new_session=True,
+        )
     server = Livesrv(proc=proc, log=log, data_dir=data_dir)
     try:
         server.wait_urls(("ws", "http"), timeout)
@@ -194,7 +212,12 @@ def start_livesrv(
 def mint_cli_token(data_dir: Path, user: str, role: str, env: dict[str, str] | None) -> str:
     out = subprocess.run(
         [*livesrv_cmd(), "token", user, "--role", role, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, env=child_env(env), cwd=str(REPO), timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        env=child_env(env),
+        cwd=str(REPO),
+        timeout=60,
+        check=True,
     ).stdout
     tokens = [w for w in out.split() if w.count(".") == 2 and len(w) > 40]
     if not tokens:
@@ -222,7 +245,10 @@ def start_naive(log_dir: Path, timeout: float = 30.0) -> ServerProcess:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "loadtests.naive_server", "--port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=str(REPO),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=str(REPO),
             start_new_session=True,
         )
     server = ServerProcess(proc=proc, log=log)

@@ -279,9 +279,7 @@ async def connect(
         sock.close()
         raise
     request = handshake_request(host, port, path, subprotocol)
-    _, proto = await loop.create_connection(
-        lambda: WSClient(request, on_message), sock=sock
-    )
+    _, proto = await loop.create_connection(lambda: WSClient(request, on_message), sock=sock)
     try:
         await asyncio.wait_for(asyncio.shield(proto.opened), timeout)
     except BaseException:

@@ -22,12 +22,23 @@ def test_bench_quick_runs_clean(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench", "--quick", "--no-progress",
-         "--out", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=160,
+        [
+            sys.executable,
+            "-m",
+            "loadtests.bench",
+            "--quick",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=160,
     )
     out = tmp_path / "bench-quick.json"
-    assert out.exists(), f"no result file\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    assert out.exists(), f"no result file\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     result = json.loads(out.read_text())
     summary = result["summary"]
     assert summary["errors"] == 0, json.dumps(summary, indent=1)

@@ -1,0 +1,183 @@
+"""Markdown tables from a bench result, for docs/benchmarks.md.
+
+python -m loadtests.report loadtests/results/bench.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _ms(d: dict[str, Any] | None, key: str) -> str:
+    v = (d or {}).get(key)
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def _n(v: float | None, digits: int = 0) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def targets(r: dict[str, Any]) -> list[str]:
+    s = r["summary"]
+    rows = ["| target | measured | met |", "| --- | --- | --- |"]
+    ratio = s.get("throughput_vs_ceiling")
+    if ratio is not None:
+        rows.append(
+            f"| gift throughput >= 40% of the store's ceiling | {s['gift_peak_per_s']:,.0f} / "
+            f"{s['ceiling_gifts_per_s']:,.0f} gifts/s = **{ratio:.0%}** | "
+            f"{'yes' if ratio >= 0.4 else 'no'} |"
+        )
+    five = s.get("fanout", {}).get("5000")
+    if five:
+        ok = five["ratio"] >= 10 and (five["livesrv_p99_ms"] or 1e9) <= 250
+        rows.append(
+            f"| fan-out at 5k viewers >= 10x naive, p99 <= 250 ms | "
+            f"{five['livesrv_events_per_s']:,.0f} vs {five['naive_events_per_s']:,.0f} "
+            f"events/s = **{five['ratio']:.1f}x**, p99 {five['livesrv_p99_ms']:,.0f} ms | "
+            f"{'yes' if ok else 'no'} |"
+        )
+    for n, kib in s.get("kib_per_idle_connection", {}).items():
+        rows.append(
+            f"| <= 20 KiB RSS per idle connection ({int(n):,}) | **{kib:.1f} KiB** | "
+            f"{'yes' if kib <= 20 else 'no'} |"
+        )
+    lag = s.get("settlement_lag_ms")
+    if lag:
+        rows.append(
+            f"| settlement lag p99 <= 1 s at peak gift rate | p50 {lag['p50']:,.0f} ms, "
+            f"**p99 {lag['p99']:,.0f} ms** | {'yes' if (lag['p99'] or 1e9) <= 1000 else 'no'} |"
+        )
+    slow = s.get("slow")
+    if slow:
+        p99 = slow["readers_p99_ms"]
+        rss = slow["rss_max_mb"]
+        rows.append(
+            f"| slow consumers: memory flat, readers' p99 unchanged, cut with 4409 | "
+            f"RSS max {rss[0]:,.0f} -> {rss[1]:,.0f} MiB, p99 {p99[0]:,.0f} -> {p99[1]:,.0f} ms, "
+            f"slow ones ended {slow['slow_ended']} | see below |"
+        )
+    return rows
+
+
+def gifts(r: dict[str, Any]) -> list[str]:
+    rows = [
+        "| gifters | rooms | gifts/s | reply p50 ms | p99 ms | settlement lag p50 ms | p99 ms "
+        "| server CPU | store CPU |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for lv in r.get("gifts", []):
+        st = lv["settlement"]["lag_ms"]
+        rows.append(
+            f"| {lv['concurrency']} | {lv['rooms']} | {lv['gifts_per_s']:,.0f} | "
+            f"{_ms(lv['latency_ms'], 'p50')} | {_ms(lv['latency_ms'], 'p99')} | "
+            f"{_n(st['p50'])} | {_n(st['p99'])} | "
+            f"{lv['server_cpu_s'] / max(lv['seconds'], 1e-9):.0%} | "
+            f"{lv['store_cpu_share']:.0%} |"
+        )
+    c = r.get("ceiling") or {}
+    if c.get("gifts_per_s"):
+        rows.append(
+            f"| store ceiling | - | **{c['gifts_per_s']:,.0f}** | - | - | - | - | "
+            f"{c['server_cpu_s_meanwhile'] / max(c['seconds'], 1e-9):.0%} | "
+            f"{c['store_cpu_share']:.0%} |"
+        )
+    return rows
+
+
+def fanout(r: dict[str, Any]) -> list[str]:
+    rows = [
+        "| viewers | server | offered events/s | delivered events/s | event latency p50 ms "
+        "| p99 ms | gift sent -> event p50 ms | p99 ms | complete readers | server CPU |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in r.get("fanout", []):
+        rows.append(
+            f"| {run['viewers']:,} | {run['server']} | {run['offered_events_per_s']:,.0f} | "
+            f"**{run['events_per_s']:,.0f}** | {_ms(run['event_latency_ms'], 'p50')} | "
+            f"{_ms(run['event_latency_ms'], 'p99')} | {_ms(run['end_to_end_ms'], 'p50')} | "
+            f"{_ms(run['end_to_end_ms'], 'p99')} | "
+            f"{run['readers_complete']:,}/{run['readers']:,} | "
+            f"{run['server_cpu_s'] / max(run['wall_s'], 1e-9):.0%} |"
+        )
+    ratios = r["summary"].get("fanout", {})
+    if ratios:
+        rows.append("")
+        rows.append("| viewers | livesrv / naive events/s |")
+        rows.append("| ---: | ---: |")
+        for v, x in ratios.items():
+            rows.append(f"| {int(v):,} | **{x['ratio']:.1f}x** |")
+    return rows
+
+
+def slow(r: dict[str, Any]) -> list[str]:
+    sl = r.get("slow")
+    if not sl:
+        return []
+    rows = [
+        "| run | readers | slow | events/s | readers p50 ms | p99 ms | server RSS start/max/end "
+        "MiB | slow ones ended | cut (metric) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |",
+    ]
+    for key, label in (("baseline", "all read"), ("with_slow", f"{sl['fraction']:.0%} never read")):
+        run = sl[key]
+        rss = run["server_rss_mb"]
+        ended = (run.get("slow") or {}).get("ended", {})
+        rows.append(
+            f"| {label} | {run['readers']:,} | {(run.get('slow') or {}).get('viewers', 0)} | "
+            f"{run['events_per_s']:,.0f} | {_ms(run['event_latency_ms'], 'p50')} | "
+            f"{_ms(run['event_latency_ms'], 'p99')} | {rss['start']} / {rss['max']} / "
+            f"{rss['end']} | {ended or '-'} | {_n(run.get('slow_consumers_cut_total'))} |"
+        )
+    return rows
+
+
+def connections(r: dict[str, Any]) -> list[str]:
+    c = r.get("connections")
+    if not c:
+        return []
+    rows = [
+        "| idle connections | server RSS MiB | baseline MiB | KiB per connection | store MiB |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for p in c["points"]:
+        rows.append(
+            f"| {p['connections']:,} | {p['server_rss_mb']} | {p['baseline_rss_mb']} | "
+            f"**{p['kib_per_connection']}** | {p['store_rss_mb']} |"
+        )
+    return rows
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    out = [
+        f"Run: {r['started']} to {r['finished']}, mode {r['mode']}; machine: {m['cpus']} CPUs "
+        f"({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, open files {m['nofile']}.",
+        "",
+        "### Targets",
+        *targets(r),
+        "",
+        "### Gifts",
+        *gifts(r),
+        "",
+        "### Fan-out",
+        *fanout(r),
+        "",
+        "### Slow consumers",
+        *slow(r),
+        "",
+        "### Idle connections",
+        *connections(r),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "loadtests/results/bench.json")
+    print(render(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()
