@@ -107,12 +107,16 @@ class Hub:
         self._by_channel: dict[str, str] = {}
         self._wallet_channels = {s.wallet_channel for s in backend.all_shards()}
         self.delivered = 0  # events delivered to sockets (for metrics)
+        self._resync = False  # the store subscription dropped: catch up once it is back
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
         self._pubsub = self.b.redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(*self._wallet_channels)
+        # The pub/sub connection reconnects and re-subscribes by itself (redis-py runs its
+        # connect callbacks); this one notes that what was published meanwhile was lost.
+        self._pubsub.connection.register_connect_callback(self._reconnected)
         self._tasks = [
             asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._tick_forever(), name="hub-tick"),
@@ -281,26 +285,43 @@ class Hub:
             try:
                 msg = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.05
+                if self._resync:  # subscribed again: fetch what was missed
+                    self._resync = False
+                    await self._resubscribe()
                 if msg is not None and msg["type"] == "message":
                     await self._on_message(msg["channel"], msg["data"])
             except asyncio.CancelledError:
                 raise
             except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self._resync = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
-                await self._resubscribe()
             except Exception:
                 log.exception("hub listener failed on a message; going on")
 
+    def _reconnected(self, connection: Any) -> None:
+        self._resync = True
+
     async def _resubscribe(self) -> None:
-        """After the store came back: subscribe again and fetch what was missed."""
-        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
-            channels = [*self._wallet_channels, *self._by_channel]
-            await self._pubsub.reset()
-            await self._pubsub.subscribe(*channels)
-            for rc in list(self.rooms.values()):
-                if rc.last_seq is not None:
-                    await self._fill_gap(rc, 1 << 62)
+        """After the store came back (the subscription is renewed by the client library):
+        deliver the logged events and wallet changes published while it was away."""
+        if self._by_channel:  # rooms first joined while it was away were never subscribed
+            await self._pubsub.subscribe(*self._by_channel)
+        for rc in list(self.rooms.values()):
+            if rc.last_seq is not None:
+                await self._fill_gap(rc, 1 << 62)
+        users = list(self.users)
+        if users:
+            pipe = self.b.redis.pipeline(transaction=False)
+            for user in users:
+                pipe.hmget(self.b.user(user).wallet, "coins", "diamonds", "pending")
+            for user, (coins, diamonds, pending) in zip(users, await pipe.execute(), strict=True):
+                self._wallets[user] = {
+                    "user": user,
+                    "coins": int(coins or 0),
+                    "diamonds": int(diamonds or 0),
+                    "pending": int(pending or 0),
+                }
 
     async def _on_message(self, channel: str, data: str) -> None:
         if channel in self._wallet_channels:
