@@ -31,9 +31,11 @@ class Backend:
     @classmethod
     def create(cls, settings: Settings, url: str, *, pool_size: int = 64) -> Backend:
         client = connect(url, pool_size=pool_size)
-        return cls(settings, Catalog.load(settings.catalog), client, Scripts.register(client))
+        scripts = Scripts.register(client, url)
+        return cls(settings, Catalog.load(settings.catalog), client, scripts)
 
     async def close(self) -> None:
+        await self.scripts.close()
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()  # a pool we made is ours to close
 

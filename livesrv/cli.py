@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # no line per connection
     try:
         settings = settings_from(args)
         command = {

@@ -1,8 +1,9 @@
 """The Lua scripts that move money, loaded once per client.
 
-Each ``.lua`` file beside this module is one atomic step touching one hash slot.
-``register_script`` sends EVALSHA and falls back to loading the script on NOSCRIPT, so a
-restarted store is handled without special code.
+Each ``.lua`` file beside this module is one atomic step touching one hash slot. Scripts
+run on the auto-pipelined connection (:mod:`livesrv.pipeline`) for ``redis://`` and
+``unix://`` stores, else through redis-py's ``register_script``; both send EVALSHA and load
+the script on NOSCRIPT, so a restarted store is handled without special code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+
+from .pipeline import AutoPipeline
 
 NAMES = tuple(
     sorted(
@@ -30,13 +33,25 @@ def source(name: str) -> str:
 
 @dataclass(frozen=True)
 class Scripts:
-    """The registered scripts of one client, by name."""
+    """The registered scripts, by name."""
 
     by_name: dict[str, AsyncScript]
+    pipeline: AutoPipeline | None = None
+    shas: dict[str, str] | None = None
 
     @classmethod
-    def register(cls, client: aioredis.Redis) -> Scripts:
-        return cls({n: client.register_script(source(n)) for n in NAMES})
+    def register(cls, client: aioredis.Redis, url: str | None = None) -> Scripts:
+        by_name = {n: client.register_script(source(n)) for n in NAMES}
+        if url is None or not AutoPipeline.supports(url):
+            return cls(by_name)
+        pipeline = AutoPipeline(url)
+        return cls(by_name, pipeline, {n: pipeline.register(source(n)) for n in NAMES})
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        if self.pipeline is not None and self.shas is not None:
+            return await self.pipeline.evalsha(self.shas[name], keys, args)
         return await self.by_name[name](keys=keys, args=args)
+
+    async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.close()

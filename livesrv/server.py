@@ -21,6 +21,7 @@ from .backend import Backend
 from .broadcast import Hub
 from .codec import SUBPROTOCOLS, select_subprotocol
 from .connection import Session
+from .errors import CloseCode
 from .metrics import Metrics
 from .settings import Settings
 from .settlement import SettlementWorker
@@ -83,7 +84,9 @@ class Node:
         )
         self.ws_port = self.ws_server.sockets[0].getsockname()[1]
         app = make_app(self)
-        self.http_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.http_runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=DRAIN_SECONDS
+        )
         await self.http_runner.setup()
         site = (
             web.SockSite(self.http_runner, http_sock)
@@ -120,8 +123,16 @@ class Node:
             self.ws_server.close(close_connections=False)  # no new connections
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), DRAIN_SECONDS)
-            self.ws_server.close(close_connections=True)  # 1001 going away
+            # Server.close() acts only once (above), so the sockets are closed here
+            going = asyncio.gather(
+                *(
+                    ws.close(CloseCode.GOING_AWAY, "server shutting down")
+                    for ws in self.ws_server.connections
+                ),
+                return_exceptions=True,
+            )
             with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(going, DRAIN_SECONDS)
                 await asyncio.wait_for(self.ws_server.wait_closed(), DRAIN_SECONDS)
         self.worker.stopping = True
         if self._worker_task is not None:

@@ -1,0 +1,206 @@
+"""An auto-pipelining connection for the hot path: money and room scripts.
+
+Every concurrent ``EVALSHA`` goes out on one connection without waiting for earlier replies;
+the writes of one event-loop iteration leave in one syscall, and replies are matched to
+callers in order (RESP answers in order). Packing and parsing are hiredis' C code. This
+removes a connection-pool round trip and most per-command Python work from each gift.
+
+A command whose connection breaks fails with ``redis.ConnectionError`` (``unavailable`` to
+the client, who retries with the same key); it is never re-sent blindly. NOSCRIPT (a store
+that restarted or flushed its scripts) loads the script and runs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import time
+from typing import Any, cast
+from urllib.parse import unquote, urlparse
+
+import hiredis
+import redis
+
+
+class _ReplyError(Exception):
+    pass
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, owner: AutoPipeline) -> None:
+        self.owner = owner
+        self.reader = hiredis.Reader(encoding="utf-8", replyError=_ReplyError)
+        self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.out: list[bytes] = []
+        self.flush_scheduled = False
+        self.last_reply = time.monotonic()
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        self.last_reply = time.monotonic()
+        while True:
+            try:
+                reply = self.reader.gets()
+            except hiredis.ProtocolError as exc:
+                self._fail(redis.ConnectionError(f"protocol error from the store: {exc}"))
+                if self.transport is not None:
+                    self.transport.abort()
+                return
+            if reply is False:
+                return
+            fut = self.pending.popleft()
+            if fut.done():
+                continue
+            if isinstance(reply, _ReplyError):
+                fut.set_exception(redis.ResponseError(str(reply)))
+            else:
+                fut.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(redis.ConnectionError("connection to the store lost"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.owner._on_lost(self)
+
+    def _fail(self, exc: Exception) -> None:
+        while self.pending:
+            fut = self.pending.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.transport is None or self.transport.is_closing():
+            fut.set_exception(redis.ConnectionError("connection to the store lost"))
+            return fut
+        if not self.pending:
+            self.last_reply = time.monotonic()
+        self.pending.append(fut)
+        self.out.append(packed)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self.out))
+        self.out.clear()
+
+
+class AutoPipeline:
+    """One auto-pipelined connection to a standalone store (``redis://`` or ``unix://``).
+
+    Args:
+        url: The store URL.
+        timeout: Seconds without any reply, while replies are owed, before the connection
+            is declared dead.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._proto: _Protocol | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._scripts: dict[str, str] = {}
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", "unix"):
+            raise ValueError(f"auto-pipelining supports redis:// and unix:// URLs, not {url}")
+        self._parsed = parsed
+
+    @staticmethod
+    def supports(url: str) -> bool:
+        return urlparse(url).scheme in ("redis", "unix")
+
+    def register(self, source: str) -> str:
+        sha = hashlib.sha1(source.encode()).hexdigest()
+        self._scripts[sha] = source
+        return sha
+
+    async def _connect(self) -> _Protocol:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            current = self._proto
+            if current is not None and current.transport and not current.transport.is_closing():
+                return current
+            loop = asyncio.get_running_loop()
+            p = self._parsed
+            try:
+                if p.scheme == "unix":
+                    _, proto = await asyncio.wait_for(
+                        loop.create_unix_connection(lambda: _Protocol(self), unquote(p.path)), 2
+                    )
+                else:
+                    _, proto = await asyncio.wait_for(
+                        loop.create_connection(
+                            lambda: _Protocol(self), p.hostname or "localhost", p.port or 6379
+                        ),
+                        2,
+                    )
+            except (OSError, TimeoutError) as exc:
+                raise redis.ConnectionError(f"cannot reach the store: {exc}") from exc
+            if p.password:
+                user = (unquote(p.username),) if p.username else ()
+                await proto.send(_pack("AUTH", *user, unquote(p.password)))
+            db = p.path.strip("/") if p.scheme == "redis" else ""
+            if db and db != "0":
+                await proto.send(_pack("SELECT", db))
+            self._proto = proto
+            if self._watchdog is None or self._watchdog.done():
+                self._watchdog = asyncio.create_task(self._watch(), name="store-watchdog")
+            return proto
+
+    def _on_lost(self, proto: _Protocol) -> None:
+        if self._proto is proto:
+            self._proto = None
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.timeout / 2))
+            proto = self._proto
+            if proto is None or not proto.pending or proto.transport is None:
+                continue
+            if time.monotonic() - proto.last_reply > self.timeout:
+                proto._fail(redis.TimeoutError("the store did not answer in time"))
+                proto.transport.abort()
+
+    async def execute(self, *args: Any) -> Any:
+        proto = self._proto
+        if proto is None or proto.transport is None or proto.transport.is_closing():
+            proto = await self._connect()
+        return await proto.send(_pack(*args))
+
+    async def evalsha(self, sha: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.execute("SCRIPT", "LOAD", self._scripts[sha])
+        return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        proto = self._proto
+        self._proto = None
+        if proto is not None and proto.transport is not None:
+            proto.transport.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proto.lost), 1)
+
+
+def _pack(*args: Any) -> bytes:
+    return hiredis.pack_command(args)  # type: ignore[no-any-return]
