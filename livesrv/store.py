@@ -123,11 +123,13 @@ class EmbeddedStore:
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         left_pid = self._read_pid()
-        if left_pid and _alive(left_pid) and self.answers():
+        if left_pid and not self._is_ours(left_pid):
+            left_pid = None  # dead, or the pid now names an unrelated process
+        if left_pid and self.answers():
             log.warning("adopting store process %d left running by an earlier serve", left_pid)
             self.adopted_pid = left_pid
             return
-        if left_pid and _alive(left_pid):
+        if left_pid:
             _terminate(left_pid, 10.0)
         for stale in (self.socket, self.pidfile):
             stale.unlink(missing_ok=True)
@@ -168,6 +170,17 @@ class EmbeddedStore:
             _terminate(self.adopted_pid, timeout)
             self.adopted_pid = None
 
+    def _is_ours(self, pid: int) -> bool:
+        """Whether ``pid`` is a live store of this data dir (stores run in ``self.dir``)."""
+        if not _alive(pid):
+            return False
+        try:
+            return os.readlink(f"/proc/{pid}/cwd") == str(self.dir)
+        except FileNotFoundError:
+            return not Path("/proc/self").exists()  # no /proc: trust the pid file
+        except OSError:
+            return False
+
     def _read_pid(self) -> int | None:
         try:
             return int(self.pidfile.read_text().strip())
@@ -202,7 +215,16 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A dead process nobody reaped yet (an orphan under an init that does not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _terminate(pid: int, timeout: float) -> None:

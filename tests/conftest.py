@@ -199,3 +199,5 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
             except subprocess.TimeoutExpired:
                 p.proc.kill()
                 p.proc.wait()
+        if p.proc.stdout is not None:
+            p.proc.stdout.close()  # else a ResourceWarning fails whichever test collects it

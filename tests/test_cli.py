@@ -1,0 +1,353 @@
+"""The ``livesrv`` command as an operator runs it: real processes, a real embedded store.
+
+serve prints its two URLs first; token resolves the secret like serve does; audit exits
+0 when the ledger holds and non-zero when it does not, with or without a serve running;
+settle --once settles what is due; SIGTERM closes clients with 1001 and exits 0; a second
+serve on the same data dir refuses; files a crash left behind are recovered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+import redis
+
+from livesrv import tokens
+from livesrv.keys import UserKeys
+from livesrv.settings import Settings
+from livesrv.store import EmbeddedStore
+from tests.client import Client
+from tests.conftest import SECRET, ServeProcess, livesrv_cmd
+from tests.timing import scaled
+
+Serve = Callable[..., ServeProcess]
+ADMIN = tokens.issue(SECRET, "ops", "admin", 3600)
+FAST = ("--hold-seconds", "0")
+ENV_SECRET = "secret-from-the-environment-0123456789abcdef"
+FLAG_SECRET = "secret-from-the-command-line-0123456789abcdef"
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run a livesrv command to completion (with no secret in the environment unless given)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LIVESRV_")}
+    return subprocess.run(
+        livesrv_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=scaled(timeout),
+        env={**base, **(env or {})},
+    )
+
+
+async def arun(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(run, *args, **kw)
+
+
+async def api(p: ServeProcess, method: str, path: str, body: Any = None) -> Any:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method, p.http_url + path, json=body, headers={"Authorization": f"Bearer {ADMIN}"}
+        ) as resp,
+    ):
+        assert resp.status < 300, (resp.status, await resp.text())
+        return await resp.json()
+
+
+async def hello(
+    p: ServeProcess, user: str, role: str = "viewer", token: str | None = None
+) -> Client:
+    c = await Client.open(p.ws_url)
+    await c.ok("hello", token=token or tokens.issue(SECRET, user, role, 3600))
+    return c
+
+
+async def some_gifts(p: ServeProcess, n: int = 5) -> tuple[Client, Client]:
+    """A creator's room with a viewer who sent ``n`` keyed roses of count 3."""
+    creator = await hello(p, "cr", "creator")
+    await creator.ok("room_open", room="r", title="cli")
+    await api(p, "POST", "/api/users/fan/grant", {"coins": 1000, "key": "g1"})
+    fan = await hello(p, "fan")
+    await fan.ok("join", room="r")
+    for i in range(n):
+        await fan.ok("gift", room="r", gift="rose", count=3, key=f"k{i}")
+    return creator, fan
+
+
+def audit_args(data_dir: Path, *more: str) -> tuple[str, ...]:
+    return ("audit", "--data-dir", str(data_dir), *more)
+
+
+# -- serve -----------------------------------------------------------------------------
+
+
+async def test_serve_prints_two_urls_and_sigterm_closes_with_1001(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    p = serve_process(*FAST, data_dir=tmp_path / "d")
+    assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/ws", p.ws_url), p.ws_url
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", p.http_url), p.http_url
+    assert p.ws_url.split(":")[2].split("/")[0] != "0"
+    async with aiohttp.ClientSession() as http, http.get(p.http_url + "/healthz") as resp:
+        assert resp.status == 200
+    clients = [await hello(p, f"u{i}") for i in range(3)]
+    store_pid = int((tmp_path / "d" / "store" / "store.pid").read_text())
+
+    p.signal(signal.SIGTERM)
+    for c in clients:
+        assert await c.closed() == 1001
+        await c.close()
+    assert await asyncio.to_thread(p.wait) == 0
+    assert p.proc.stdout is not None
+    assert p.proc.stdout.read() == ""  # nothing but the two URL lines
+    # the embedded store was stopped with it
+    deadline = time.monotonic() + scaled(10)
+    while _running(store_pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not _running(store_pid)
+    assert not (tmp_path / "d" / "store" / "store.pid").exists()
+
+
+async def test_serve_keeps_balances_across_restarts(serve_process: Serve, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    p = serve_process(*FAST, data_dir=d)
+    creator, fan = await some_gifts(p, 4)
+    await creator.close()
+    await fan.close()
+    p.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(p.wait) == 0
+    p2 = serve_process(*FAST, data_dir=d)
+    assert (await api(p2, "GET", "/api/users/fan/wallet"))["coins"] == 1000 - 12
+    # what was not settled before the stop is settled after the restart
+    async with asyncio.timeout(scaled(15)):
+        while (await api(p2, "GET", "/api/users/cr/wallet"))["diamonds"] != 6:
+            await asyncio.sleep(0.1)
+
+
+async def test_second_serve_on_the_same_data_dir_refuses(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    d = tmp_path / "d"
+    p = serve_process(*FAST, data_dir=d)
+    second = await arun("serve", "--data-dir", str(d), "--port", "0", "--http-port", "0")
+    assert second.returncode == 2
+    assert second.stdout == ""
+    assert "another serve is running" in second.stderr
+    # the first one is unharmed
+    c = await hello(p, "still")
+    assert (await c.ok("wallet"))["coins"] == 0
+    await c.close()
+
+
+async def test_stale_pid_and_socket_files_are_recovered(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    """What a killed serve and store leave behind: a pid file naming a dead process and a
+    socket file nobody listens on."""
+    d = tmp_path / "d"
+    store = EmbeddedStore(d)
+    store.dir.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.pidfile.write_text(f"{dead.pid}\n")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(store.socket))
+    stale.close()
+    assert store.socket.exists()
+
+    p = serve_process(*FAST, data_dir=d)
+    c = await hello(p, "u")
+    assert (await c.ok("wallet"))["coins"] == 0
+    await c.close()
+    assert int(store.pidfile.read_text()) != dead.pid
+
+
+async def test_a_pid_file_naming_another_process_leaves_it_alone(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    """After a reboot, the stale pid may belong to an unrelated process: it must live on."""
+    d = tmp_path / "d"
+    store = EmbeddedStore(d)
+    store.dir.mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        store.pidfile.write_text(f"{bystander.pid}\n")
+        p = serve_process(*FAST, data_dir=d)
+        c = await hello(p, "u")
+        await c.ok("wallet")
+        await c.close()
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+async def test_a_store_left_running_is_adopted(serve_process: Serve, tmp_path: Path) -> None:
+    """A store whose serve died without taking it down is adopted, data and all, and
+    stopped when the adopting serve stops."""
+    d = tmp_path / "d"
+    left = EmbeddedStore(d)
+    await asyncio.to_thread(left.start)
+    try:
+        assert left.process is not None
+        pid = left.process.pid
+        client = redis.Redis(unix_socket_path=str(left.socket))
+        client.set("left-behind", "yes")
+        client.close()
+        p = serve_process(*FAST, data_dir=d)
+        assert int(left.pidfile.read_text()) == pid
+        c = await hello(p, "u")
+        await c.ok("wallet")
+        await c.close()
+        client = redis.Redis(unix_socket_path=str(left.socket))
+        assert client.get("left-behind") == b"yes"
+        client.close()
+        p.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(p.wait) == 0
+        assert await asyncio.to_thread(left.process.wait, scaled(10)) == 0
+    finally:
+        await asyncio.to_thread(left.stop)
+
+
+# -- token -------------------------------------------------------------------------------
+
+
+def _claims(token: str, secret: str) -> dict[str, Any]:
+    return jwt.decode(token.strip(), secret, algorithms=["HS256"])  # type: ignore[no-any-return]
+
+
+async def test_token_secret_resolution(serve_process: Serve, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    r = await arun("token", "alice", "--role", "creator", "--data-dir", str(d))
+    assert r.returncode == 0, r.stderr
+    kept = (d / "secret").read_text().strip()
+    assert len(kept) >= 32
+    assert (d / "secret").stat().st_mode & 0o777 == 0o600
+    claims = _claims(r.stdout, kept)
+    assert (claims["sub"], claims["role"]) == ("alice", "creator")
+    assert abs(claims["exp"] - (time.time() + tokens.DEFAULT_TTL)) < 60
+
+    # the kept secret is used again, by token and by serve
+    r2 = await arun("token", "bob", "--ttl", "60", "--data-dir", str(d))
+    claims2 = _claims(r2.stdout, kept)
+    assert (claims2["sub"], claims2["role"]) == ("bob", "viewer")
+    assert abs(claims2["exp"] - (time.time() + 60)) < 30
+    p = serve_process(*FAST, data_dir=d, env={"LIVESRV_SECRET": ""})
+    c = await Client.open(p.ws_url)
+    assert (await c.ok("hello", token=r.stdout.strip()))["role"] == "creator"
+    await c.close()
+    wrong = await Client.open(p.ws_url)
+    assert await wrong.error("hello", token=ADMIN) == "unauthorized"
+    assert await wrong.closed() == 4401
+    await wrong.close()
+
+    # the environment, then the flag, take precedence over the kept secret
+    r3 = await arun("token", "carol", "--data-dir", str(d), env={"LIVESRV_SECRET": ENV_SECRET})
+    assert _claims(r3.stdout, ENV_SECRET)["sub"] == "carol"
+    r4 = await arun(
+        "token",
+        "dave",
+        "--secret",
+        FLAG_SECRET,
+        "--data-dir",
+        str(d),
+        env={"LIVESRV_SECRET": ENV_SECRET},
+    )
+    assert _claims(r4.stdout, FLAG_SECRET)["sub"] == "dave"
+    assert (d / "secret").read_text().strip() == kept
+
+    bad_user = await arun("token", "not ok", "--data-dir", str(d))
+    assert bad_user.returncode != 0 and "user" in bad_user.stderr
+    bad_role = await arun("token", "x", "--role", "king", "--data-dir", str(d))
+    assert bad_role.returncode == 2 and bad_role.stdout == ""
+
+
+# -- audit and settle ---------------------------------------------------------------------
+
+
+async def test_audit_exit_codes(serve_process: Serve, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    p = serve_process(*FAST, data_dir=d)
+    creator, fan = await some_gifts(p)
+    await creator.event("wallet", lambda e: e["diamonds"] == 7)
+
+    ok = await arun(*audit_args(d))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    lines = ok.stdout.strip().splitlines()
+    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * 6
+    assert lines[-1] == "audit: all invariants hold"
+    assert "coins_conserved: credited=1000, held=985, spent=15" in ok.stdout
+    as_json = await arun(*audit_args(d, "--json"))
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and report["ok"] is True and len(report["checks"]) == 6
+
+    # a balance changed behind the ledger's back
+    store = EmbeddedStore(d)
+    raw = redis.Redis(unix_socket_path=str(store.socket))
+    wallet_key = UserKeys.of("fan", Settings().shards).wallet
+    raw.hincrby(wallet_key, "coins", 40)
+    bad = await arun(*audit_args(d))
+    assert bad.returncode == 1, bad.stdout
+    assert "FAIL  coins_conserved: credited=1000, held=1025, spent=15" in bad.stdout
+    assert bad.stdout.strip().endswith("audit: VIOLATIONS FOUND")
+    raw.hincrby(wallet_key, "coins", -40)
+    raw.close()
+    await creator.close()
+    await fan.close()
+
+    # and with no serve running: audit starts the store itself, and stops it again
+    p.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(p.wait) == 0
+    stopped = await arun(*audit_args(d))
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not store.pidfile.exists()
+
+
+async def test_settle_once(serve_process: Serve, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    p = serve_process("--no-settle", data_dir=d)  # default hold: diamonds settle as pending
+    creator, fan = await some_gifts(p, 6)
+    await asyncio.sleep(0.3)
+    assert await api(p, "GET", "/api/users/cr/wallet") == {"coins": 0, "diamonds": 0, "pending": 0}
+
+    r = await arun("settle", "--once", "--data-dir", str(d))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "settled 6 entries"
+    assert await api(p, "GET", "/api/users/cr/wallet") == {"coins": 0, "diamonds": 0, "pending": 9}
+    ev = await creator.event("wallet", lambda e: e["pending"] == 9)
+    assert ev["diamonds"] == 0
+    again = await arun("settle", "--once", "--data-dir", str(d))
+    assert again.stdout.strip() == "settled 0 entries"
+    assert (await arun(*audit_args(d))).returncode == 0
+    await creator.close()
+    await fan.close()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _no_livesrv_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("LIVESRV_") and name != "LIVESRV_TEST_TIME_SCALE":
+            monkeypatch.delenv(name)
