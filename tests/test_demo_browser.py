@@ -216,7 +216,7 @@ def test_login_page_is_served(viewer: Page) -> None:
 
 def test_creator_goes_live(creator: Page) -> None:
     log_in(creator, CREATOR, "creator")
-    expect(creator.get_by_role("heading", name="Studio")).to_be_visible()
+    expect(creator.get_by_role("heading", name="Studio", exact=True)).to_be_visible()
     creator.get_by_label("Room id").fill(ROOM)
     creator.get_by_label("Title").first.fill("Maya's late night studio")
     creator.get_by_role("button", name="Go LIVE").click()
@@ -228,7 +228,7 @@ def test_creator_goes_live(creator: Page) -> None:
 
 def test_viewer_finds_the_room_and_joins(viewer: Page, creator: Page) -> None:
     log_in(viewer, VIEWER, "viewer")
-    expect(viewer.get_by_role("heading", name="Live now")).to_be_visible()
+    expect(viewer.get_by_role("heading", name="Live now", exact=True)).to_be_visible()
     room = viewer.get_by_test_id("room-item").filter(has_text="Maya's late night studio")
     if not room.count():
         viewer.get_by_role("button", name="Refresh").click()

@@ -138,6 +138,7 @@ class App {
       node.hidden = node.dataset.for !== role;
     }
     document.title = role === "creator" ? `Studio · ${user} · livesrv` : `Watch · ${user} · livesrv`;
+    $("#app-heading").textContent = role === "creator" ? `${user}'s studio` : `Watch live rooms as ${user}`;
     if (role === "creator") this.creator.prefill(user);
     this.roomView.setStageState("empty");
     this.firstReady = true;

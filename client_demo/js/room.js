@@ -236,11 +236,13 @@ export class RoomView {
     const count = ev.count ?? 1;
     const key = `${ev.from}|${ev.gift}`;
     const previous = this.feedStreaks.get(key);
-    if (ev.combo > 1 && previous?.isConnected && Number(previous.dataset.combo) < ev.combo) {
+    const startsStreak = (ev.combo ?? 1) <= count; // the first send of a streak
+    if (!startsStreak && previous?.isConnected) {
       // The same streak goes on: one feed line that counts up, moved to the bottom.
-      previous.dataset.combo = String(ev.combo);
+      const combo = Math.max(Number(previous.dataset.combo), ev.combo);
+      previous.dataset.combo = String(combo);
       previous.dataset.seq = String(ev.seq ?? "");
-      previous.querySelector(".combo-tag").textContent = `x${ev.combo}`;
+      previous.querySelector(".combo-tag").textContent = `x${combo}`;
       previous.remove();
       this.feedPush(previous);
     } else {
@@ -484,7 +486,12 @@ export class RoomView {
     const key = `${ev.from}|${ev.gift}`;
     const combo = ev.combo ?? ev.count ?? 1;
     let s = this.streaks.get(key);
-    if (s && combo < s.combo) {
+    if (s?.node.classList.contains("leaving")) {
+      s.node.remove();
+      this.streaks.delete(key);
+      s = undefined;
+    }
+    if (s && combo <= (ev.count ?? 1)) {
       // A new streak of the same gift: start the counter over in the same place.
       s.combo = 0;
     }

@@ -81,7 +81,7 @@ export class ViewerControls {
           class: `btn small ${here ? "ghost" : "primary"}`,
           text: here ? "Watching" : "Join",
           disabled: here,
-          attrs: { "aria-label": `Join ${r.title || r.room} by ${r.creator}` },
+          attrs: { "aria-label": `${here ? "Watching" : "Join"} ${r.title || r.room} by ${r.creator}` },
           onclick: (e) => this.join(r.room, e.currentTarget),
         }));
     }));
@@ -118,14 +118,16 @@ export class ViewerControls {
   // ---- coins -----------------------------------------------------------------
 
   renderPackages(packages) {
+    // The accessible name is the visible text plus hidden words: "Buy 65 coins for $0.99".
     $("#packages").replaceChildren(...packages.map((p) => el("button", {
       type: "button",
       class: "package",
       dataset: { package: p.package },
-      attrs: { "aria-label": `Buy ${fmt(p.coins)} coins for ${dollars(p.cents)}` },
       onclick: (e) => this.buyCoins(p, e.currentTarget),
     },
-    el("span", { class: "package-coins" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(p.coins)}`),
+    el("span", { class: "package-coins" }, el("span", { class: "sr-only", text: "Buy " }),
+      el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(p.coins)}`,
+      el("span", { class: "sr-only", text: " coins for " })),
     el("span", { class: "package-price", text: dollars(p.cents) }))));
   }
 
@@ -142,16 +144,19 @@ export class ViewerControls {
   // ---- gifts -----------------------------------------------------------------
 
   renderGifts(gifts) {
+    // Accessible name: "Send Rose for 1 coins" (visible text plus hidden words).
     $("#gift-panel").replaceChildren(...gifts.map((g) => el("button", {
       type: "button",
       class: `gift-btn${g.coins >= 1000 ? " big" : ""}`,
       dataset: { gift: g.gift },
-      attrs: { "aria-label": `Send ${giftName(g.gift)} for ${fmt(g.coins)} coins` },
+      title: `${giftName(g.gift)}: ${fmt(g.coins)} coins`,
       onclick: () => this.sendGift(g),
     },
     el("span", { class: "gift-icon", text: giftIcon(g.gift), attrs: { "aria-hidden": "true" } }),
-    el("span", { class: "gift-name", text: giftName(g.gift) }),
-    el("span", { class: "gift-price" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(g.coins)}`))));
+    el("span", { class: "gift-name" }, el("span", { class: "sr-only", text: "Send " }), giftName(g.gift)),
+    el("span", { class: "gift-price" }, el("span", { class: "sr-only", text: " for " }),
+      el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(g.coins)}`,
+      el("span", { class: "sr-only", text: " coins" })))));
   }
 
   async sendGift(g) {
