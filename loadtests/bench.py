@@ -303,6 +303,18 @@ def pct(values: Dist, q: float) -> float | None:
 PROFILE_DIR: Path | None = None  # set by --profile: py-spy records every measured phase
 
 
+def _tcp_mem() -> int:
+    """Bytes the kernel holds in TCP socket buffers, all sockets (/proc/net/sockstat)."""
+    try:
+        for line in Path("/proc/net/sockstat").read_text().splitlines():
+            if line.startswith("TCP:"):
+                parts = line.split()
+                return int(parts[parts.index("mem") + 1]) * 4096
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _machine_busy() -> float:
     """CPU seconds the whole machine has spent busy (all processes, all cores)."""
     import psutil
@@ -333,6 +345,7 @@ class Sampler:
         self._spy: Any = None
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        self.tcp_mem: list[int] = []  # kernel TCP buffer memory (bytes), machine-wide
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -340,6 +353,7 @@ class Sampler:
         t0 = time.time()
         while not self._stop.is_set():
             self.samples.append((round(time.time() - t0, 2), self.server.rss()))
+            self.tcp_mem.append(_tcp_mem())
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Sampler:
@@ -395,6 +409,7 @@ def gift_levels(
         )
         pool.call(0, "reset_wallets")
         start_at = time.time() + 0.5
+        wait_idle(server)
         load0 = pool.cpu_times()
         with Sampler(server, name=f"gifts-c{c}") as sampler:
             res = pool.call_many(
@@ -550,7 +565,9 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
     pool.call(0, "open_rooms", url=server.ws_url, rooms=[(ctok[creator], room)])
     url, sources, per_user = asyncio.run(record_gift_calls(server, env, users, room))
     workers = list(range(1, 1 + plan.gifter_workers))
+    wait_idle(server)
     start_at = time.time() + 0.5
+    load0 = pool.cpu_times()
     with Sampler(server) as sampler:
         res = pool.call_many(
             {
@@ -571,6 +588,7 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
                 for w, chunk in zip(workers, split(per_user, len(workers)), strict=True)
             }
         )
+    load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
     pool.call(0, "creators_close")
     ok = sum(r["ok"] for r in res.values())
     seconds = max(r["t_end"] for r in res.values()) - min(r["t_begin"] for r in res.values())
@@ -588,6 +606,8 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
         "pipelines": plan.ceiling_tasks * len(workers),
         "server_cpu_s_meanwhile": round(sampler.cpu, 2),
         "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
+        "load_cpu_s": load_cpu,
+        "other_cores": _other_cpu(sampler, sum(load_cpu)),
     }
 
 
@@ -646,11 +666,15 @@ def fanout_run(
     connect_s = time.time() - t0
     connected = sum(r["connected"] for r in conn.values())
     failed = sum(r["failed"] for r in conn.values())
+    failures: Counter[str] = Counter()
+    for r in conn.values():
+        failures.update(r["failures"])
     time.sleep(1.0 if plan.quick else 2.0)
     pool.call_many({w: ("viewers_reset", {}) for w in vworkers})
     start_at = time.time() + 0.3
     load0 = pool.cpu_times()
-    name = f"fanout-{target.kind}-{viewers}" + (f"-slow{slow_every}" if slow_every else "")
+    name = f"fanout-{target.kind}-{viewers}" + ("-chat" if chat_rate else "")
+    name += f"-slow{slow_every}" if slow_every else ""
     with Sampler(target.server, 0.25, name=name) as sampler:
         gres = pool.call(
             0,
@@ -702,6 +726,7 @@ def fanout_run(
         "viewers": viewers,
         "connected": connected,
         "connect_failed": failed,
+        "connect_failures": dict(failures),
         "connect_s": round(connect_s, 2),
         "gift_rate": plan.fanout_rate,
         "gifts_sent": gres["sent"],
@@ -756,6 +781,11 @@ def fanout_run(
             "end": round(rss[-1][1] / 2**20, 1) if rss else None,
         },
         "rss_timeline": [[t, round(v / 2**20, 2)] for t, v in rss],
+        "tcp_mem_mb": {
+            "start": round(sampler.tcp_mem[0] / 2**20, 1) if sampler.tcp_mem else None,
+            "max": round(max(sampler.tcp_mem) / 2**20, 1) if sampler.tcp_mem else None,
+        },
+        "tcp_mem_timeline": [round(v / 2**20, 2) for v in sampler.tcp_mem],
     }
 
 

@@ -215,7 +215,7 @@ class LivesrvUser(User):
     role = "viewer"
 
     def on_start(self) -> None:
-        self.user_id = f"lc-{self.role[0]}-{uuid.uuid4().hex[:12]}"
+        self.user_id = self.make_user_id()
         url = self.host or "ws://127.0.0.1:8765"
         if not url.rstrip("/").endswith("/ws"):
             url = url.rstrip("/") + "/ws"
@@ -223,6 +223,9 @@ class LivesrvUser(User):
         self.sock = LivesrvSocket(self.environment, url)
         hello = self.sock.request("hello", token=token)
         self.coins = int(hello["coins"]) if hello else 0
+
+    def make_user_id(self) -> str:
+        return f"lc-{self.role[0]}-{uuid.uuid4().hex[:12]}"
 
     def on_stop(self) -> None:
         sock = getattr(self, "sock", None)
@@ -260,9 +263,14 @@ class CreatorUser(LivesrvUser):
     role = "creator"
     wait_time = between(5, 10)
 
+    def make_user_id(self) -> str:
+        # one stable creator per room, so a later run can reopen the room it owns
+        return f"lc-creator-{ROOM}"[:64]
+
     def on_start(self) -> None:
         super().on_start()
         self.sock.request("room_open", room=ROOM, title="locust load test")
+        self.sock.request("join", room=ROOM)  # chat needs the creator in the room too
 
     @task
     def say_something(self) -> None:
