@@ -108,6 +108,7 @@ async def test_store_away_answers_unavailable_then_recovers(
     creator, fan = await room_with_viewer(node, 1000)
     await fan.ok("gift", room="r", gift="panda", count=2, key="k1")
     await creator.event("wallet", lambda e: e["diamonds"] == 5)
+    await creator.ok("product_create", product="pen", title="Pen", price=20, stock=3)
     assert await health(node) == 200
 
     await asyncio.to_thread(store.stop)
@@ -117,6 +118,9 @@ async def test_store_away_answers_unavailable_then_recovers(
     assert await fan.error("wallet") == "unavailable"
     assert await fan.error("subscribe", room="r", key="s1") == "unavailable"
     assert await fan.error("chat", room="r", text="anyone?") == "unavailable"
+    assert await fan.error("buy", room="r", product="pen", qty=2, key="b1") == "unavailable"
+    assert await creator.error("withdraw", diamonds=2000, key="w1") == "unavailable"
+    assert await creator.error("room_open", room="r2", title="new") == "unavailable"
     assert await health(node) == 503
     # a newcomer's hello needs the store too, and its connection stays open as well
     late = await node.raw()
@@ -131,6 +135,12 @@ async def test_store_away_answers_unavailable_then_recovers(
     again = await fan.ok("gift", room="r", gift="rose", count=7, key="k2")
     assert again["coins"] == r["coins"]
     assert (await fan.ok("wallet"))["coins"] == 983
+    order = await fan.ok("buy", room="r", product="pen", qty=2, key="b1")
+    assert order["coins"] == 943
+    assert (await fan.ok("buy", room="r", product="pen", qty=2, key="b1"))["order"] == order[
+        "order"
+    ]
+    assert (await fan.ok("products"))["products"][0]["stock"] == 1
     assert (await late.ok("hello", token=node.token("late")))["user"] == "late"
 
     # room events flow again: the creator sees the retried gift and a new chat
@@ -139,9 +149,11 @@ async def test_store_away_answers_unavailable_then_recovers(
     await creator.event("chat", lambda e: e["text"] == "back")
     seqs = creator.seqs("r")
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
-    # wallet events flow again, and settlement resumed: 17 coins -> 8 diamonds
-    await fan.event("wallet", lambda e: e["coins"] == 983)
-    await creator.event("wallet", lambda e: e["diamonds"] == 8)
+    # wallet events flow again
+    await fan.event("wallet", lambda e: e["coins"] == 943)
+    # settlement resumed: 17 gift coins -> 8 diamonds; the 40-coin purchase pays the
+    # creator as seller (8200 bps -> 32) and as host (1000 bps -> 4)
+    await creator.event("wallet", lambda e: e["diamonds"] == 8 + 32 + 4)
     report = await node.audit()
     assert report["ok"], [c for c in report["checks"] if not c["ok"]]
     print(f"store away: unavailable answered in {answered_in * 1000:.0f} ms")
