@@ -103,7 +103,7 @@ def test_unknown_op(op: str) -> None:
     assert len(info.value.message) < 80  # a huge op name is not echoed whole
 
 
-GOOD = {
+GOOD: dict[str, dict[str, Any]] = {
     "hello": {"token": "t"},
     "wallet": {},
     "catalog": {},
@@ -458,7 +458,7 @@ def test_verify_expired() -> None:
         _sign({"role": "viewer", "exp": int(time.time()) + 60}),
         _sign({"sub": "u", "exp": int(time.time()) + 60}),
         _sign({"sub": "u", "role": "viewer"}),
-        jwt.encode({"sub": "u", "role": "admin", "exp": int(time.time()) + 60}, None, "none"),
+        jwt.encode({"sub": "u", "role": "admin", "exp": int(time.time()) + 60}, "", "none"),
     ],
     ids=lambda t: str(t)[:12],
 )
@@ -911,7 +911,7 @@ def test_error_codes_match_the_protocol() -> None:
 
 
 def test_every_code_has_one_class() -> None:
-    classes = [errors.LivesrvError, *errors.BY_CODE.values()]
+    classes: list[type[errors.LivesrvError]] = [errors.LivesrvError, *errors.BY_CODE.values()]
     assert sorted(c.code for c in classes) == sorted(errors.ERROR_CODES)
     for code, cls in errors.BY_CODE.items():
         assert cls.code == code
