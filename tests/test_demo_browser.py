@@ -153,6 +153,15 @@ def viewer(browser: Browser, server: DemoServer) -> Iterator[Page]:
     page.context.close()
 
 
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/img/ when updating them, else a temporary dir."""
+    if UPDATE_SCREENSHOTS:
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        return DOCS_IMG
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def diagnostics(request: pytest.FixtureRequest, server: DemoServer) -> Iterator[None]:
     """After each test, print what the pages show; pytest shows it only on failure."""
@@ -291,12 +300,17 @@ def test_rose_streak_is_one_growing_counter(viewer: Page, creator: Page) -> None
     expect(viewer.get_by_test_id("leaderboard").locator("li").first).to_contain_text("5")
 
 
-def test_big_gift_fills_the_room_and_diamonds_arrive(viewer: Page, creator: Page) -> None:
+def test_big_gift_fills_the_room_and_diamonds_arrive(
+    viewer: Page, creator: Page, shots: Path
+) -> None:
     start = coins(viewer)
     gift_button(viewer, "Drama Queen").click()
     big = creator.get_by_test_id("big-gift")
     expect(big).to_be_visible()
     expect(big).to_contain_text(f"{VIEWER} sent Drama Queen")
+    dismiss_toasts(viewer)
+    viewer.wait_for_timeout(500)  # let the burst grow in
+    viewer.screenshot(path=str(shots / "big-gift.png"))
     expect(viewer.get_by_test_id("big-gift")).to_contain_text("Drama Queen")
     expect(viewer.get_by_test_id("coin-balance")).to_have_text(f"{start - 5000:,}")
     expect(creator.get_by_test_id("leaderboard").locator("li").first).to_contain_text("5,005")
@@ -424,15 +438,6 @@ def test_restart_reconnects_and_catches_up(server: DemoServer, viewer: Page, cre
         expect(viewer.get_by_test_id("coin-balance")).to_have_text(f"{balance - 1:,}")
     finally:
         friend.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: docs/img/ when updating them, else a temporary dir."""
-    if UPDATE_SCREENSHOTS:
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        return DOCS_IMG
-    return tmp_path
 
 
 def test_screenshots(

@@ -27,7 +27,6 @@ export class RoomView {
     this.bigQueue = [];
     this.bigBusy = false;
     this.listeners = new Set();
-    this.joining = null;
     this.bindControls();
   }
 
