@@ -53,7 +53,7 @@ async def send_gift(
         kind="gift",
         amount=value,
         key=key,
-        digest=args_hash("gift", {"room": room.room, "gift": gift, "count": count}),
+        digest=gift_digest(room.room, gift, count),
         payload={"room": room.room, "e": earners_of_gift(b, room.creator), "ev": ev, "evid": evid},
         extra_key=b.user(user).combo(room.room, gift),
         params=(b.catalog.streak_window_ms if item.streak else 0, count),
@@ -65,3 +65,15 @@ async def send_gift(
 
 def gift_event_id(user: str, key: str) -> str:
     return f"g:{user}:{key}"
+
+
+def gift_digest(room: str, gift: str, count: int) -> str:
+    return args_hash("gift", {"room": room, "gift": gift, "count": count})
+
+
+async def replayed_gift(
+    b: Backend, user: str, room: str, gift: str, count: int, key: str
+) -> dict[str, Any] | None:
+    """The first result of a gift already sent with ``key`` and these arguments, or None."""
+    reply = await wallet.first_result(b, user, key, gift_digest(room, gift, count))
+    return None if reply is None else {"coins": reply["coins"], "combo": reply["combo"]}

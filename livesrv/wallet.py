@@ -101,6 +101,24 @@ async def _credit(
     return result
 
 
+async def first_result(b: Backend, user: str, key: str, digest: str) -> dict[str, Any] | None:
+    """The kept reply of an earlier movement by ``user`` with ``key`` and these arguments.
+
+    A retry must get the first result even when the op could no longer start now (the
+    room closed, the sender left): answering with that error would say nothing moved.
+    None when the key was not used with these arguments (unused, other arguments, aborted).
+    """
+    async with store_errors():
+        prior = await b.redis.get(b.user(user).idem(key))
+    if prior is None:
+        return None
+    head, _, reply = prior.partition("\n")
+    if head != digest:
+        return None
+    result: dict[str, Any] = orjson.loads(reply)
+    return result
+
+
 async def spend(
     b: Backend,
     user: str,
