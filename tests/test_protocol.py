@@ -558,17 +558,19 @@ async def test_likes_are_coalesced(server: Running, codec: str) -> None:
     alice = await live(server, codec=codec)
     bob = await viewer(server, "bob", codec=codec)
     carol = await viewer(server, "carol", codec=codec)
+    start = time.monotonic()
     await asyncio.gather(
         *(bob.ok("like", room="r1") for _ in range(50)),
         *(carol.ok("like", room="r1") for _ in range(50)),
     )
     await carol.ok("like", room="r1", count=100)
     ev = await alice.event("like", lambda e: e["total"] == 200)
+    ticks = (time.monotonic() - start) / (server.settings.tick_ms / 1000)
     assert no_ts(ev) == {"ev": "like", "room": "r1", "total": 200}
     await settle_quietly()
     totals = [e["total"] for e in alice.events if e["ev"] == "like"]
-    # 101 like requests became a few like events with a growing total
-    assert len(totals) <= 20, totals
+    # 101 like requests became at most one like event per tick, with a growing total
+    assert len(totals) < 101 and len(totals) <= ticks + 2, (totals, ticks)
     assert totals == sorted(set(totals)) and totals[-1] == 200
     assert [e["total"] for e in bob.events if e["ev"] == "like"][-1] == 200
     assert all("seq" not in e for e in alice.events if e["ev"] == "like")
@@ -683,7 +685,7 @@ async def test_gift_streak_resets_after_the_window(
             {
                 "packages": {"p65": {"coins": 65, "cents": 99}},
                 "gifts": {"rose": {"coins": 1, "streak": True}},
-                "streak_window_ms": 400,
+                "streak_window_ms": 1000,
             }
         )
     )
@@ -692,9 +694,9 @@ async def test_gift_streak_resets_after_the_window(
     await server.grant("bob", 100)
     bob = await viewer(server, "bob")
     assert (await bob.ok("gift", room="r1", gift="rose", count=2, key="a"))["combo"] == 2
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.1)
     assert (await bob.ok("gift", room="r1", gift="rose", count=2, key="b"))["combo"] == 4
-    await asyncio.sleep(0.6)  # more than the window since the last send
+    await asyncio.sleep(1.2)  # more than the window since the last send
     assert (await bob.ok("gift", room="r1", gift="rose", count=1, key="c"))["combo"] == 1
     assert (await bob.ok("gift", room="r1", gift="rose", count=1, key="d"))["combo"] == 2
 
@@ -781,12 +783,12 @@ async def test_logged_events_seq_grows_by_one(server: Running, codec: str) -> No
 
 
 async def test_rate_limited(make_server: ServerFactory, codec: str) -> None:
-    server = await make_server(ops_per_second=2, ops_burst=3)
+    server = await make_server(ops_per_second=1, ops_burst=3)
     bob = await server.connect("bob", codec=codec)  # hello is not counted
     assert [(await bob.call("wallet"))["ok"] for _ in range(3)] == [True, True, True]
     reply = await bob.call("wallet")
     assert reply["ok"] is False and reply["error"]["code"] == "rate_limited"
-    await asyncio.sleep(0.6)  # the bucket refills at 2 per second
+    await asyncio.sleep(1.1)  # the bucket refills at 1 per second
     assert (await bob.call("wallet"))["ok"] is True
     other = await server.connect("carol", codec=codec)  # the limit is per connection
     assert (await other.call("wallet"))["ok"] is True
