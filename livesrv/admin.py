@@ -129,8 +129,15 @@ def _loopback(remote: str | None) -> bool:
 
 
 async def client_json(request: web.Request) -> web.Response:
+    """Where the WebSocket server is. Bound to a wildcard address, the page is told the host
+    it reached this app by, since ``ws://0.0.0.0`` is not an address a browser can use."""
     node = request.app[NODE]
-    return web.json_response({"ws_url": node.ws_url, "demo": node.settings.demo})
+    ws_url = node.ws_url
+    if node.settings.host in ("0.0.0.0", "::", ""):
+        host = request.url.host or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        ws_url = f"ws://{host}:{node.ws_port}/ws"
+    return web.json_response({"ws_url": ws_url, "demo": node.settings.demo})
 
 
 async def demo_login(request: web.Request) -> web.Response:
