@@ -79,6 +79,7 @@ class Plan:
     gift_seconds: float
     per_room: int
     ceiling_seconds: float
+    ceiling_rounds: int
     ceiling_users: int
     ceiling_depth: int
     ceiling_tasks: int
@@ -104,7 +105,8 @@ class Plan:
             concurrency=[1, 4, 16, 64, 256],
             gift_seconds=8.0,
             per_room=4,
-            ceiling_seconds=8.0,
+            ceiling_seconds=4.0,
+            ceiling_rounds=3,
             ceiling_users=64,
             ceiling_depth=64,
             ceiling_tasks=4,
@@ -132,6 +134,7 @@ class Plan:
             gift_seconds=2.5,
             per_room=4,
             ceiling_seconds=2.0,
+            ceiling_rounds=1,
             ceiling_users=8,
             ceiling_depth=32,
             ceiling_tasks=2,
@@ -180,8 +183,8 @@ class Pool:
         if not self.pipes[i].poll(timeout):
             raise TimeoutError(f"load worker {i} did not answer in {timeout}s")
         result: dict[str, Any] = self.pipes[i].recv()
-        if not result.get("ok", False):
-            raise RuntimeError(f"load worker {i}: {result.get('error')}")
+        if not result.get("_ok", False):
+            raise RuntimeError(f"load worker {i}: {result.get('_error')}")
         return result
 
     def call(self, i: int, cmd: str, **args: Any) -> dict[str, Any]:
@@ -408,8 +411,8 @@ def gift_levels(
             }
         )
         pool.call(0, "reset_wallets")
+        background = wait_idle(server)
         start_at = time.time() + 0.5
-        wait_idle(server)
         load0 = pool.cpu_times()
         with Sampler(server, name=f"gifts-c{c}") as sampler:
             res = pool.call_many(
@@ -456,6 +459,7 @@ def gift_levels(
                 "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),
                 "load_cpu_s": load_cpu,
                 "other_cores": _other_cpu(sampler, sum(load_cpu)),
+                "background_before": background,
                 "profile": sampler.profile,
                 "settlement": settle,
             }
@@ -565,7 +569,33 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
     pool.call(0, "open_rooms", url=server.ws_url, rooms=[(ctok[creator], room)])
     url, sources, per_user = asyncio.run(record_gift_calls(server, env, users, room))
     workers = list(range(1, 1 + plan.gifter_workers))
-    wait_idle(server)
+    rounds = []
+    for k in range(plan.ceiling_rounds):
+        rounds.append(_ceiling_round(pool, server, plan, workers, url, sources, per_user, k))
+    pool.call(0, "creators_close")
+    best = max(rounds, key=lambda r: r["gifts_per_s"])
+    return {
+        "scripts_per_gift": sorted({c[0] for c in per_user[0]}) if per_user else [],
+        "calls_per_gift": len(per_user[0]) if per_user else 0,
+        **best,
+        "errors": dict(sum((Counter(r["errors"]) for r in rounds), Counter())),
+        "rounds": rounds,
+        "pipeline_depth": plan.ceiling_depth,
+        "pipelines": plan.ceiling_tasks * len(workers),
+    }
+
+
+def _ceiling_round(
+    pool: Pool,
+    server: servers.Livesrv,
+    plan: Plan,
+    workers: list[int],
+    url: str,
+    sources: dict[str, str],
+    per_user: list[list[Any]],
+    k: int,
+) -> dict[str, Any]:
+    background = wait_idle(server)
     start_at = time.time() + 0.5
     load0 = pool.cpu_times()
     with Sampler(server) as sampler:
@@ -582,32 +612,28 @@ def ceiling(pool: Pool, server: servers.Livesrv, plan: Plan, env: dict[str, str]
                         "duration": plan.ceiling_seconds,
                         "depth": plan.ceiling_depth,
                         "tasks": plan.ceiling_tasks,
-                        "tag": f"x{w}",
+                        "tag": f"x{k}{w}",
                     },
                 )
                 for w, chunk in zip(workers, split(per_user, len(workers)), strict=True)
             }
         )
     load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
-    pool.call(0, "creators_close")
     ok = sum(r["ok"] for r in res.values())
     seconds = max(r["t_end"] for r in res.values()) - min(r["t_begin"] for r in res.values())
     errors: Counter[str] = Counter()
     for r in res.values():
         errors.update(r["errors"])
     return {
-        "scripts_per_gift": sorted({c[0] for c in per_user[0]}) if per_user else [],
-        "calls_per_gift": len(per_user[0]) if per_user else 0,
         "ok": ok,
         "errors": dict(errors),
         "seconds": round(seconds, 3),
         "gifts_per_s": round(ok / max(seconds, 1e-9), 1),
-        "pipeline_depth": plan.ceiling_depth,
-        "pipelines": plan.ceiling_tasks * len(workers),
         "server_cpu_s_meanwhile": round(sampler.cpu, 2),
         "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
         "load_cpu_s": load_cpu,
         "other_cores": _other_cpu(sampler, sum(load_cpu)),
+        "background_before": background,
     }
 
 
@@ -630,7 +656,6 @@ def fanout_run(
     chat_rate: float = 0.0,
     seconds: float | None = None,
 ) -> dict[str, Any]:
-    wait_idle(target.server)
     run_id = next(target.counter)
     room = f"fan{run_id}"
     vworkers = list(range(1, 1 + plan.viewer_workers))
@@ -667,9 +692,12 @@ def fanout_run(
     connected = sum(r["connected"] for r in conn.values())
     failed = sum(r["failed"] for r in conn.values())
     failures: Counter[str] = Counter()
+    retried: Counter[str] = Counter()
     for r in conn.values():
         failures.update(r["failures"])
+        retried.update(r["retried"])
     time.sleep(1.0 if plan.quick else 2.0)
+    background = wait_idle(target.server)
     pool.call_many({w: ("viewers_reset", {}) for w in vworkers})
     start_at = time.time() + 0.3
     load0 = pool.cpu_times()
@@ -727,6 +755,8 @@ def fanout_run(
         "connected": connected,
         "connect_failed": failed,
         "connect_failures": dict(failures),
+        "connect_retried": dict(retried),
+        "connects_per_s": round(connected / max(connect_s, 1e-9), 1),
         "connect_s": round(connect_s, 2),
         "gift_rate": plan.fanout_rate,
         "gifts_sent": gres["sent"],
@@ -775,6 +805,7 @@ def fanout_run(
         "load_cpu_s": load_cpu,
         "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),
         "other_cores": _other_cpu(sampler, sum(load_cpu)),
+        "background_before": background,
         "server_rss_mb": {
             "start": round(rss[0][1] / 2**20, 1) if rss else None,
             "max": round(max(v for _, v in rss) / 2**20, 1) if rss else None,
@@ -832,14 +863,52 @@ def end_to_end(sends: dict[str, list[float]], viewers: list[dict[str, list[float
 
 
 def wait_idle(server: servers.ServerProcess, limit: float = 0.15, timeout: float = 60.0) -> float:
-    """Wait until the server uses less than ``limit`` of a core over half a second."""
+    """Wait until the server uses less than ``limit`` of a core over half a second, then
+    (up to ``QUIET_TIMEOUT`` s) until the rest of the machine is quiet too.
+
+    Returns the cores used by processes outside this benchmark just before the phase.
+    """
     deadline = time.monotonic() + timeout
     while True:
         c0 = server.cpu_times()
         time.sleep(0.5)
         busy = (server.cpu_times() - c0) / 0.5
         if busy < limit or time.monotonic() > deadline:
-            return busy
+            break
+    return wait_quiet()
+
+
+QUIET_TIMEOUT = 90.0
+QUIET_LIMIT = 0.25
+
+
+def _tree_cpu() -> float:
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def wait_quiet() -> float:
+    """Wait until processes outside this benchmark use under ``QUIET_LIMIT`` cores.
+
+    The machine is shared (2 cores): anything else running skews every figure, so each
+    phase starts when the rest of the machine is quiet, or after ``QUIET_TIMEOUT`` s; the
+    background load seen is recorded with the phase either way.
+    """
+    deadline = time.monotonic() + QUIET_TIMEOUT
+    while True:
+        m0, t0, w0 = _machine_busy(), _tree_cpu(), time.monotonic()
+        time.sleep(1.0)
+        wall = time.monotonic() - w0
+        foreign = max(0.0, (_machine_busy() - m0) - (_tree_cpu() - t0)) / wall
+        if foreign < QUIET_LIMIT or time.monotonic() > deadline:
+            return round(foreign, 2)
 
 
 # -- idle connections ---------------------------------------------------------------------------
@@ -972,7 +1041,7 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
 
 def _summarize_gifts(res: dict[str, Any], s: dict[str, Any]) -> int:
     levels = res.get("gifts") or []
-    errors = sum(sum(lv["errors"].values()) for lv in levels)
+    errors = sum(sum(lv["errors"].values()) + (lv["ok"] == 0) for lv in levels)
     ceil_ = res.get("ceiling") or {}
     errors += sum(ceil_.get("errors", {}).values())
     if not levels:
@@ -1203,6 +1272,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="", help="gift concurrency levels, e.g. 1,16")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=None,
+        help="seconds each phase waits for the rest of the machine to go quiet "
+        "(default 90, 3 with --quick)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -1218,6 +1294,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency:
         plan.concurrency = [int(v) for v in args.concurrency.split(",")]
     only = {o.strip() for o in args.only.split(",") if o.strip()} or None
+    global QUIET_TIMEOUT
+    QUIET_TIMEOUT = (
+        args.quiet_timeout
+        if args.quiet_timeout is not None
+        else (3.0 if args.quick else QUIET_TIMEOUT)
+    )
     if args.profile is not None:
         global PROFILE_DIR
         PROFILE_DIR = args.profile

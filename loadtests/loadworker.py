@@ -260,14 +260,14 @@ class Worker:
             name = cmd.get("cmd")
             if name == "exit":
                 await self.cmd_close_all()
-                self.pipe.send({"ok": True})
+                self.pipe.send({"_ok": True})
                 return
             try:
                 handler = getattr(self, "cmd_" + name)
                 result = await handler(**cmd.get("args", {}))
-                result.setdefault("ok", True)
+                result["_ok"] = True
             except Exception as exc:  # reported to the parent, which fails the run
-                result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                result = {"_ok": False, "_error": f"{type(exc).__name__}: {exc}"}
             self.pipe.send(result)
 
     # -- tokens -------------------------------------------------------------------------
@@ -376,38 +376,54 @@ class Worker:
         failures: Counter[str] = Counter()
         t0 = time.perf_counter()
 
-        async def one(i: int, token: str) -> None:
+        retried: Counter[str] = Counter()
+
+        async def attempt(i: int, token: str) -> str | None:
             gi = first_index + i
             slow = bool(slow_every) and gi % slow_every == slow_every - 1
             sample = not slow and gi % sample_every == 0
-            async with sem:
-                try:
-                    client, _ = await open_client(
-                        url,
-                        token,
-                        source_ip=self._next_ip(),
-                        sample=sample,
-                        rcvbuf=slow_rcvbuf if slow else None,
-                    )
-                    if room:
-                        await client.request("join", room=room)
-                        client.room = room
-                        if not sample and not slow and client.ws is not None:
-                            client.ws.count_pattern = GIFT_PATTERNS[0]
-                except (TimeoutError, OSError, OpError, ConnectionError) as exc:
-                    failures[type(exc).__name__ + ":" + str(getattr(exc, "code", ""))] += 1
-                    return
+            client: Client | None = None
+            try:
+                client, _ = await open_client(
+                    url,
+                    token,
+                    source_ip=self._next_ip(),
+                    sample=sample,
+                    rcvbuf=slow_rcvbuf if slow else None,
+                )
+                if room:
+                    await client.request("join", room=room)
+                    client.room = room
+                    if not sample and not slow and client.ws is not None:
+                        client.ws.count_pattern = GIFT_PATTERNS[0]
+            except (TimeoutError, OSError, OpError, ConnectionError) as exc:
+                if client is not None and client.ws is not None:
+                    client.ws.abort()
+                return type(exc).__name__ + ":" + str(getattr(exc, "code", ""))
             client.slow = slow
             if slow:
                 assert client.ws is not None
                 client.ws.pause()
             self.viewers.append(client)
+            return None
+
+        async def one(i: int, token: str) -> None:
+            async with sem:
+                reason = await attempt(i, token)
+            if reason is None:
+                return
+            retried[reason] += 1  # a real client reconnects; once here, and it is counted
+            async with sem:
+                reason = await attempt(i, token)
+            if reason is not None:
+                failures[reason] += 1
 
         await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
         return {
             "connected": len(self.viewers),
             "failed": sum(failures.values()),
             "failures": dict(failures),
+            "retried": dict(retried),
             "seconds": time.perf_counter() - t0,
         }
 

@@ -50,7 +50,7 @@ def _gifts(r: dict[str, Any]) -> Any:
     ax1.set_xlabel("concurrent gifters (one request in flight each)")
     ax1.set_ylabel("gifts acknowledged / s")
     ax1.set_title("Gift throughput")
-    ax1.legend()
+    ax1.legend(loc="lower right")
     ax1.grid(alpha=0.3)
     ax2.plot(c, [lv["latency_ms"]["p50"] for lv in levels], "o-", color=LIVESRV, label="p50")
     ax2.plot(c, [lv["latency_ms"]["p99"] for lv in levels], "s--", color=LIVESRV, label="p99")
@@ -142,12 +142,21 @@ def _slow(r: dict[str, Any]) -> Any:
         ("with_slow", f"{slow['fraction']:.0%} never read", NAIVE),
     ):
         tl = slow[key]["rss_timeline"]
-        ax1.plot([t for t, _ in tl], [v for _, v in tl], color=color, label=label)
+        ax1.plot([t for t, _ in tl], [v for _, v in tl], color=color, label=f"{label}: server RSS")
+        tcp = slow[key].get("tcp_mem_timeline") or []
+        if tcp:
+            ax1.plot(
+                [t for t, _ in tl][: len(tcp)],
+                tcp,
+                color=color,
+                ls="--",
+                label=f"{label}: kernel TCP buffers",
+            )
     ax1.set_xlabel("seconds into the gift burst")
-    ax1.set_ylabel("server RSS (MiB)")
+    ax1.set_ylabel("MiB")
     ax1.set_ylim(bottom=0)
-    ax1.set_title(f"Server memory, {slow['baseline']['viewers']:,} viewers")
-    ax1.legend()
+    ax1.set_title(f"Memory, {slow['baseline']['viewers']:,} viewers")
+    ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
     names = ["p50", "p90", "p99"]
     for k, (key, label, color) in enumerate(

@@ -150,6 +150,37 @@ def connections(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def profiles(r: dict[str, Any], top: int = 12) -> list[str]:
+    """The hottest livesrv/store-client functions of the profiled phases (with --profile)."""
+    phases: list[tuple[str, dict[str, Any]]] = []
+    levels = r.get("gifts") or []
+    if levels:
+        peak = max(levels, key=lambda lv: lv["gifts_per_s"])
+        if peak.get("profile"):
+            phases.append((f"gifts, {peak['concurrency']} gifters", peak["profile"]))
+    for run in r.get("fanout") or []:
+        if run["server"] == "livesrv" and run.get("profile") and run["viewers"] >= 5000:
+            phases.append((f"fan-out, {run['viewers']:,} viewers", run["profile"]))
+    out: list[str] = []
+    for title, prof in phases:
+        out += [
+            f"**{title}** ({prof['samples']:,} samples; share of samples in which the function "
+            "was on the stack, and share spent in the function itself)",
+            "",
+            "| on stack | function | | self | function |",
+            "| ---: | --- | --- | ---: | --- |",
+        ]
+        skip = ("<module> (", "main (livesrv/cli", "cmd_serve (", "Runner.run (")
+        inc = [x for x in prof["inclusive_pct"] if not x[0].startswith(skip)][:top]
+        slf = prof["self_pct"][:top]
+        for i in range(max(len(inc), len(slf))):
+            a = inc[i] if i < len(inc) else ["", ""]
+            b = slf[i] if i < len(slf) else ["", ""]
+            out.append(f"| {a[1]}% | `{a[0]}` | | {b[1]}% | `{b[0]}` |")
+        out.append("")
+    return out
+
+
 def render(r: dict[str, Any]) -> str:
     m = r["machine"]
     out = [
@@ -170,6 +201,9 @@ def render(r: dict[str, Any]) -> str:
         "",
         "### Idle connections",
         *connections(r),
+        "",
+        "### Profiles",
+        *profiles(r),
     ]
     return "\n".join(out) + "\n"
 
