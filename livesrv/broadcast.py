@@ -108,6 +108,9 @@ class Hub:
         self._wallet_channels = {s.wallet_channel for s in backend.all_shards()}
         self.delivered = 0  # events delivered to sockets (for metrics)
         self._resync = False  # the store subscription dropped: catch up once it is back
+        # The loops also stop on this flag: on Python 3.11 a cancellation can be lost inside
+        # redis-py (asyncio.wait_for swallows it when the send completes at the same time).
+        self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -123,6 +126,7 @@ class Hub:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -281,7 +285,7 @@ class Hub:
 
     async def _listen(self) -> None:
         backoff = 0.05
-        while True:
+        while not self._stopping:
             try:
                 msg = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.05
@@ -389,7 +393,7 @@ class Hub:
 
     async def _tick_forever(self) -> None:
         interval = self.b.settings.tick_ms / 1000
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             try:
                 await self.tick()
