@@ -131,21 +131,21 @@ class Plan:
         return cls(
             quick=True,
             concurrency=[1, 8],
-            gift_seconds=2.5,
+            gift_seconds=2.0,
             per_room=4,
-            ceiling_seconds=2.0,
+            ceiling_seconds=1.0,
             ceiling_rounds=1,
             ceiling_users=8,
             ceiling_depth=32,
             ceiling_tasks=2,
             fanout_viewers=[200],
             fanout_rate=20.0,
-            fanout_seconds=3.0,
+            fanout_seconds=2.0,
             fanout_drain=8.0,
             slow_viewers=200,
             slow_every=20,
             slow_chat_rate=20.0,
-            slow_seconds=3.0,
+            slow_seconds=2.0,
             conn_points=[400],
             conn_rooms=2,
             viewer_workers=2,
@@ -728,7 +728,9 @@ def fanout_run(
     slow_end = None
     cut = None
     if slow_every:
-        slow_end = pool.call_many({w: ("slow_resume", {"wait": 5.0}) for w in vworkers})
+        slow_end = pool.call_many(
+            {w: ("slow_resume", {"wait": 2.0 if plan.quick else 5.0}) for w in vworkers}
+        )
     if isinstance(target.server, servers.Livesrv):
         cut = metric(target.server, "livesrv_slow_consumers_cut_total")
     pool.call_many({w: ("viewers_close", {}) for w in vworkers})
@@ -862,13 +864,13 @@ def end_to_end(sends: dict[str, list[float]], viewers: list[dict[str, list[float
     return Dist(out)
 
 
-def wait_idle(server: servers.ServerProcess, limit: float = 0.15, timeout: float = 60.0) -> float:
+def wait_idle(server: servers.ServerProcess, limit: float = 0.15) -> float:
     """Wait until the server uses less than ``limit`` of a core over half a second, then
     (up to ``QUIET_TIMEOUT`` s) until the rest of the machine is quiet too.
 
     Returns the cores used by processes outside this benchmark just before the phase.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + IDLE_TIMEOUT
     while True:
         c0 = server.cpu_times()
         time.sleep(0.5)
@@ -878,6 +880,7 @@ def wait_idle(server: servers.ServerProcess, limit: float = 0.15, timeout: float
     return wait_quiet()
 
 
+IDLE_TIMEOUT = 60.0
 QUIET_TIMEOUT = 90.0
 QUIET_LIMIT = 0.25
 
@@ -1149,7 +1152,10 @@ def run(
         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]",
     )
 
+    marks: list[tuple[str, float]] = [("setup", time.monotonic())]
+
     def tick(what: str) -> None:
+        marks.append((what, time.monotonic()))
         bar.set_description(what)
         bar.update(1)
 
@@ -1171,6 +1177,10 @@ def run(
         pool.close()
         bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    marks.append(("end", time.monotonic()))
+    result["phase_seconds"] = {
+        name: round(marks[i + 1][1] - t, 1) for i, (name, t) in enumerate(marks[:-1])
+    }
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     result["summary"] = summarize(result)
     out.mkdir(parents=True, exist_ok=True)
@@ -1294,7 +1304,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency:
         plan.concurrency = [int(v) for v in args.concurrency.split(",")]
     only = {o.strip() for o in args.only.split(",") if o.strip()} or None
-    global QUIET_TIMEOUT
+    global QUIET_TIMEOUT, IDLE_TIMEOUT
+    IDLE_TIMEOUT = 4.0 if args.quick else IDLE_TIMEOUT
     QUIET_TIMEOUT = (
         args.quiet_timeout
         if args.quiet_timeout is not None
