@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from livesrv import tokens
@@ -199,6 +200,14 @@ def sigkill(p: ServeProcess, store_pid: int | None = None) -> None:
 async def close_all(viewers: list[Viewer], *more: Client) -> None:
     for c in [*(v.client for v in viewers if v.client), *more]:
         await c.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_livesrv_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve must use its own embedded store and settings, whatever the shell exports."""
+    for name in list(os.environ):
+        if name.startswith("LIVESRV_") and not name.startswith("LIVESRV_TEST_"):
+            monkeypatch.delenv(name)
 
 
 # -- gifts ----------------------------------------------------------------------------------
