@@ -106,10 +106,13 @@ class SettlementWorker:
             count=self.b.settings.settle_batch,
             block=block_ms,
         )
-        done = 0
-        for stream, entries in resp or []:
-            done += await self._settle_entries(self._streams[stream], entries)
-        return done
+        counts = await asyncio.gather(
+            *(
+                self._settle_entries(self._streams[stream], entries)
+                for stream, entries in resp or []
+            )
+        )
+        return sum(counts)
 
     async def claim_abandoned(self) -> int:
         """Take over entries another consumer read but never acknowledged."""
@@ -150,57 +153,63 @@ class SettlementWorker:
         return total
 
     async def _settle_entries(self, shard: ShardKeys, entries: list[Any]) -> int:
-        done = 0
-        for entry_id, fields in entries:
-            if not fields:  # deleted while pending
-                await self.b.redis.xack(shard.outbox, GROUP, entry_id)
-                continue
-            await self.settle_entry(shard, entry_id, fields)
-            await self.b.redis.xack(shard.outbox, GROUP, entry_id)
-            done += 1
-        return done
+        """Settle a batch concurrently (the scripts pipeline on one connection), then
+        acknowledge it in one call. Credits commute, so their order does not matter; an
+        entry whose step failed is not acknowledged and is claimed again later."""
+        if not entries:
+            return 0
+        live = [(entry_id, fields) for entry_id, fields in entries if fields]
+        await asyncio.gather(*(self.settle_entry(shard, i, f) for i, f in live))
+        await self.b.redis.xack(shard.outbox, GROUP, *(entry_id for entry_id, _ in entries))
+        return len(live)
 
     async def settle_entry(self, shard: ShardKeys, entry_id: str, fields: dict[str, str]) -> None:
         payload = orjson.loads(fields["p"])
+        steps = []
         ev = payload.get("ev")
         if ev and payload.get("evid"):
             top_user = fields["user"] if ev["ev"] == "gift" else ""
-            await rooms.log_event(
-                self.b,
-                payload["room"],
-                ev,
-                evid=payload["evid"],
-                top_user=top_user,
-                top_coins=int(fields["coins"]) if top_user else 0,
+            steps.append(
+                rooms.log_event(
+                    self.b,
+                    payload["room"],
+                    ev,
+                    evid=payload["evid"],
+                    top_user=top_user,
+                    top_coins=int(fields["coins"]) if top_user else 0,
+                )
             )
         now = now_ms()
         for c in credits_for(shard.shard, entry_id, fields):
             ek = UserKeys.of(c.earner, self.b.settings.shards)
-            await self.b.run(
-                "settle",
-                [
-                    ek.wallet,
-                    ek.shard.applied,
-                    ek.shard.ledger,
-                    ek.holds,
-                    ek.shard.holdq,
-                    ek.shard.wallets,
-                ],
-                [
-                    c.ref,
-                    c.kind,
-                    c.coins,
-                    c.bps,
-                    self.b.settings.hold_ms,
-                    now,
-                    c.earner,
-                    ek.shard.wallet_channel,
-                ],
+            steps.append(
+                self.b.run(
+                    "settle",
+                    [
+                        ek.wallet,
+                        ek.shard.applied,
+                        ek.shard.ledger,
+                        ek.holds,
+                        ek.shard.holdq,
+                        ek.shard.wallets,
+                    ],
+                    [
+                        c.ref,
+                        c.kind,
+                        c.coins,
+                        c.bps,
+                        self.b.settings.hold_ms,
+                        now,
+                        c.earner,
+                        ek.shard.wallet_channel,
+                    ],
+                )
             )
+        await asyncio.gather(*steps)
         if self.metrics is not None:
             self.metrics.settled.inc()
             self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
-            self.metrics.settle_lag.observe(max(0, now - int(entry_id.split("-")[0])) / 1000)
+            self.metrics.settle_lag.observe(max(0, now_ms() - int(entry_id.split("-")[0])) / 1000)
 
     async def release_holds(self) -> int:
         """Move matured holds to available diamonds for every earner that has one due."""
