@@ -913,3 +913,29 @@ async def test_server_stop_closes_1001(server: Running, codec: str) -> None:
     await server.node.stop()
     assert await bob.closed() == 1001
     assert await idle.closed() == 1001
+
+
+# -- internal ------------------------------------------------------------------------------
+
+
+async def test_unexpected_failure_is_internal(
+    server: Running, codec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No normal flow answers ``internal``; a fault is injected to see the one mapping:
+    the reply keeps its id, says nothing about the cause, and the connection stays open."""
+    from livesrv import wallet
+
+    bob = await server.connect("bob", codec=codec)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(wallet, "read", broken)
+    reply = await bob.request({"id": "w1", "op": "wallet"})
+    assert reply == {
+        "id": "w1",
+        "ok": False,
+        "error": {"code": "internal", "message": "internal error"},
+    }
+    monkeypatch.undo()
+    assert body(await bob.ok("wallet")) == {"coins": 0, "diamonds": 0, "pending": 0}
