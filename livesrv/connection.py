@@ -60,6 +60,8 @@ def op(name: str) -> Callable[[Handler], Handler]:
 class TokenBucket:
     """Requests per second with a burst, per connection."""
 
+    __slots__ = ("rate", "burst", "tokens", "at")
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, float(burst)
         self.tokens, self.at = float(burst), time.monotonic()
@@ -77,9 +79,32 @@ class TokenBucket:
 class Session:
     """One client connection."""
 
+    # Thousands of these live at once: slots keep each one small.
+    __slots__ = (
+        "ws",
+        "node",
+        "b",
+        "codec",
+        "who",
+        "user",
+        "bucket",
+        "abuse",
+        "limited",
+        "cut",
+        "_closing",
+        "_hello_failed",
+        "_protocol",
+        "_transport",
+        "_buffer_limit",
+    )
+
     def __init__(self, ws: ServerConnection, node: Node) -> None:
         self.ws = ws
         self.node = node
+        self._protocol = ws.protocol
+        self._transport = ws.transport
+        self._buffer_limit = node.settings.send_buffer_limit
+        self._hello_failed = False
         self.b = node.backend
         self.codec: Codec = codec_for(ws.subprotocol)
         self.who: tokens.Identity | None = None
@@ -94,10 +119,10 @@ class Session:
 
     def send_frame(self, frame: bytes) -> None:
         """Write a complete frame; cut the connection (4409) if it is not reading."""
-        if self.cut or self.ws.protocol.state is not State.OPEN:
+        if self.cut or self._protocol.state is not State.OPEN:
             return
-        transport = self.ws.transport
-        if transport.get_write_buffer_size() > self.node.settings.send_buffer_limit:
+        transport = self._transport
+        if transport.get_write_buffer_size() > self._buffer_limit:
             self.node.metrics.slow_consumers.inc()
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return
@@ -199,8 +224,6 @@ class Session:
                 self.close(CloseCode.RATE_LIMIT, "rate limit exceeded repeatedly")
         elif isinstance(exc, Unauthorized) and self.who is None and self._hello_failed:
             self.close(CloseCode.UNAUTHORIZED, "unauthorized")
-
-    _hello_failed = False
 
     async def dispatch(self, req: Request) -> dict[str, Any] | Then:
         if req.op == "hello":
