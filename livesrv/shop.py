@@ -156,7 +156,7 @@ async def buy(
         raise Forbidden("you cannot buy your own product")
     price, bps = int(raw["price"]), int(raw["commission"])
     host = room.creator or raw["seller"]
-    digest = args_hash("buy", {"room": room.room, "product": product, "qty": qty})
+    digest = buy_digest(room.room, product, qty)
     pk = ProductKeys(product)
     ref = f"{user}|{key}"
     status, left = await b.run(
@@ -219,6 +219,18 @@ async def buy(
     await _finish(b, pk, ref, "sold")
     await log_event(b, room.room, ev, evid=evid)
     return {"order": reply["order"], "coins": reply["coins"]}
+
+
+def buy_digest(room: str, product: str, qty: int) -> str:
+    return args_hash("buy", {"room": room, "product": product, "qty": qty})
+
+
+async def replayed_buy(
+    b: Backend, user: str, room: str, product: str, qty: int, key: str
+) -> dict[str, Any] | None:
+    """The first result of a purchase already made with ``key`` and these arguments."""
+    reply = await wallet.first_result(b, user, key, buy_digest(room, product, qty))
+    return None if reply is None else {"order": reply["order"], "coins": reply["coins"]}
 
 
 async def _finish(b: Backend, pk: ProductKeys, ref: str, outcome: str) -> int:

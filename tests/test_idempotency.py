@@ -288,3 +288,21 @@ async def test_receipt_and_gift_keys_do_not_clash(server: Running) -> None:
     assert (await bob.ok("buy_coins", package="p65", receipt="k1"))["coins"] == 65
     assert (await bob.ok("gift", room="r1", gift="rose", count=1, key="k1"))["coins"] == 64
     await audit_ok(server)
+
+
+async def test_purchase_replay_after_the_room_closed_returns_the_first_result(
+    server: Running,
+) -> None:
+    """A buyer who lost the reply retries after the LIVE ended: the order stands, once."""
+    creator = await open_room(server)
+    await creator.ok("product_create", product="mug1", title="Mug", price=30, stock=5)
+    await server.grant("bob", 100)
+    bob = await joined(server, "bob")
+    first = body(await bob.ok("buy", room="r1", product="mug1", qty=2, key="order-1"))
+    await creator.ok("room_close", room="r1")
+    await bob.event("room_closed")
+    assert body(await bob.ok("buy", room="r1", product="mug1", qty=2, key="order-1")) == first
+    assert await bob.error("buy", room="r1", product="mug1", qty=2, key="order-2") == "not_live"
+    assert (await bob.ok("wallet"))["coins"] == 40
+    assert [o["order"] for o in (await bob.ok("orders"))["orders"]] == [first["order"]]
+    await audit_ok(server)
