@@ -90,6 +90,7 @@ class Plan:
     slow_viewers: int
     slow_every: int
     slow_chat_rate: float
+    slow_gift_rate: float
     slow_seconds: float
     conn_points: list[int]
     conn_rooms: int
@@ -111,12 +112,13 @@ class Plan:
             ceiling_depth=64,
             ceiling_tasks=4,
             fanout_viewers=[1000, 5000, 10000],
-            fanout_rate=100.0,
+            fanout_rate=200.0,
             fanout_seconds=10.0,
             fanout_drain=20.0,
             slow_viewers=5000,
             slow_every=20,
             slow_chat_rate=50.0,
+            slow_gift_rate=100.0,
             slow_seconds=15.0,
             conn_points=[10000, 20000],
             conn_rooms=20,
@@ -145,6 +147,7 @@ class Plan:
             slow_viewers=200,
             slow_every=20,
             slow_chat_rate=20.0,
+            slow_gift_rate=20.0,
             slow_seconds=2.0,
             conn_points=[400],
             conn_rooms=2,
@@ -655,6 +658,7 @@ def fanout_run(
     slow_every: int = 0,
     chat_rate: float = 0.0,
     seconds: float | None = None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     run_id = next(target.counter)
     room = f"fan{run_id}"
@@ -709,7 +713,7 @@ def fanout_run(
             "gifts_rate",
             start_at=start_at,
             duration=seconds or plan.fanout_seconds,
-            rate=plan.fanout_rate,
+            rate=rate or plan.fanout_rate,
             gift=GIFT,
             tag=f"f{run_id}",
             drain=plan.fanout_drain,
@@ -760,7 +764,7 @@ def fanout_run(
         "connect_retried": dict(retried),
         "connects_per_s": round(connected / max(connect_s, 1e-9), 1),
         "connect_s": round(connect_s, 2),
-        "gift_rate": plan.fanout_rate,
+        "gift_rate": rate or plan.fanout_rate,
         "gifts_sent": gres["sent"],
         "gifts_ok": expected,
         "gift_errors": gres["errors"],
@@ -770,7 +774,7 @@ def fanout_run(
         "events_expected": expected * len(counts),
         "events_delivered": delivered,
         "events_per_s": round(delivered / span, 1),
-        "offered_events_per_s": round(plan.fanout_rate * len(counts), 1),
+        "offered_events_per_s": round((rate or plan.fanout_rate) * len(counts), 1),
         "delivery_span_s": round(span, 3),
         "event_latency_ms": {
             "p50": pct(lat, 50),
@@ -1228,12 +1232,6 @@ def _scenarios(
         )
         if "gifts" in chosen:
             result["gifts"] = gift_levels(pool, server, plan, tick)
-        if "ceiling" in chosen:
-            tick("store ceiling")
-            try:
-                result["ceiling"] = ceiling(pool, server, plan, env)
-            except (ImportError, AttributeError, TypeError) as exc:
-                result["ceiling"] = {"error": f"{type(exc).__name__}: {exc}"}
         if "fanout" in chosen:
             result["fanout"] = []
             for v in plan.fanout_viewers:
@@ -1249,6 +1247,7 @@ def _scenarios(
                 plan,
                 chat_rate=plan.slow_chat_rate,
                 seconds=plan.slow_seconds,
+                rate=plan.slow_gift_rate,
             )
             with_slow = fanout_run(
                 pool,
@@ -1258,12 +1257,20 @@ def _scenarios(
                 slow_every=plan.slow_every,
                 chat_rate=plan.slow_chat_rate,
                 seconds=plan.slow_seconds,
+                rate=plan.slow_gift_rate,
             )
             result["slow"] = {
                 "fraction": 1 / plan.slow_every,
                 "baseline": base,
                 "with_slow": with_slow,
             }
+        if "ceiling" in chosen:
+            # last on this server: the ceiling leaves a large settlement backlog behind
+            tick("store ceiling")
+            try:
+                result["ceiling"] = ceiling(pool, server, plan, env)
+            except (ImportError, AttributeError, TypeError) as exc:
+                result["ceiling"] = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         server.stop()
         if naive is not None:
