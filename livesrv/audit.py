@@ -128,7 +128,9 @@ def check_diamonds(d: dict[str, Any]) -> dict[str, Any]:
     wrong = []
     total = 0
     for user, w in d["wallets"].items():
-        expect = sum(diamonds_for(coins, bps_of[k]) for k, coins in earned.get(user, Counter()).items())
+        expect = sum(
+            diamonds_for(coins, bps_of[k]) for k, coins in earned.get(user, Counter()).items()
+        )
         credited = _int(w, "credited")
         held = _int(w, "pending") + _int(w, "diamonds") + _int(w, "withdrawn")
         total += credited
