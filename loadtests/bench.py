@@ -1287,6 +1287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viewers", default="", help="fan-out sizes, e.g. 1000,5000,10000")
     parser.add_argument("--rate", type=float, default=None, help="fan-out gifts per second")
     parser.add_argument("--concurrency", default="", help="gift concurrency levels, e.g. 1,16")
+    parser.add_argument("--ceiling-rounds", type=int, default=None, help="rounds of the ceiling")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
         "--quiet-timeout",
@@ -1308,6 +1309,8 @@ def main(argv: list[str] | None = None) -> int:
         plan.fanout_viewers = [int(v) for v in args.viewers.split(",")]
     if args.rate:
         plan.fanout_rate = args.rate
+    if args.ceiling_rounds:
+        plan.ceiling_rounds = args.ceiling_rounds
     if args.concurrency:
         plan.concurrency = [int(v) for v in args.concurrency.split(",")]
     only = {o.strip() for o in args.only.split(",") if o.strip()} or None

@@ -703,6 +703,9 @@ class Worker:
         end_at = start_at + duration
         path = store_url.removeprefix("unix://")
         wi = int(self.index)
+        # the key is fixed width (16): k + 2-char tag + worker + task + serial; the tag
+        # makes every round's keys new, so no gift takes the idempotent-replay path
+        tag_b = tag.encode()[-2:].rjust(2, b"0")
 
         async def pump(t: int) -> None:
             nonlocal ok
@@ -717,7 +720,7 @@ class Worker:
                 chunks = []
                 for _ in range(depth):
                     serial += 1
-                    key = b"k%02d%02d%011d" % (wi % 100, t % 100, serial)
+                    key = b"k%s%02d%02d%09d" % (tag_b, wi % 100, t % 100, serial)
                     chunks.append(key.join(prepared[serial % len(prepared)]))
                 writer.write(b"".join(chunks))
                 want = depth * calls_per_gift
@@ -727,19 +730,7 @@ class Worker:
                     if not data:
                         raise ConnectionError("store closed the connection")
                     parser.feed(data)
-                    while True:
-                        r = parser.gets()
-                        if r is False:
-                            break
-                        got += 1
-                        if isinstance(r, Exception):
-                            errors[str(r)[:40]] += 1
-                        elif (
-                            isinstance(r, list)
-                            and r
-                            and r[0] in (b"insufficient", b"limit", b"conflict")
-                        ):
-                            errors[r[0].decode()] += 1
+                    got += _drain_replies(parser, errors)
                 ok += depth
             writer.close()
 
@@ -791,6 +782,24 @@ class Worker:
 
     async def cmd_ping(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
+
+def _drain_replies(parser: Any, errors: Counter[str]) -> int:
+    """Take every complete reply from a hiredis reader; count the failed ones by kind.
+
+    spend answers ``[status, reply]``: anything but a fresh debit is an error, "dup"
+    included (a replayed key would be a cheaper path than a real gift).
+    """
+    got = 0
+    while True:
+        r = parser.gets()
+        if r is False:
+            return got
+        got += 1
+        if isinstance(r, Exception):
+            errors[str(r)[:40]] += 1
+        elif isinstance(r, list) and r and isinstance(r[0], bytes) and r[0] != b"ok":
+            errors[r[0].decode(errors="replace")] += 1
 
 
 def _tally(futs: list[asyncio.Future[dict[str, Any]]], errors: Counter[str], prefix: str) -> int:
