@@ -405,22 +405,52 @@ class Hub:
                 log.exception("hub tick failed; going on")
 
     async def tick(self) -> None:
-        """Publish this node's coalesced counters, then flush every room's batch."""
+        """Publish this node's coalesced counters, then flush every room's batch (also when
+        the store is away: events already received still go out)."""
+        try:
+            await self._refresh_counters()
+        finally:
+            self._flush_rooms()
+            self._flush_wallets()
+
+    async def _refresh_counters(self) -> None:
+        """The store work of a tick (like totals, viewer counts, leaderboards of every room
+        that changed) is two pipelined round trips, however many rooms there are."""
+        reads = self.b.redis.pipeline(transaction=False)
+        plan: list[tuple[str, RoomChannel]] = []
         for rc in list(self.rooms.values()):
+            k = RoomKeys(rc.room)
             if rc.likes_local:
-                count, rc.likes_local = rc.likes_local, 0
-                total = await rooms.add_likes(self.b, rc.room, count)
-                await self._publish(rc, event("like", rc.room, total=total))
+                reads.hincrby(k.meta, "likes", rc.likes_local)
+                rc.likes_local = 0
+                plan.append(("like", rc))
             if rc.viewers_changed:
                 rc.viewers_changed = False
-                await self._publish_viewers(rc)
+                reads.hlen(k.viewers)
+                plan.append(("viewers", rc))
             if rc.top_changed:
                 rc.top_changed = False
-                rc.pending.append(event("top", rc.room, top=await rooms.top(self.b, rc.room)))
+                reads.zrevrange(k.top, 0, rooms.TOP_N - 1, withscores=True)
+                plan.append(("top", rc))
+        if plan:
+            publish = self.b.redis.pipeline(transaction=False)
+            for (kind, rc), value in zip(plan, await reads.execute(), strict=True):
+                if kind == "top":
+                    rc.pending.append(event("top", rc.room, top=rooms.top_list(value)))
+                else:
+                    field = "total" if kind == "like" else "count"
+                    ev = event(kind, rc.room, **{field: int(value)})
+                    publish.publish(RoomKeys(rc.room).channel, orjson.dumps(ev))
+            if len(publish):
+                await publish.execute()
+
+    def _flush_rooms(self) -> None:
         for rc in list(self.rooms.values()):
             if rc.pending:
                 batch, rc.pending = _coalesce(rc.pending), []
                 self.delivered += deliver(rc.members.values(), batch) * len(batch)
+
+    def _flush_wallets(self) -> None:
         if self._wallets:
             wallets, self._wallets = self._wallets, {}
             for user, w in wallets.items():

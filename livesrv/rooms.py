@@ -139,7 +139,7 @@ async def enter(b: Backend, room: str, user: str) -> tuple[RoomInfo, int, list[l
         async with store_errors():
             await b.redis.hincrby(k.viewers, user, -1)
         raise NotFound(f"no room {room!r}")
-    return RoomInfo.from_meta(room, meta), int(viewers), _top(top)
+    return RoomInfo.from_meta(room, meta), int(viewers), top_list(top)
 
 
 async def exit_room(b: Backend, room: str, user: str) -> None:
@@ -158,10 +158,10 @@ async def viewer_count(b: Backend, room: str) -> int:
 async def top(b: Backend, room: str) -> list[list[Any]]:
     async with store_errors():
         rows = await b.redis.zrevrange(RoomKeys(room).top, 0, TOP_N - 1, withscores=True)
-    return _top(rows)
+    return top_list(rows)
 
 
-def _top(rows: list[tuple[str, float]]) -> list[list[Any]]:
+def top_list(rows: list[tuple[str, float]]) -> list[list[Any]]:
     return [[user, int(score)] for user, score in rows]
 
 
@@ -209,12 +209,6 @@ async def log_event(
 async def chat(b: Backend, room: str, user: str, text: str, badge: str | None) -> int:
     ev = event("chat", room, **{"from": user, "text": text, "badge": badge})
     return await log_event(b, room, ev, evid="c:" + uuid.uuid4().hex, require_live=True)
-
-
-async def add_likes(b: Backend, room: str, count: int) -> int:
-    """Add likes to the live session's total; returns the new total."""
-    async with store_errors():
-        return int(await b.redis.hincrby(RoomKeys(room).meta, "likes", count))
 
 
 async def replay(b: Backend, room: str, since: int) -> tuple[list[dict[str, Any]], bool]:
