@@ -884,6 +884,8 @@ def wait_idle(server: servers.ServerProcess, limit: float = 0.15) -> float:
     return wait_quiet()
 
 
+SERVER_WORKERS = 1
+SETTLE_PROCESS = False
 IDLE_TIMEOUT = 60.0
 QUIET_TIMEOUT = 90.0
 QUIET_LIMIT = 0.25
@@ -1167,6 +1169,8 @@ def run(
     env = dict(BENCH_ENV)
     result: dict[str, Any] = {
         "mode": "quick" if plan.quick else "full",
+        "server_workers": SERVER_WORKERS,
+        "settle_process": SETTLE_PROCESS,
         "machine": machine(),
         "plan": asdict(plan),
         "bench_env": env,
@@ -1214,7 +1218,9 @@ def _scenarios(
 ) -> None:
     """Everything measured against the main livesrv server and the naive baseline."""
     tick("starting servers")
-    server = servers.start_livesrv(tmp / "main", env=env)
+    server = servers.start_livesrv(
+        tmp / "main", env=env, workers=SERVER_WORKERS, settle_process=SETTLE_PROCESS
+    )
     naive = None
     try:
         naive = servers.start_naive(tmp / "naive")
@@ -1288,6 +1294,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None, help="fan-out gifts per second")
     parser.add_argument("--concurrency", default="", help="gift concurrency levels, e.g. 1,16")
     parser.add_argument("--ceiling-rounds", type=int, default=None, help="rounds of the ceiling")
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="livesrv serve --workers for the main server"
+    )
+    parser.add_argument(
+        "--settle-process",
+        action="store_true",
+        help="run the main server with --no-settle beside a separate `livesrv settle`",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
         "--quiet-timeout",
@@ -1309,6 +1323,9 @@ def main(argv: list[str] | None = None) -> int:
         plan.fanout_viewers = [int(v) for v in args.viewers.split(",")]
     if args.rate:
         plan.fanout_rate = args.rate
+    global SERVER_WORKERS, SETTLE_PROCESS
+    SERVER_WORKERS = args.server_workers
+    SETTLE_PROCESS = args.settle_process
     if args.ceiling_rounds:
         plan.ceiling_rounds = args.ceiling_rounds
     if args.concurrency:

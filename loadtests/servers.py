@@ -49,6 +49,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     log: Path
     urls: dict[str, str] = field(default_factory=dict)
+    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)  # e.g. a settle process
 
     @property
     def pid(self) -> int:
@@ -70,12 +71,15 @@ class ServerProcess:
         raise TimeoutError(f"server printed no {schemes} address in {timeout}s: {self.log}")
 
     def processes(self) -> list[psutil.Process]:
-        """The server's own processes (the main one and its workers), not the store."""
-        try:
-            root = psutil.Process(self.proc.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        """The server's own processes (the main one, its workers, a settle process), not
+        the store."""
+        procs: list[psutil.Process] = []
+        for popen in (self.proc, *self.extra):
+            try:
+                root = psutil.Process(popen.pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
         return [p for p in procs if _name(p) not in STORE_NAMES]
 
     def store_processes(self) -> list[psutil.Process]:
@@ -109,6 +113,14 @@ class ServerProcess:
         return total
 
     def stop(self, timeout: float = 20.0) -> None:
+        for extra in self.extra:
+            if extra.poll() is None:
+                extra.send_signal(signal.SIGTERM)
+                try:
+                    extra.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    extra.kill()
+                    extra.wait(5)
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
@@ -170,9 +182,18 @@ class Livesrv(ServerProcess):
 
 
 def start_livesrv(
-    data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None, timeout: float = 90.0
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    timeout: float = 90.0,
+    settle_process: bool = False,
 ) -> Livesrv:
-    """Start ``livesrv serve`` on loopback, port 0, with its own store in ``data_dir``."""
+    """Start ``livesrv serve`` on loopback, port 0, with its own store in ``data_dir``.
+
+    With ``settle_process``, serve runs ``--no-settle`` and a separate ``livesrv settle``
+    process settles (its CPU and memory count as the server's).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "serve.log"
     cmd = [
@@ -189,6 +210,8 @@ def start_livesrv(
     ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
+    if settle_process:
+        cmd += ["--no-settle"]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd,
@@ -203,6 +226,18 @@ def start_livesrv(
         server.wait_urls(("ws", "http"), timeout)
         server.admin_token = mint_cli_token(data_dir, "bench-admin", "admin", env)
         _wait_healthy(server.http_url, timeout)
+        if settle_process:
+            with (data_dir / "settle.log").open("wb") as out:
+                server.extra.append(
+                    subprocess.Popen(
+                        [*livesrv_cmd(), "settle", "--data-dir", str(data_dir)],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=child_env(env),
+                        cwd=str(REPO),
+                        start_new_session=True,
+                    )
+                )
     except BaseException:
         server.stop()
         raise
