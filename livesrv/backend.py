@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ class Backend:
     catalog: Catalog
     redis: aioredis.Redis
     scripts: Scripts
+    logged: RecentSet = field(default_factory=lambda: RecentSet(100_000))
 
     @classmethod
     def create(cls, settings: Settings, url: str, *, pool_size: int = 64) -> Backend:
@@ -52,6 +54,26 @@ class Backend:
         """Run one script; a store that cannot be reached becomes ``Unavailable``."""
         async with store_errors():
             return await self.scripts.run(name, keys, args)
+
+
+class RecentSet:
+    """The newest ``size`` strings added, for cheap "did this process just do it" checks.
+
+    The settlement worker uses it to skip re-logging room events this process has just
+    logged itself; anything it does not remember is checked in the store as usual.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, item: str) -> None:
+        self._items[item] = None
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -104,6 +105,17 @@ class Session:
         self._protocol = ws.protocol
         self._transport = ws.transport
         self._buffer_limit = node.settings.send_buffer_limit
+        sndbuf = node.settings.socket_sndbuf
+        if sndbuf:
+            # A bounded kernel send buffer makes a client that stops reading show up in the
+            # transport's buffer (and be cut with 4409) instead of parking megabytes of
+            # kernel memory per socket.
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_SNDBUF, node.settings.socket_sndbuf
+                    )
         self._hello_failed = False
         self.b = node.backend
         self.codec: Codec = codec_for(ws.subprotocol)

@@ -203,6 +203,8 @@ async def log_event(
     )
     if seq < 0:
         raise NotLive()
+    if evid:
+        b.logged.add(evid)
     return int(seq)
 
 

@@ -46,6 +46,7 @@ class Settings:
     tick_ms: int = 40
     log_maxlen: int = 10_000
     send_buffer_limit: int = 1 << 20
+    socket_sndbuf: int = 64 * 1024
     # limits
     max_frame: int = 64 * 1024
     hello_timeout: float = 10.0

@@ -167,7 +167,9 @@ class SettlementWorker:
         payload = orjson.loads(fields["p"])
         steps = []
         ev = payload.get("ev")
-        if ev and payload.get("evid"):
+        # Log the room event of a paid spend if nobody did (a crash between the debit and
+        # the log); skipped when this process logged it itself, which is the common case.
+        if ev and payload.get("evid") and payload["evid"] not in self.b.logged:
             top_user = fields["user"] if ev["ev"] == "gift" else ""
             steps.append(
                 rooms.log_event(
