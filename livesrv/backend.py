@@ -28,13 +28,14 @@ class Backend:
     catalog: Catalog
     redis: aioredis.Redis
     scripts: Scripts
+    url: str = ""
     logged: RecentSet = field(default_factory=lambda: RecentSet(100_000))
 
     @classmethod
     def create(cls, settings: Settings, url: str, *, pool_size: int = 64) -> Backend:
         client = connect(url, pool_size=pool_size)
         scripts = Scripts.register(client, url)
-        return cls(settings, Catalog.load(settings.catalog), client, scripts)
+        return cls(settings, Catalog.load(settings.catalog), client, scripts, url)
 
     async def close(self) -> None:
         await self.scripts.close()

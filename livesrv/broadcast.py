@@ -25,6 +25,7 @@ from .backend import Backend, now_ms
 from .codec import Codec
 from .keys import RoomKeys
 from .rooms import RoomInfo, event
+from .subscription import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +103,12 @@ class Hub:
         self.rooms: dict[str, RoomChannel] = {}
         self.users: dict[str, set[Listener]] = {}
         self._wallets: dict[str, dict[str, Any]] = {}
-        self._pubsub: Any = None
+        self._sub = Subscription(backend.url)
         self._tasks: list[asyncio.Task[None]] = []
         self._by_channel: dict[str, str] = {}
         self._wallet_channels = {s.wallet_channel for s in backend.all_shards()}
         self.delivered = 0  # events delivered to sockets (for metrics)
-        self._resync = False  # the store subscription dropped: catch up once it is back
+        self._resync = False  # catching up after the subscription dropped failed: retry
         # The loops also stop on this flag: on Python 3.11 a cancellation can be lost inside
         # redis-py (asyncio.wait_for swallows it when the send completes at the same time).
         self._stopping = False
@@ -115,11 +116,8 @@ class Hub:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        self._pubsub = self.b.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(*self._wallet_channels)
-        # The pub/sub connection reconnects and re-subscribes by itself (redis-py runs its
-        # connect callbacks); this one notes that what was published meanwhile was lost.
-        self._pubsub.connection.register_connect_callback(self._reconnected)
+        self._sub.subscribe(*self._wallet_channels)
+        await self._sub.start()
         self._tasks = [
             asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._tick_forever(), name="hub-tick"),
@@ -132,9 +130,7 @@ class Hub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+        await self._sub.close()
 
     # -- membership --------------------------------------------------------------
 
@@ -254,10 +250,7 @@ class Hub:
             rc = self.rooms[room] = RoomChannel(room)
             channel = RoomKeys(room).channel
             self._by_channel[channel] = room
-            try:
-                await self._pubsub.subscribe(channel)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                log.warning("subscribe to %s failed; the listener will resubscribe", room)
+            self._sub.subscribe(channel)  # renewed by the subscription after any reconnect
         return rc
 
     def _forget_if_empty(self, rc: RoomChannel) -> None:
@@ -266,13 +259,7 @@ class Hub:
         del self.rooms[rc.room]
         channel = RoomKeys(rc.room).channel
         self._by_channel.pop(channel, None)
-        task = asyncio.get_running_loop().create_task(self._unsubscribe(channel))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    async def _unsubscribe(self, channel: str) -> None:
-        if channel not in self._by_channel:
-            with contextlib.suppress(Exception):
-                await self._pubsub.unsubscribe(channel)
+        self._sub.unsubscribe(channel)
 
     def _learn(self, rc: RoomChannel, info: RoomInfo) -> None:
         rc.info = info
@@ -284,33 +271,29 @@ class Hub:
                     rc.pending.append(ev)
 
     async def _listen(self) -> None:
-        backoff = 0.05
+        queue = self._sub.queue
         while not self._stopping:
             try:
-                msg = await self._pubsub.get_message(timeout=1.0)
-                backoff = 0.05
-                if self._resync:  # subscribed again: fetch what was missed
-                    self._resync = False
+                if self._resync:
+                    item = None
+                else:
+                    item = await queue.get()
+                if item is None:  # the subscription was renewed: fetch what was missed
+                    self._resync = True
                     await self._resubscribe()
-                if msg is not None and msg["type"] == "message":
-                    await self._on_message(msg["channel"], msg["data"])
+                    self._resync = False
+                else:
+                    await self._on_message(*item)
             except asyncio.CancelledError:
                 raise
             except (redis.ConnectionError, redis.TimeoutError, OSError):
-                self._resync = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                await asyncio.sleep(0.2)  # the store is away again; catch up once it is back
             except Exception:
                 log.exception("hub listener failed on a message; going on")
 
-    def _reconnected(self, connection: Any) -> None:
-        self._resync = True
-
     async def _resubscribe(self) -> None:
-        """After the store came back (the subscription is renewed by the client library):
-        deliver the logged events and wallet changes published while it was away."""
-        if self._by_channel:  # rooms first joined while it was away were never subscribed
-            await self._pubsub.subscribe(*self._by_channel)
+        """After the store came back (the subscription renews itself): deliver the logged
+        events and wallet changes published while it was away."""
         for rc in list(self.rooms.values()):
             if rc.last_seq is not None:
                 await self._fill_gap(rc, 1 << 62)

@@ -17,15 +17,55 @@ import collections
 import contextlib
 import hashlib
 import time
-from typing import Any, cast
-from urllib.parse import unquote, urlparse
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+from urllib.parse import ParseResult, unquote, urlparse
 
 import hiredis
 import redis
 
+SCHEMES = ("redis", "rediss", "unix")
+_P = TypeVar("_P", bound=asyncio.Protocol)
+
 
 class _ReplyError(Exception):
     pass
+
+
+async def open_store_connection(parsed: ParseResult, factory: Callable[[], _P]) -> _P:
+    """Connect a protocol to the store a parsed ``redis://``, ``rediss://`` or ``unix://``
+    URL names (2 s to connect).
+
+    Raises:
+        redis.ConnectionError: The store cannot be reached.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        if parsed.scheme == "unix":
+            _, proto = await asyncio.wait_for(
+                loop.create_unix_connection(factory, unquote(parsed.path)), 2
+            )
+        else:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(
+                    factory,
+                    parsed.hostname or "localhost",
+                    parsed.port or 6379,
+                    ssl=parsed.scheme == "rediss" or None,
+                ),
+                2,
+            )
+    except (OSError, TimeoutError) as exc:
+        raise redis.ConnectionError(f"cannot reach the store: {exc}") from exc
+    return proto
+
+
+def auth_command(parsed: ParseResult) -> bytes | None:
+    """The AUTH command for a URL with a password, else None."""
+    if not parsed.password:
+        return None
+    user = (unquote(parsed.username),) if parsed.username else ()
+    return pack("AUTH", *user, unquote(parsed.password))
 
 
 class _Protocol(asyncio.Protocol):
@@ -113,13 +153,13 @@ class AutoPipeline:
         self._watchdog: asyncio.Task[None] | None = None
         self._scripts: dict[str, str] = {}
         parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "unix"):
-            raise ValueError(f"auto-pipelining supports redis:// and unix:// URLs, not {url}")
+        if parsed.scheme not in SCHEMES:
+            raise ValueError(f"auto-pipelining supports redis://, rediss:// and unix://, not {url}")
         self._parsed = parsed
 
     @staticmethod
     def supports(url: str) -> bool:
-        return urlparse(url).scheme in ("redis", "unix")
+        return urlparse(url).scheme in SCHEMES
 
     def register(self, source: str) -> str:
         sha = hashlib.sha1(source.encode()).hexdigest()
@@ -133,28 +173,14 @@ class AutoPipeline:
             current = self._proto
             if current is not None and current.transport and not current.transport.is_closing():
                 return current
-            loop = asyncio.get_running_loop()
             p = self._parsed
-            try:
-                if p.scheme == "unix":
-                    _, proto = await asyncio.wait_for(
-                        loop.create_unix_connection(lambda: _Protocol(self), unquote(p.path)), 2
-                    )
-                else:
-                    _, proto = await asyncio.wait_for(
-                        loop.create_connection(
-                            lambda: _Protocol(self), p.hostname or "localhost", p.port or 6379
-                        ),
-                        2,
-                    )
-            except (OSError, TimeoutError) as exc:
-                raise redis.ConnectionError(f"cannot reach the store: {exc}") from exc
-            if p.password:
-                user = (unquote(p.username),) if p.username else ()
-                await proto.send(_pack("AUTH", *user, unquote(p.password)))
-            db = p.path.strip("/") if p.scheme == "redis" else ""
+            proto = await open_store_connection(p, lambda: _Protocol(self))
+            auth = auth_command(p)
+            if auth is not None:
+                await proto.send(auth)
+            db = p.path.strip("/") if p.scheme != "unix" else ""
             if db and db != "0":
-                await proto.send(_pack("SELECT", db))
+                await proto.send(pack("SELECT", db))
             self._proto = proto
             if self._watchdog is None or self._watchdog.done():
                 self._watchdog = asyncio.create_task(self._watch(), name="store-watchdog")
@@ -178,7 +204,7 @@ class AutoPipeline:
         proto = self._proto
         if proto is None or proto.transport is None or proto.transport.is_closing():
             proto = await self._connect()
-        return await proto.send(_pack(*args))
+        return await proto.send(pack(*args))
 
     async def evalsha(self, sha: str, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -202,5 +228,5 @@ class AutoPipeline:
                 await asyncio.wait_for(asyncio.shield(proto.lost), 1)
 
 
-def _pack(*args: Any) -> bytes:
+def pack(*args: Any) -> bytes:
     return hiredis.pack_command(args)  # type: ignore[no-any-return]
