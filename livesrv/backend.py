@@ -53,8 +53,10 @@ class Backend:
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run one script; a store that cannot be reached becomes ``Unavailable``."""
-        async with store_errors():
+        try:  # the hot path: inline rather than through the store_errors() context manager
             return await self.scripts.run(name, keys, args)
+        except _STORE_FAILURES as exc:
+            raise _translate(exc) from exc
 
 
 class RecentSet:
@@ -77,6 +79,21 @@ class RecentSet:
         return item in self._items
 
 
+_STORE_FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError, redis.ResponseError)
+
+
+def _translate(exc: Exception) -> Exception:
+    """The error a store failure becomes: unreachable, timed out, loading or read-only is
+    ``unavailable`` (the outcome is unknown to the client); anything else stays itself."""
+    if not isinstance(exc, redis.ResponseError):
+        return Unavailable()
+    text = str(exc)
+    if "LOADING" in text or "MASTERDOWN" in text or "READONLY" in text:
+        return Unavailable()
+    same: Exception = exc
+    return same
+
+
 @asynccontextmanager
 async def store_errors() -> AsyncIterator[None]:
     """Map store failures to protocol errors: unreachable or timed out is ``unavailable``."""
@@ -84,12 +101,11 @@ async def store_errors() -> AsyncIterator[None]:
         yield
     except LivesrvError:
         raise
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise Unavailable() from exc
-    except redis.ResponseError as exc:
-        if "LOADING" in str(exc) or "MASTERDOWN" in str(exc) or "READONLY" in str(exc):
-            raise Unavailable() from exc
-        raise
+    except _STORE_FAILURES as exc:
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 def now_ms() -> int:

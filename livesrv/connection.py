@@ -212,7 +212,7 @@ class Session:
             self._count(op_name, internal)
             self.reply_error(rid, internal)
             return
-        self.node.metrics.ops.labels(op_name, "ok").inc()
+        self.node.metrics.op(op_name, "ok")
         self.abuse = self.limited = 0
         if isinstance(result, Then):
             self.send({"id": req.id, "ok": True, **result.result})
@@ -222,7 +222,7 @@ class Session:
 
     def _count(self, op_name: str, exc: LivesrvError) -> None:
         name = op_name if op_name in OPS else "?"
-        self.node.metrics.ops.labels(name, exc.code).inc()
+        self.node.metrics.op(name, exc.code)
 
     def _police(self, exc: LivesrvError) -> None:
         s = self.node.settings

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._op_children: dict[tuple[str, str], Any] = {}
         self.connections = Gauge("livesrv_connections", "Open WebSocket connections", registry=r)
         self.rooms = Gauge("livesrv_rooms", "Rooms with members on this node", registry=r)
         self.ops = Counter(
@@ -37,6 +40,13 @@ class Metrics:
             "Outbox entries not yet settled (undelivered + pending)",
             registry=r,
         )
+
+    def op(self, name: str, result: str) -> None:
+        """Count one request; the labelled child is cached (this runs for every request)."""
+        child = self._op_children.get((name, result))
+        if child is None:
+            child = self._op_children[(name, result)] = self.ops.labels(name, result)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
