@@ -61,13 +61,25 @@ async def open_room(b: Backend, who: Identity, room: str, title: str) -> dict[st
     """
     if not who.is_creator:
         raise Forbidden("only creators can open rooms")
-    k = RoomKeys(room)
     ev = event("room_open", room, title=title, creator=who.user)
+    status, seq, session = await _room_state(b, "open", who, room, title, ev)
+    if status == "forbidden":
+        raise Forbidden("this room belongs to another creator")
+    async with store_errors():
+        await b.redis.sadd(LIVE_ROOMS, room)
+    return {"room": room, "seq": seq, "session": session}
+
+
+async def _room_state(
+    b: Backend, action: str, who: Identity, room: str, title: str, ev: dict[str, Any]
+) -> tuple[str, int, int]:
+    """Run ``room_state.lua``: open or close the room and log its event, atomically."""
+    k = RoomKeys(room)
     status, seq, session = await b.run(
         "room_state",
         [k.meta, k.log, k.top],
         [
-            "open",
+            action,
             who.user,
             "1" if who.is_admin else "0",
             title,
@@ -76,11 +88,7 @@ async def open_room(b: Backend, who: Identity, room: str, title: str) -> dict[st
             k.channel,
         ],
     )
-    if status == "forbidden":
-        raise Forbidden("this room belongs to another creator")
-    async with store_errors():
-        await b.redis.sadd(LIVE_ROOMS, room)
-    return {"room": room, "seq": seq, "session": session}
+    return status, int(seq), int(session)
 
 
 async def close_room(b: Backend, who: Identity, room: str) -> dict[str, Any]:
@@ -89,21 +97,8 @@ async def close_room(b: Backend, who: Identity, room: str) -> dict[str, Any]:
     Raises:
         NotFound: No such room. Forbidden: Not its creator or an admin. NotLive: Not live.
     """
-    k = RoomKeys(room)
     ev = event("room_closed", room)
-    status, seq, _ = await b.run(
-        "room_state",
-        [k.meta, k.log, k.top],
-        [
-            "close",
-            who.user,
-            "1" if who.is_admin else "0",
-            "",
-            orjson.dumps(ev).decode(),
-            b.settings.log_maxlen,
-            k.channel,
-        ],
-    )
+    status, seq, _ = await _room_state(b, "close", who, room, "", ev)
     if status == "not_found":
         raise NotFound(f"no room {room!r}")
     if status == "forbidden":
