@@ -6,6 +6,7 @@ Routes (PROTOCOL.md, docs/protocol.md): ``/healthz``, ``/metrics``, ``/client.js
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import redis
 from aiohttp import web
 
-from . import audit, shop, subscriptions, tokens, wallet, withdrawals
+from . import audit, receipts, shop, subscriptions, tokens, wallet, withdrawals
 from .backend import store_errors
 from .errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
-from .requests import IDENT, Field, check
+from .paging import query_args
+from .requests import IDENT, MAX_INT, Field, check
 from .rooms import live_rooms
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ STATUS = {
     "limit_exceeded": 409,
     "rate_limited": 429,
     "idempotency_conflict": 409,
+    "invalid_receipt": 402,
     "unavailable": 503,
     "internal": 500,
 }
@@ -64,10 +67,10 @@ async def errors_middleware(request: web.Request, handler: Route) -> web.StreamR
 
 
 def _admin(request: web.Request) -> tokens.Identity:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():  # the scheme is case-insensitive
         raise Unauthorized("send Authorization: Bearer <admin token>")
-    who = tokens.verify(request.app[NODE].secret, header.removeprefix("Bearer ").strip())
+    who = tokens.verify(request.app[NODE].secret, token.strip())
     if not who.is_admin:
         raise Forbidden("an admin token is required")
     return who
@@ -75,7 +78,11 @@ def _admin(request: web.Request) -> tokens.Identity:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
+        # The head had its deadline (httpguard); a body trickled in slowly gets one too.
+        async with asyncio.timeout(request.app[NODE].settings.http_header_timeout):
+            body = await request.json()
+    except TimeoutError as exc:
+        raise BadRequest("the body did not arrive in time") from exc
     except ValueError as exc:
         raise BadRequest("the body must be JSON") from exc
     if not isinstance(body, dict):
@@ -92,11 +99,12 @@ def _arg(body: dict[str, Any], field: Field) -> Any:
     return check(field, value)
 
 
-def _user(request: web.Request) -> str:
-    user = request.match_info["user"]
-    if not IDENT.match(user):
-        raise BadRequest("user must be 1-64 of [A-Za-z0-9_.-]")
-    return user
+def _user(request: web.Request, name: str = "user") -> str:
+    """An id from the path, checked like every id (the whole string, no trailing newline)."""
+    value = request.match_info[name]
+    if not IDENT.fullmatch(value):
+        raise BadRequest(f"{name} must be 1-64 of [A-Za-z0-9_.-]")
+    return value
 
 
 # -- public ---------------------------------------------------------------------------
@@ -154,6 +162,10 @@ async def demo_login(request: web.Request) -> web.Response:
     return web.json_response({"token": token, "user": user, "role": role, "coins": w["coins"]})
 
 
+async def not_found(request: web.Request) -> web.Response:
+    raise NotFound(f"no route {request.path}")
+
+
 async def seed_demo(node: Node) -> None:
     """Seed the demo products (idempotent)."""
     admin = tokens.Identity("admin", "admin")
@@ -192,16 +204,35 @@ async def api_wallet(request: web.Request) -> web.Response:
 async def api_grant(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request)
-    coins = _arg(body, Field("coins", "int", True, 1, 1 << 40))
+    coins = _arg(body, Field("coins", "int", True, 1, MAX_INT))
     key = _arg(body, Field("key", "key", True, 1, 64))
     reason = _arg(body, Field("reason", "text", False, 1, 200)) or ""
     result = await wallet.grant(request.app[NODE].backend, _user(request), coins, key, reason)
     return web.json_response(result)
 
 
+async def api_receipts(request: web.Request) -> web.Response:
+    """Sign an ``hmac`` receipt, as the payment backend would, for tests and integrations.
+
+    No new power: an admin token can grant coins outright.
+    """
+    _admin(request)
+    body = await _body(request)
+    user = _arg(body, Field("user", "ident"))
+    package = _arg(body, Field("package", "ident"))
+    rid = _arg(body, Field("id", "ident"))
+    issued = _arg(body, Field("issued", "int", False, 0, 999_999_999_999))
+    node = request.app[NODE]
+    if package not in node.backend.catalog.packages:
+        raise NotFound(f"unknown package {package!r}")
+    receipt = receipts.sign(node.receipt_key, user, package, rid, issued)
+    return web.json_response({"receipt": receipt, "id": rid})
+
+
 async def api_rooms(request: web.Request) -> web.Response:
     _admin(request)
-    return web.json_response({"rooms": await live_rooms(request.app[NODE].backend)})
+    limit, cursor = query_args(request.query)
+    return web.json_response(await live_rooms(request.app[NODE].backend, cursor, limit))
 
 
 async def api_audit(request: web.Request) -> web.Response:
@@ -214,7 +245,8 @@ async def api_products(request: web.Request) -> web.Response:
     who = _admin(request)
     b = request.app[NODE].backend
     if request.method == "GET":
-        return web.json_response({"products": await shop.listing(b)})
+        limit, cursor = query_args(request.query)
+        return web.json_response(await shop.listing(b, None, cursor, limit))
     body = await _body(request)
     product = await shop.create(
         b,
@@ -233,7 +265,7 @@ async def api_restock(request: web.Request) -> web.Response:
     who = _admin(request)
     body = await _body(request)
     qty = _arg(body, Field("qty", "int", True, 1, 1_000_000))
-    product = request.match_info["product"]
+    product = _user(request, "product")
     return web.json_response(await shop.restock(request.app[NODE].backend, who, product, qty))
 
 
@@ -241,9 +273,12 @@ async def api_orders(request: web.Request) -> web.Response:
     _admin(request)
     b = request.app[NODE].backend
     user = request.query.get("user")
+    limit, cursor = query_args(request.query)
     if user is not None:
-        return web.json_response({"orders": await shop.orders_of(b, user)})
-    return web.json_response({"orders": await audit.all_orders(b)})
+        if not IDENT.fullmatch(user):
+            raise BadRequest("user must be 1-64 of [A-Za-z0-9_.-]")
+        return web.json_response(await shop.orders_of(b, user, cursor, limit))
+    return web.json_response(await audit.all_orders(b, cursor, limit))
 
 
 async def api_sub_price(request: web.Request) -> web.Response:
@@ -257,8 +292,9 @@ async def api_sub_price(request: web.Request) -> web.Response:
 async def api_withdrawals(request: web.Request) -> web.Response:
     _admin(request)
     status = request.query.get("status")
-    items = await withdrawals.listing(request.app[NODE].backend, status)
-    return web.json_response({"withdrawals": items})
+    limit, cursor = query_args(request.query)
+    page = await withdrawals.listing(request.app[NODE].backend, status, cursor, limit)
+    return web.json_response(page)
 
 
 async def api_withdrawal_status(request: web.Request) -> web.Response:
@@ -297,9 +333,14 @@ def make_app(node: Node) -> web.Application:
                 await seed_demo(app[NODE])
 
         app.on_startup.append(seed)
+    else:
+        # Without --demo the demo routes do not exist, for every method (the static files
+        # under "/" would otherwise answer 405 to a POST).
+        r.add_route("*", "/demo/{tail:.*}", not_found)
     r.add_post("/api/tokens", api_tokens)
     r.add_get("/api/users/{user}/wallet", api_wallet)
     r.add_post("/api/users/{user}/grant", api_grant)
+    r.add_post("/api/receipts", api_receipts)
     r.add_get("/api/rooms", api_rooms)
     r.add_get("/api/audit", api_audit)
     r.add_route("GET", "/api/products", api_products)

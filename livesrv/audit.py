@@ -7,14 +7,20 @@ append-only and kept whole, so every figure can be recomputed from them.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter, defaultdict
 from typing import Any
 
 import orjson
 
 from .backend import Backend, store_errors
-from .keys import PRODUCTS, ProductKeys, UserKeys
+from .errors import BadRequest
+from .keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys, UserKeys
+from .paging import adopt_legacy, decode_cursor, encode_cursor
 from .settlement import GROUP, credits_for, diamonds_for
+
+ORDERS_SCAN = 2000  # outbox entries one page of all_orders reads at most
+STREAM_ID = re.compile(r"^[0-9]{1,19}-[0-9]{1,19}$")
 
 
 async def _stream(b: Backend, key: str) -> list[tuple[str, dict[str, str]]]:
@@ -50,7 +56,8 @@ async def _gather(b: Backend) -> dict[str, Any]:
                 if g["name"] == GROUP:
                     backlog += int(g.get("lag") or 0) + int(g.get("pending") or 0)
     products = []
-    for name in sorted(await b.redis.smembers(PRODUCTS)):
+    await adopt_legacy(b, LEGACY_PRODUCTS, PRODUCTS)
+    for name in await b.redis.zrange(PRODUCTS, 0, -1):
         products.append(await b.redis.hgetall(ProductKeys(name).meta))
     return {
         "wallets": wallets,
@@ -153,14 +160,16 @@ def check_diamonds(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_idempotency(d: dict[str, Any]) -> dict[str, Any]:
-    moves = Counter[tuple[str, str, str]]()
+    """Each key generation (user, key, expiry ``x``) moves once: a key reused after its
+    record expired is a new generation, so it may move again."""
+    moves = Counter[tuple[str, str, str, str]]()
     receipts = Counter[str]()
     for e in d["ledger"]:
         if e["t"] in ("spend", "credit", "withdraw"):
-            moves[(e["t"], e["user"], e["key"])] += 1
+            moves[(e["t"], e["user"], e["key"], e.get("x", ""))] += 1
         if e["t"] == "credit" and e["kind"] == "purchase":
             receipts[e["ref"]] += 1
-    twice = [f"{t} {u} {k}" for (t, u, k), n in moves.items() if n > 1]
+    twice = [f"{t} {u} {k}" for (t, u, k, _), n in moves.items() if n > 1]
     twice += [f"receipt {r}" for r, n in receipts.items() if n > 1]
     return {
         "name": "idempotency",
@@ -181,7 +190,9 @@ def check_stock(d: dict[str, Any]) -> dict[str, Any]:
     for p in d["products"]:
         stocked, left = _int(p, "stocked"), _int(p, "stock")
         sold, reserved = _int(p, "sold"), _int(p, "reserved")
-        if stocked != left + sold + reserved or sold > sold_by[p["product"]]:
+        paid = sold_by[p["product"]]
+        # every paid unit is sold or still reserved (being finished); nothing sold is unpaid
+        if stocked != left + sold + reserved or not sold <= paid <= sold + reserved:
             wrong.append(
                 {
                     "product": p["product"],
@@ -227,23 +238,51 @@ async def run(b: Backend, *, attempts: int = 20, pause: float = 0.25) -> dict[st
     return report
 
 
-async def all_orders(b: Backend) -> list[dict[str, Any]]:
-    orders = []
-    for s in b.all_shards():
-        for _, f in await _stream(b, s.outbox):
+async def all_orders(b: Backend, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of every order (shard by shard, oldest first), read from the outboxes.
+
+    A page reads at most :data:`ORDERS_SCAN` outbox entries, so it may hold fewer than
+    ``limit`` orders (even none) while ``next`` is not None.
+
+    Returns:
+        ``{"orders": [...], "next": cursor or None}``.
+
+    Raises:
+        BadRequest: A cursor this listing did not give out.
+    """
+    pos = decode_cursor("all_orders", cursor, int, str)
+    shard, after = (pos[0], pos[1]) if pos else (0, "")
+    if not 0 <= shard < b.settings.shards or (after and not STREAM_ID.fullmatch(after)):
+        raise BadRequest("cursor is not one this listing gave out")
+    orders: list[dict[str, Any]] = []
+    budget = ORDERS_SCAN
+    while shard < b.settings.shards:
+        async with store_errors():
+            rows = await b.redis.xrange(
+                b.shard(shard).outbox, min=f"({after}" if after else "-", max="+", count=limit
+            )
+        for entry, f in rows:
+            after = entry
+            budget -= 1
             if f["kind"] == "shop":
-                p = orjson.loads(f["p"])
-                orders.append(
-                    {
-                        "order": p["order"],
-                        "user": f["user"],
-                        "product": p["product"],
-                        "qty": p["qty"],
-                        "coins": int(f["coins"]),
-                        "room": p["room"],
-                    }
-                )
-    return orders
+                orders.append(_order(f))
+            if len(orders) == limit or budget <= 0:
+                return {"orders": orders, "next": encode_cursor("all_orders", shard, after)}
+        if len(rows) < limit:
+            shard, after = shard + 1, ""
+    return {"orders": orders, "next": None}
+
+
+def _order(f: dict[str, str]) -> dict[str, Any]:
+    p = orjson.loads(f["p"])
+    return {
+        "order": p["order"],
+        "user": f["user"],
+        "product": p["product"],
+        "qty": p["qty"],
+        "coins": int(f["coins"]),
+        "room": p["room"],
+    }
 
 
 def render(report: dict[str, Any]) -> str:

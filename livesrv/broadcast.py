@@ -187,7 +187,9 @@ class Hub:
         replay: list[dict[str, Any]] = []
         gap = False
         if since is not None and since < info.seq:
-            replay, gap = await rooms.replay(self.b, room, since)
+            # At most replay_limit events, the newest ones: live events follow them with no
+            # hole, and the client pages the older ones with ``history`` if it wants them.
+            replay, gap = await rooms.replay(self.b, room, since, self.b.settings.replay_limit)
             member.last_seq = since
         else:
             member.last_seq = info.seq
@@ -203,6 +205,7 @@ class Hub:
             "top": top,
             "pinned": info.pinned,
             "gap": gap,
+            "replay_from": replay[0]["seq"] if replay else None,
             "subscribers_only": info.subscribers_only,
             "likes": info.likes,
         }
@@ -336,8 +339,23 @@ class Hub:
         self._on_logged(rc, ev)
 
     async def _fill_gap(self, rc: RoomChannel, upto: int) -> None:
+        """Deliver the logged events between ``rc.last_seq`` and ``upto`` (exclusive) from
+        the room log: at most ``replay_limit`` of them, the newest. A node that fell
+        further behind skips the older ones; its members see the seq jump and catch up
+        with ``join since`` (which answers ``gap`` and ``replay_from``)."""
         assert rc.last_seq is not None
-        missing, _ = await rooms.replay(self.b, rc.room, rc.last_seq)
+        limit = self.b.settings.replay_limit
+        missing, skipped = await rooms.replay(
+            self.b, rc.room, rc.last_seq, limit, None if upto >= 1 << 62 else upto
+        )
+        if skipped and missing:
+            log.warning(
+                "room %s: %d logged events missed, delivering the newest %d",
+                rc.room,
+                missing[-1]["seq"] - rc.last_seq,
+                len(missing),
+            )
+            rc.last_seq = missing[0]["seq"] - 1
         for ev in missing:
             if ev["seq"] < upto and ev["seq"] == rc.last_seq + 1:
                 rc.last_seq = ev["seq"]

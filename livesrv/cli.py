@@ -1,4 +1,4 @@
-"""The ``livesrv`` command: serve, token, audit, settle."""
+"""The ``livesrv`` command: serve, token, receipt, audit, settle."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import audit, tokens
+from . import audit, receipts, tokens
 from .backend import Backend
 from .errors import LivesrvError, StoreError
 from .settings import Settings
@@ -34,6 +34,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", type=Path, help="catalogue JSON file (LIVESRV_CATALOG)")
 
 
+def _receipt_key(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--receipt-key",
+        help="receipt signing key (LIVESRV_RECEIPT_KEY); default: derived from the secret",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="livesrv", description="Live-stream gifting server")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -52,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         default=None,
-        help="demo mode: /demo/login, starter coins, seeded products, no hold",
+        help="demo mode: /demo/login, starter coins, seeded products, no hold, any receipt",
     )
     serve.add_argument(
         "--hold-seconds",
@@ -63,6 +70,13 @@ def parser() -> argparse.ArgumentParser:
         "--appendfsync",
         choices=["everysec", "always"],
         help="embedded store fsync policy (LIVESRV_APPENDFSYNC)",
+    )
+    _receipt_key(serve)
+    serve.add_argument(
+        "--receipt-verifier",
+        choices=sorted(receipts.VERIFIERS),
+        help="how buy_coins receipts are checked (LIVESRV_RECEIPT_VERIFIER, default hmac; "
+        "any with --demo)",
     )
     serve.add_argument(
         "--no-settle",
@@ -77,6 +91,21 @@ def parser() -> argparse.ArgumentParser:
     tok.add_argument("user")
     tok.add_argument("--role", choices=tokens.ROLES, default="viewer")
     tok.add_argument("--ttl", type=int, default=tokens.DEFAULT_TTL, help="seconds")
+
+    rc = sub.add_parser("receipt", help="print signed coin-purchase receipts, one per id")
+    _common(rc)
+    _receipt_key(rc)
+    rc.add_argument("--user", required=True, help="the buyer")
+    rc.add_argument("--package", required=True, help="the coin package (e.g. p330)")
+    rc.add_argument(
+        "--id",
+        dest="ids",
+        metavar="ID",
+        action="append",
+        required=True,
+        help="payment id, 1-64 of [A-Za-z0-9_.-]; repeat for more receipts",
+    )
+    rc.add_argument("--issued", type=int, help="issue time, unix seconds (default: now)")
 
     aud = sub.add_parser("audit", help="check the ledger invariants; exit 1 on a violation")
     _common(aud)
@@ -102,6 +131,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "hold_seconds",
         "appendfsync",
         "settle",
+        "receipt_key",
+        "receipt_verifier",
     )
     return Settings.from_env(**{n: getattr(args, n, None) for n in names})
 
@@ -119,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = {
             "serve": cmd_serve,
             "token": cmd_token,
+            "receipt": cmd_receipt,
             "audit": cmd_audit,
             "settle": cmd_settle,
         }[args.command]
@@ -143,9 +175,18 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_receipt(settings: Settings, args: argparse.Namespace) -> int:
+    secret = tokens.resolve_secret(settings.secret, settings.data_dir)
+    key = receipts.resolve_key(settings.receipt_key, secret)
+    lines = [receipts.sign(key, args.user, args.package, rid, args.issued) for rid in args.ids]
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .server import run_until_signalled
 
+    receipts.check_name(settings.receipt_verifier)
     lock = ServeLock(settings.data_dir)
     if not settings.redis_url and not lock.acquire():
         raise StoreError(f"another serve is running on {settings.data_dir}")

@@ -18,12 +18,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from . import gifts, rooms, shop, subscriptions, tokens, wallet, withdrawals
+from . import gifts, paging, rooms, shop, subscriptions, tokens, wallet, withdrawals
 from .codec import Codec, codec_for
 from .errors import (
     BadRequest,
     CloseCode,
     Forbidden,
+    LimitExceeded,
     LivesrvError,
     NotFound,
     NotLive,
@@ -92,6 +93,8 @@ class Session:
         "abuse",
         "limited",
         "cut",
+        "in_rooms",
+        "_close_after",
         "_closing",
         "_hello_failed",
         "_protocol",
@@ -125,6 +128,8 @@ class Session:
         self.abuse = 0
         self.limited = 0
         self.cut = False
+        self.in_rooms: set[str] = set()  # joined on this connection (bounded)
+        self._close_after: tuple[int, str] | None = None  # close once this reply is out
         self._closing: asyncio.Task[None] | None = None
 
     # -- output: replies and events share one ordered, non-blocking path ---------------
@@ -236,14 +241,16 @@ class Session:
                 self.close(CloseCode.RATE_LIMIT, "rate limit exceeded repeatedly")
         elif isinstance(exc, Unauthorized) and self.who is None and self._hello_failed:
             self.close(CloseCode.UNAUTHORIZED, "unauthorized")
+        elif self._close_after is not None:
+            self.close(*self._close_after)
 
     async def dispatch(self, req: Request) -> dict[str, Any] | Then:
+        if not self.bucket.take():  # every op counts, hello included
+            raise RateLimited()
         if req.op == "hello":
             return await self.hello(req.args)
         if self.who is None:
             raise Unauthorized()
-        if not self.bucket.take():
-            raise RateLimited()
         return await OPS[req.op](self, req.args)
 
     async def hello(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +262,10 @@ class Session:
         if self.who is not None and self.who != who:
             raise BadRequest("this connection is already signed in as another user")
         if self.who is None:
+            cap = self.node.settings.max_connections_per_user
+            if len(self.node.hub.users.get(who.user, ())) >= cap:
+                self._close_after = (CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+                raise LimitExceeded(f"at most {cap} connections per user on this server")
             self.who, self.user = who, who.user
             self.node.hub.attach(self)
         w = await wallet.read(self.b, who.user)
@@ -300,12 +311,12 @@ async def _catalog(s: Session, a: dict[str, Any]) -> dict[str, Any]:
 
 @op("rooms")
 async def _rooms(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return {"rooms": await rooms.live_rooms(s.b)}
+    return await rooms.live_rooms(s.b, a.get("cursor"), paging.page_limit(a.get("limit")))
 
 
 @op("buy_coins")
 async def _buy_coins(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await wallet.buy_coins(s.b, s.user, a["package"], a["receipt"])
+    return await wallet.buy_coins(s.b, s.node.receipts, s.user, a["package"], a["receipt"])
 
 
 @op("room_open")
@@ -320,8 +331,12 @@ async def _room_close(s: Session, a: dict[str, Any]) -> dict[str, Any]:
 
 @op("join")
 async def _join(s: Session, a: dict[str, Any]) -> Then:
+    cap = s.node.settings.max_rooms_per_connection
+    if a["room"] not in s.in_rooms and len(s.in_rooms) >= cap:
+        raise LimitExceeded(f"at most {cap} rooms per connection; leave one first")
     hub = s.node.hub
     result, replay = await hub.join(s, a["room"], a.get("since"))
+    s.in_rooms.add(a["room"])
     try:
         creator = result["creator"]
         if creator:
@@ -344,8 +359,19 @@ async def _join(s: Session, a: dict[str, Any]) -> Then:
     return Then(result, after)
 
 
+@op("history")
+async def _history(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+    limit = a.get("limit", s.node.settings.replay_limit)
+    if not 1 <= limit <= s.node.settings.replay_limit:
+        raise BadRequest(f"limit must be between 1 and {s.node.settings.replay_limit}")
+    if not s.node.hub.is_member(s, a["room"]):
+        raise Forbidden("join the room first")
+    return await rooms.history(s.b, a["room"], a["before"], limit)
+
+
 @op("leave")
 async def _leave(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+    s.in_rooms.discard(a["room"])
     if not await s.node.hub.leave(s, a["room"]):
         raise Forbidden("not in this room")
     return {}
@@ -451,12 +477,13 @@ async def _product_restock(s: Session, a: dict[str, Any]) -> dict[str, Any]:
 
 @op("products")
 async def _products(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return {"products": await shop.listing(s.b, a.get("seller"))}
+    limit = paging.page_limit(a.get("limit"))
+    return await shop.listing(s.b, a.get("seller"), a.get("cursor"), limit)
 
 
 @op("orders")
 async def _orders(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return {"orders": await shop.orders_of(s.b, s.user)}
+    return await shop.orders_of(s.b, s.user, a.get("cursor"), paging.page_limit(a.get("limit")))
 
 
 @op("withdraw")
@@ -468,4 +495,5 @@ async def _withdraw(s: Session, a: dict[str, Any]) -> dict[str, Any]:
 async def _withdrawals(s: Session, a: dict[str, Any]) -> dict[str, Any]:
     if not s.identity.is_creator:
         raise Forbidden("only creators have withdrawals")
-    return {"withdrawals": await withdrawals.of_user(s.b, s.user)}
+    limit = paging.page_limit(a.get("limit"))
+    return await withdrawals.of_user(s.b, s.user, a.get("cursor"), limit)

@@ -16,7 +16,9 @@ Tree::
     ├── LimitExceeded                 "limit_exceeded"
     ├── RateLimited                   "rate_limited"
     ├── IdempotencyConflict           "idempotency_conflict"
+    ├── InvalidReceipt                "invalid_receipt" (buy_coins: the receipt proves no payment)
     └── Unavailable                   "unavailable"    (outcome unknown: retry with the same key)
+        └── KeyExpired                (the key's lifetime ended mid-request: retry)
     StoreError                        (the store cannot be started or reached; not a reply)
 """
 
@@ -87,9 +89,22 @@ class IdempotencyConflict(LivesrvError):
     default_message = "this key was already used with different arguments"
 
 
+class InvalidReceipt(LivesrvError):
+    code = "invalid_receipt"
+    default_message = "the receipt is not a valid payment receipt"
+
+
 class Unavailable(LivesrvError):
     code = "unavailable"
     default_message = "the store is unavailable; retry with the same key"
+
+
+class KeyExpired(Unavailable):
+    """The key's lifetime ended between two steps of one request; the last step moved
+    nothing. Services retry it themselves (a new key generation); a client that still
+    sees it retries like any ``unavailable``."""
+
+    default_message = "the idempotency key expired while in use; retry"
 
 
 class StoreError(Exception):
@@ -109,6 +124,7 @@ BY_CODE: dict[str, type[LivesrvError]] = {
         LimitExceeded,
         RateLimited,
         IdempotencyConflict,
+        InvalidReceipt,
         Unavailable,
     )
 }
@@ -124,6 +140,7 @@ class CloseCode:
     HELLO_TIMEOUT = 4408
     SLOW_CONSUMER = 4409
     RATE_LIMIT = 4429
+    TOO_MANY_CONNECTIONS = 4430
 
 
 ERROR_CODES = (*BY_CODE, LivesrvError.code)

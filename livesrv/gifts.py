@@ -6,7 +6,7 @@ from typing import Any
 
 from . import wallet
 from .backend import Backend, args_hash
-from .errors import NotFound, NotLive
+from .errors import Forbidden, NotFound, NotLive
 from .rooms import RoomInfo, event, log_event
 
 
@@ -26,6 +26,7 @@ async def send_gift(
 
     Raises:
         NotFound: Unknown gift. NotLive: The room is not live.
+        Forbidden: Gifting your own room (a creator would earn its share back).
         InsufficientFunds, LimitExceeded, IdempotencyConflict: from the debit.
     """
     item = b.catalog.gifts.get(gift)
@@ -33,6 +34,8 @@ async def send_gift(
         raise NotFound(f"unknown gift {gift!r}")
     if not room.live or room.creator is None:
         raise NotLive()
+    if room.creator == user:
+        raise Forbidden("you cannot send gifts to your own room")
     value = item.coins * count
     ev = event(
         "gift",
@@ -46,25 +49,35 @@ async def send_gift(
             "streak": item.streak,
         },
     )
-    evid = gift_event_id(user, key)
-    _, reply = await wallet.spend(
+    exp = wallet.generation_expiry(b)
+    _, reply, exp = await wallet.spend(
         b,
         user,
         kind="gift",
         amount=value,
         key=key,
         digest=gift_digest(room.room, gift, count),
-        payload={"room": room.room, "e": earners_of_gift(b, room.creator), "ev": ev, "evid": evid},
+        payload={
+            "room": room.room,
+            "e": earners_of_gift(b, room.creator),
+            "ev": ev,
+            "evid": gift_event_id(user, key, exp),
+            "x": exp,
+        },
         extra_key=b.user(user).combo(room.room, gift),
+        exp=exp,
         params=(b.catalog.streak_window_ms if item.streak else 0, count),
     )
     ev["combo"] = reply["combo"]
-    await log_event(b, room.room, ev, evid=evid, top_user=user, top_coins=value)
+    evid = gift_event_id(user, key, exp)  # a replay: the generation of the first send
+    await log_event(b, room.room, ev, evid=evid, top_user=user, top_coins=value, exp=exp)
     return {"coins": reply["coins"], "combo": reply["combo"]}
 
 
-def gift_event_id(user: str, key: str) -> str:
-    return f"g:{user}:{key}"
+def gift_event_id(user: str, key: str, exp: int) -> str:
+    """The room event id of a gift: one per key generation (``exp``), so a gift sent
+    again with a key whose record expired is a new gift, and a retry within it is not."""
+    return f"g:{user}:{key}:{exp}"
 
 
 def gift_digest(room: str, gift: str, count: int) -> str:

@@ -106,6 +106,11 @@ class UserKeys:
         """Creator settings (subscription price)."""
         return f"{self.shard.tag}:cfg:{self.user}"
 
+    @property
+    def live_rooms(self) -> str:
+        """Sorted set: the creator's live rooms -> ms claimed (the live-rooms-per-creator cap)."""
+        return f"{self.shard.tag}:onair:{self.user}"
+
     def idem(self, key: str) -> str:
         return f"{self.shard.tag}:idem:{self.user}:{key}"
 
@@ -173,7 +178,18 @@ class ProductKeys:
         """Sorted set of open reservations by time, for the sweeper."""
         return f"{self.tag}:resq"
 
+    @property
+    def reservation_expiry(self) -> str:
+        """Sorted set: "user|key" -> expiry of its key generation (finished reservations
+        are deleted once it passes)."""
+        return f"{self.tag}:resx"
 
-LIVE_ROOMS = f"{PREFIX}:rooms"
-PRODUCTS = f"{PREFIX}:products"
+
+# Sorted sets (every score 0, so ZRANGE BYLEX pages them by name).
+LIVE_ROOMS = f"{PREFIX}:live"
+PRODUCTS = f"{PREFIX}:catalog"
+# The plain sets that held the same names before 1.x paged listings; a store that still
+# has one is adopted into the sorted set on the next read (see ``paging.adopt_legacy``).
+LEGACY_LIVE_ROOMS = f"{PREFIX}:rooms"
+LEGACY_PRODUCTS = f"{PREFIX}:products"
 ROOM_CHANNEL_PATTERN = f"{PREFIX}:{{r:*}}:ch"

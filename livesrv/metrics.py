@@ -28,6 +28,11 @@ class Metrics:
         self.slow_consumers = Counter(
             "livesrv_slow_consumers_cut", "Connections cut with 4409", registry=r
         )
+        self.ws_refused = Counter(
+            "livesrv_ws_refused",
+            "WebSocket handshakes answered 503: the connection budget was full",
+            registry=r,
+        )
         self.settled = Counter("livesrv_settlement_entries", "Outbox entries settled", registry=r)
         self.settle_lag = Histogram(
             "livesrv_settlement_lag_seconds",

@@ -13,8 +13,8 @@ from typing import Any
 
 from .errors import BadRequest
 
-IDENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MAX_INT = 1 << 53
+IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always fullmatch: "$" also matches before "\n"
+MAX_INT = (1 << 53) - 1  # the largest integer the protocol carries exactly (JS, Lua doubles)
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,19 @@ def _f(name: str, kind: str, lo: int = 0, hi: int = MAX_INT, required: bool = Tr
 
 ROOM = _f("room", "ident")
 KEY = _f("key", "key", 1, 64)
+# Paged listings (livesrv.paging): the range of limit is checked there, not here.
+PAGE = (_f("limit", "int", required=False), _f("cursor", "key", 1, 512, required=False))
 
 OPS: dict[str, tuple[Field, ...]] = {
     "hello": (_f("token", "text", 1, 4096),),
     "wallet": (),
     "catalog": (),
-    "rooms": (),
-    "buy_coins": (_f("package", "ident"), _f("receipt", "key", 1, 64)),
+    "rooms": PAGE,
+    "buy_coins": (_f("package", "ident"), _f("receipt", "key", 1, 200)),
     "room_open": (ROOM, _f("title", "text", 1, 100)),
     "room_close": (ROOM,),
     "join": (ROOM, _f("since", "int", 0, required=False)),
+    "history": (ROOM, _f("before", "int", 1), _f("limit", "int", required=False)),
     "leave": (ROOM,),
     "chat": (ROOM, _f("text", "text", 1, 500)),
     "like": (ROOM, _f("count", "int", 1, 100, required=False)),
@@ -60,9 +63,9 @@ OPS: dict[str, tuple[Field, ...]] = {
         _f("commission", "int", 0, 9200, required=False),
     ),
     "product_restock": (_f("product", "ident"), _f("qty", "int", 1, 1_000_000)),
-    "products": (_f("seller", "ident", required=False),),
-    "orders": (),
-    "withdrawals": (),
+    "products": (_f("seller", "ident", required=False), *PAGE),
+    "orders": PAGE,
+    "withdrawals": PAGE,
 }
 
 
@@ -136,12 +139,12 @@ def check(field: Field, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
-    if field.kind == "ident" and not IDENT.match(value):
+    if field.kind == "ident" and not IDENT.fullmatch(value):
         raise BadRequest(f"{name} must be 1-64 of [A-Za-z0-9_.-]")
     if field.kind == "key" and not (
-        1 <= len(value) <= 64 and value.isascii() and value.isprintable()
+        field.lo <= len(value) <= field.hi and value.isascii() and value.isprintable()
     ):
-        raise BadRequest(f"{name} must be 1-64 printable ASCII characters")
+        raise BadRequest(f"{name} must be {field.lo}-{field.hi} printable ASCII characters")
     if field.kind == "text" and not field.lo <= len(value) <= field.hi:
         raise BadRequest(f"{name} must be {field.lo}-{field.hi} characters")
     return value

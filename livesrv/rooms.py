@@ -13,7 +13,9 @@ import orjson
 
 from .backend import Backend, now_ms, store_errors
 from .errors import Forbidden, NotFound, NotLive
-from .keys import LIVE_ROOMS, RoomKeys
+from .keys import LEGACY_LIVE_ROOMS, LIVE_ROOMS, RoomKeys
+from .limits import claim_live_room, release_live_room
+from .paging import adopt_legacy, decode_cursor, encode_cursor, names_after
 from .tokens import Identity
 
 TOP_N = 10
@@ -58,24 +60,31 @@ async def open_room(b: Backend, who: Identity, room: str, title: str) -> dict[st
 
     Raises:
         Forbidden: Not a creator, or the room belongs to another creator.
+        LimitExceeded: The creator has ``max_live_rooms_per_creator`` rooms live already.
     """
     if not who.is_creator:
         raise Forbidden("only creators can open rooms")
+    await claim_live_room(b, who.user, room)
     ev = event("room_open", room, title=title, creator=who.user)
-    status, seq, session = await _room_state(b, "open", who, room, title, ev)
+    status, seq, session, _ = await _room_state(b, "open", who, room, title, ev)
     if status == "forbidden":
+        await release_live_room(b, who.user, room)
         raise Forbidden("this room belongs to another creator")
     async with store_errors():
-        await b.redis.sadd(LIVE_ROOMS, room)
+        await b.redis.zadd(LIVE_ROOMS, {room: 0})
     return {"room": room, "seq": seq, "session": session}
 
 
 async def _room_state(
     b: Backend, action: str, who: Identity, room: str, title: str, ev: dict[str, Any]
-) -> tuple[str, int, int]:
-    """Run ``room_state.lua``: open or close the room and log its event, atomically."""
+) -> tuple[str, int, int, str]:
+    """Run ``room_state.lua``: open or close the room and log its event, atomically.
+
+    Returns:
+        (status, seq, session, the room's creator or "").
+    """
     k = RoomKeys(room)
-    status, seq, session = await b.run(
+    status, seq, session, creator = await b.run(
         "room_state",
         [k.meta, k.log, k.top],
         [
@@ -88,7 +97,7 @@ async def _room_state(
             k.channel,
         ],
     )
-    return status, int(seq), int(session)
+    return status, int(seq), int(session), creator
 
 
 async def close_room(b: Backend, who: Identity, room: str) -> dict[str, Any]:
@@ -98,15 +107,17 @@ async def close_room(b: Backend, who: Identity, room: str) -> dict[str, Any]:
         NotFound: No such room. Forbidden: Not its creator or an admin. NotLive: Not live.
     """
     ev = event("room_closed", room)
-    status, seq, _ = await _room_state(b, "close", who, room, "", ev)
+    status, seq, _, creator = await _room_state(b, "close", who, room, "", ev)
     if status == "not_found":
         raise NotFound(f"no room {room!r}")
     if status == "forbidden":
         raise Forbidden("only the room's creator or an admin can close it")
+    await release_live_room(b, creator, room)  # closed now, or already (a stale claim)
     if status == "not_live":
         raise NotLive()
     async with store_errors():
-        await b.redis.srem(LIVE_ROOMS, room)
+        await b.redis.zrem(LIVE_ROOMS, room)
+        await b.redis.srem(LEGACY_LIVE_ROOMS, room)  # a store written before 1.x
     return {"seq": seq}
 
 
@@ -117,23 +128,18 @@ async def info(b: Backend, room: str) -> RoomInfo | None:
 
 
 async def enter(b: Backend, room: str, user: str) -> tuple[RoomInfo, int, list[list[Any]]]:
-    """Count a viewer in and read the room state a ``join`` returns.
+    """Count a viewer in and read the room state a ``join`` returns (``room_enter.lua``).
 
     Raises:
-        NotFound: The room was never opened.
+        NotFound: The room was never opened (and nothing was written).
     """
     k = RoomKeys(room)
-    async with store_errors():
-        pipe = b.redis.pipeline(transaction=True)
-        pipe.hgetall(k.meta)
-        pipe.hincrby(k.viewers, user, 1)
-        pipe.hlen(k.viewers)
-        pipe.zrevrange(k.top, 0, TOP_N - 1, withscores=True)
-        meta, _, viewers, top = await pipe.execute()
-    if not meta:
-        async with store_errors():
-            await b.redis.hincrby(k.viewers, user, -1)
+    found = await b.run("room_enter", [k.meta, k.viewers, k.top], [user, TOP_N])
+    if not found:
         raise NotFound(f"no room {room!r}")
+    flat_meta, viewers, flat_top = found
+    meta = dict(zip(flat_meta[::2], flat_meta[1::2], strict=True))
+    top = [(u, float(score)) for u, score in zip(flat_top[::2], flat_top[1::2], strict=True)]
     return RoomInfo.from_meta(room, meta), int(viewers), top_list(top)
 
 
@@ -170,11 +176,16 @@ async def log_event(
     top_coins: int = 0,
     require_live: bool = False,
     meta: tuple[str, str] = ("", ""),
+    exp: int = 0,
 ) -> int:
     """Append a logged event to the room (next seq) and publish it; idempotent by ``evid``.
 
+    ``exp`` is the expiry (unix ms) of the key generation ``evid`` belongs to: the event id
+    record lives exactly that long, and after it the event is never logged (0: 2 days).
+
     Returns:
-        The event's seq (the first one when ``evid`` was logged before).
+        The event's seq (the first one when ``evid`` was logged before); 0 when the
+        generation of ``evid`` is over and nothing was logged.
 
     Raises:
         NotLive: ``require_live`` and the room is not live.
@@ -194,8 +205,11 @@ async def log_event(
             k.channel,
             meta[0],
             meta[1],
+            exp,
         ],
     )
+    if seq == -2:
+        return 0
     if seq < 0:
         raise NotLive()
     if evid:
@@ -208,22 +222,60 @@ async def chat(b: Backend, room: str, user: str, text: str, badge: str | None) -
     return await log_event(b, room, ev, evid="c:" + uuid.uuid4().hex, require_live=True)
 
 
-async def replay(b: Backend, room: str, since: int) -> tuple[list[dict[str, Any]], bool]:
-    """Logged events with seq greater than ``since``, oldest first.
+async def replay(
+    b: Backend, room: str, since: int, limit: int, upto: int | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The newest ``limit`` logged events with a seq above ``since`` (and below ``upto``),
+    oldest first; one bounded read (XREVRANGE with COUNT).
 
     Returns:
-        (events, gap): gap is True when the log no longer holds every event after ``since``.
+        (events, gap): gap is True when the events do not start right after ``since``:
+        there were more than ``limit``, or the log no longer holds the oldest ones.
     """
+    top = "+" if upto is None else f"{upto - 1}-0"
+    if upto is not None and upto - 1 <= since:
+        return [], False
     async with store_errors():
-        rows = await b.redis.xrange(RoomKeys(room).log, min=f"{since + 1}-0", max="+")
-    events = [orjson.loads(fields["e"]) for _, fields in rows]
+        rows = await b.redis.xrevrange(
+            RoomKeys(room).log, max=top, min=f"{since + 1}-0", count=limit
+        )
+    events = [orjson.loads(fields["e"]) for _, fields in reversed(rows)]
     gap = bool(events) and events[0]["seq"] != since + 1
     return events, gap
 
 
-async def live_rooms(b: Backend) -> list[dict[str, Any]]:
+async def history(b: Backend, room: str, before: int, limit: int) -> dict[str, Any]:
+    """One page of a room's logged events older than seq ``before``, oldest first.
+
+    Returns:
+        ``{"events": [...], "next": SEQ or None}``: ``next`` is the ``before`` of the page
+        after this one (older events), None when the log holds nothing older.
+    """
+    if before <= 1:
+        return {"events": [], "next": None}
     async with store_errors():
-        names = sorted(await b.redis.smembers(LIVE_ROOMS))
+        rows = await b.redis.xrevrange(
+            RoomKeys(room).log, max=f"{before - 1}-0", min="-", count=limit + 1
+        )
+    more = len(rows) > limit
+    events = [orjson.loads(fields["e"]) for _, fields in reversed(rows[:limit])]
+    first = events[0]["seq"] if events else None
+    return {"events": events, "next": first if more and first and first > 1 else None}
+
+
+async def live_rooms(b: Backend, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of the live rooms, by name.
+
+    Returns:
+        ``{"rooms": [{room, title, creator, viewers}], "next": cursor or None}``.
+
+    Raises:
+        BadRequest: A cursor this listing did not give out.
+    """
+    pos = decode_cursor("rooms", cursor, str)
+    await adopt_legacy(b, LEGACY_LIVE_ROOMS, LIVE_ROOMS)
+    names = await names_after(b, LIVE_ROOMS, pos[0] if pos else None, limit)
+    async with store_errors():
         pipe = b.redis.pipeline(transaction=False)
         for name in names:
             pipe.hmget(RoomKeys(name).meta, "title", "creator", "live")
@@ -234,7 +286,8 @@ async def live_rooms(b: Backend) -> list[dict[str, Any]]:
         (title, creator, live), viewers = rows[2 * i], rows[2 * i + 1]
         if live == "1":
             out.append({"room": name, "title": title, "creator": creator, "viewers": viewers})
-    return out
+    more = len(names) == limit
+    return {"rooms": out, "next": encode_cursor("rooms", names[-1]) if more else None}
 
 
 async def set_chat_mode(b: Backend, room: str, subscribers_only: bool) -> None:

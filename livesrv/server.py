@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 from collections.abc import Sequence
@@ -14,14 +15,15 @@ from pathlib import Path
 from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
-from . import tokens
+from . import receipts, tokens
 from .backend import Backend
 from .broadcast import Hub
 from .codec import SUBPROTOCOLS, select_subprotocol
 from .connection import Session
 from .errors import CloseCode
+from .httpguard import GuardedSite, HttpGuard
 from .metrics import Metrics
 from .settings import Settings
 from .settlement import SettlementWorker
@@ -29,6 +31,7 @@ from .settlement import SettlementWorker
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0
+FD_RESERVE = 256  # descriptors kept for the store connections, listeners, logs and files
 
 
 class Node:
@@ -38,6 +41,10 @@ class Node:
         self.settings = settings
         self.store_url = store_url
         self.secret = secret or tokens.resolve_secret(settings.secret, settings.data_dir)
+        self.receipt_key = receipts.resolve_key(settings.receipt_key, self.secret)
+        self.receipts = receipts.make_verifier(
+            settings.receipt_verifier, settings.receipt_key, self.secret
+        )
         self.metrics = Metrics()
         self.backend = Backend.create(settings, store_url)
         self.hub = Hub(self.backend)
@@ -48,6 +55,8 @@ class Node:
         self._idle.set()
         self.ws_server: Server | None = None
         self.http_runner: web.AppRunner | None = None
+        self.http_guard = HttpGuard(settings.http_max_connections, settings.http_header_timeout)
+        self.ws_budget = ws_budget(settings, _fd_limit())
         self._worker_task: asyncio.Task[None] | None = None
         self.ws_port = 0
         self.http_port = 0
@@ -73,7 +82,8 @@ class Node:
             **where,
             subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
             select_subprotocol=_select,
-            process_request=_only_ws_path,
+            process_request=self._process_request,
+            origins=allowed_origins(s.allowed_origins),
             compression=None,
             max_size=s.max_frame,
             max_queue=4,
@@ -85,20 +95,32 @@ class Node:
         self.ws_port = self.ws_server.sockets[0].getsockname()[1]
         app = make_app(self)
         self.http_runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=DRAIN_SECONDS
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=DRAIN_SECONDS,
+            keepalive_timeout=s.http_keepalive_timeout,
+            lingering_time=s.http_header_timeout,  # draining an unread body after an answer
         )
         await self.http_runner.setup()
-        site = (
-            web.SockSite(self.http_runner, http_sock)
-            if http_sock
-            else web.TCPSite(self.http_runner, s.host, s.http_port)
+        site = GuardedSite(
+            self.http_runner, self.http_guard, host=s.host, port=s.http_port, sock=http_sock
         )
         await site.start()
-        server = site._server  # noqa: SLF001 - aiohttp keeps the bound socket there
-        assert server is not None
-        self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.http_port = site.bound_port
         if s.settle:
             self._worker_task = asyncio.create_task(self.worker.run(), name="settlement")
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Before the handshake: the path must be /ws, and the process within its budget."""
+        if request.path.split("?", 1)[0] != "/ws":
+            return connection.respond(404, "WebSocket endpoint is /ws\n")
+        # Every TCP connection the server holds has a handler task, this one included.
+        held = len(self.ws_server.handler_tasks) - 1 if self.ws_server is not None else 0
+        if held >= self.ws_budget:
+            self.metrics.ws_refused.inc()
+            return connection.respond(503, "too many connections, try again later\n")
+        return None
 
     async def _handler(self, ws: ServerConnection) -> None:
         session = Session(ws, self)
@@ -150,10 +172,37 @@ def _select(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Sub
     return Subprotocol(chosen) if chosen else None
 
 
-def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path.split("?", 1)[0] != "/ws":
-        return connection.respond(404, "WebSocket endpoint is /ws\n")
-    return None
+def ws_budget(settings: Settings, fd_limit: int | None) -> int:
+    """How many WebSocket connections one process accepts.
+
+    ``max_connections`` when set; else what the open-file limit leaves after the admin
+    port's ``http_max_connections`` and :data:`FD_RESERVE`, so that neither kind of client
+    can take the descriptors the other (or the store) needs.
+
+    Args:
+        settings: The settings.
+        fd_limit: The process's soft open-file limit (None: unlimited).
+    """
+    if settings.max_connections > 0:
+        return settings.max_connections
+    if fd_limit is None:
+        return 1 << 20
+    return max(16, fd_limit - settings.http_max_connections - FD_RESERVE)
+
+
+def _fd_limit() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def allowed_origins(setting: str) -> list[Origin | None] | None:
+    """The ``Origin`` values a WebSocket handshake may carry (others get 403), or None
+    for any. A request without ``Origin`` (not a browser) is always allowed: the list stops
+    other sites' pages from using a visitor's browser, nothing more."""
+    names = [o.strip().rstrip("/") for o in setting.split(",") if o.strip()]
+    if not names:
+        return None
+    return [None, *(Origin(name) for name in names)]
 
 
 async def run_until_signalled(

@@ -34,6 +34,8 @@ class Settings:
     shards: int = 16
     # security
     secret: str | None = None
+    receipt_verifier: str = "hmac"  # "any" with demo unless set (livesrv/receipts.py)
+    receipt_key: str | None = None  # None: derived from the secret
     # economy
     catalog: Path | None = None
     demo: bool = False
@@ -45,6 +47,7 @@ class Settings:
     # fan-out
     tick_ms: int = 40
     log_maxlen: int = 10_000
+    replay_limit: int = 256
     send_buffer_limit: int = 1 << 20
     socket_sndbuf: int = 64 * 1024
     # limits
@@ -53,6 +56,14 @@ class Settings:
     ops_per_second: float = 60.0
     ops_burst: int = 120
     abuse_limit: int = 20
+    max_connections: int = 0  # WebSocket connections per process; 0: from the fd limit
+    max_connections_per_user: int = 10
+    max_rooms_per_connection: int = 20
+    max_live_rooms_per_creator: int = 5
+    allowed_origins: str = ""  # comma-separated WebSocket Origin allow-list; empty: any
+    http_max_connections: int = 256
+    http_header_timeout: float = 10.0
+    http_keepalive_timeout: float = 15.0
     settle: bool = True
     settle_batch: int = 256
     settle_claim_ms: int = 5000
@@ -85,6 +96,12 @@ class Settings:
             and "LIVESRV_HOLD_SECONDS" not in env
         ):
             settings = replace(settings, hold_seconds=0)
+        if (
+            settings.demo
+            and overrides.get("receipt_verifier") is None
+            and not env.get("LIVESRV_RECEIPT_VERIFIER")
+        ):
+            settings = replace(settings, receipt_verifier="any")
         return settings
 
     @property

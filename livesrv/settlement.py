@@ -155,12 +155,21 @@ class SettlementWorker:
     async def _settle_entries(self, shard: ShardKeys, entries: list[Any]) -> int:
         """Settle a batch concurrently (the scripts pipeline on one connection), then
         acknowledge it in one call. Credits commute, so their order does not matter; an
-        entry whose step failed is not acknowledged and is claimed again later."""
+        entry whose step failed is not acknowledged (the others are) and is claimed again
+        later; the first failure is raised after the acknowledgement."""
         if not entries:
             return 0
         live = [(entry_id, fields) for entry_id, fields in entries if fields]
-        await asyncio.gather(*(self.settle_entry(shard, i, f) for i, f in live))
-        await self.b.redis.xack(shard.outbox, GROUP, *(entry_id for entry_id, _ in entries))
+        results = await asyncio.gather(
+            *(self.settle_entry(shard, i, f) for i, f in live), return_exceptions=True
+        )
+        failed = [(i, r) for (i, _), r in zip(live, results, strict=True) if r is not None]
+        skip = {i for i, _ in failed}
+        done = [entry_id for entry_id, _ in entries if entry_id not in skip]
+        if done:
+            await self.b.redis.xack(shard.outbox, GROUP, *done)
+        if failed:
+            raise failed[0][1]
         return len(live)
 
     async def settle_entry(self, shard: ShardKeys, entry_id: str, fields: dict[str, str]) -> None:
@@ -169,8 +178,13 @@ class SettlementWorker:
         ev = payload.get("ev")
         # Log the room event of a paid spend if nobody did (a crash between the debit and
         # the log); skipped when this process logged it itself, which is the common case.
+        # The streak or subscription end the debit computed is kept beside the payload, and
+        # past the key generation's expiry (``x``) the event is never logged (see rooms).
         if ev and payload.get("evid") and payload["evid"] not in self.b.logged:
             top_user = fields["user"] if ev["ev"] == "gift" else ""
+            for name in ("combo", "until"):
+                if name in fields:
+                    ev[name] = int(fields[name])
             steps.append(
                 rooms.log_event(
                     self.b,
@@ -179,8 +193,12 @@ class SettlementWorker:
                     evid=payload["evid"],
                     top_user=top_user,
                     top_coins=int(fields["coins"]) if top_user else 0,
+                    exp=int(payload.get("x", 0)),
                 )
             )
+        if fields["kind"] == "shop" and "ref" in payload:
+            # a paid purchase's reservation is sold: the proof that outlives the key's records
+            steps.append(shop.mark_sold(self.b, payload["product"], payload["ref"], payload["x"]))
         now = now_ms()
         for c in credits_for(shard.shard, entry_id, fields):
             ek = UserKeys.of(c.earner, self.b.settings.shards)
@@ -207,7 +225,11 @@ class SettlementWorker:
                     ],
                 )
             )
-        await asyncio.gather(*steps)
+        for result in await asyncio.gather(*steps):
+            if isinstance(result, list) and int(result[0]) < 0:
+                raise OverflowError(
+                    f"settling {entry_id} would pass 2^53 - 1 in an earner's wallet; refused"
+                )
         if self.metrics is not None:
             self.metrics.settled.inc()
             self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))

@@ -19,12 +19,14 @@ from .errors import (
     BadRequest,
     Forbidden,
     IdempotencyConflict,
+    KeyExpired,
     LivesrvError,
     NotFound,
     OutOfStock,
     Unavailable,
 )
-from .keys import PRODUCTS, ProductKeys
+from .keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys
+from .paging import adopt_legacy, decode_cursor, encode_cursor, names_after
 from .rooms import RoomInfo, event, log_event
 from .tokens import Identity
 
@@ -93,7 +95,7 @@ async def create(
     if status == "exists":
         raise BadRequest(f"product {product!r} already exists")
     async with store_errors():
-        await b.redis.sadd(PRODUCTS, product)
+        await b.redis.zadd(PRODUCTS, {product: 0})
     return product_view(await get(b, product))
 
 
@@ -110,15 +112,31 @@ async def restock(b: Backend, who: Identity, product: str, qty: int) -> dict[str
     return {"product": product, "stock": stock}
 
 
-async def listing(b: Backend, seller: str | None = None) -> list[dict[str, Any]]:
+async def listing(b: Backend, seller: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of the products, by id (only ``seller``'s when given).
+
+    Reads ``limit`` ids per page, so a page filtered by seller may hold fewer products.
+
+    Returns:
+        ``{"products": [product objects], "next": cursor or None}``.
+
+    Raises:
+        BadRequest: A cursor this listing did not give out.
+    """
+    pos = decode_cursor("products", cursor, str)
+    await adopt_legacy(b, LEGACY_PRODUCTS, PRODUCTS)
+    names = await names_after(b, PRODUCTS, pos[0] if pos else None, limit)
     async with store_errors():
-        names = sorted(await b.redis.smembers(PRODUCTS))
         pipe = b.redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(ProductKeys(name).meta)
         rows = await pipe.execute() if names else []
     out = [product_view(r) for r in rows if r]
-    return [p for p in out if seller is None or p["seller"] == seller]
+    more = len(names) == limit
+    return {
+        "products": [p for p in out if seller is None or p["seller"] == seller],
+        "next": encode_cursor("products", names[-1]) if more else None,
+    }
 
 
 async def pin(b: Backend, who: Identity, room: RoomInfo, product: str | None) -> dict[str, Any]:
@@ -137,32 +155,46 @@ async def pin(b: Backend, who: Identity, room: RoomInfo, product: str | None) ->
     return {"seq": seq}
 
 
-def order_id(b: Backend, user: str, key: str) -> str:
+def order_id(b: Backend, user: str, key: str, exp: int) -> str:
+    """The order id of the purchase made with ``key`` in the key generation ending at ``exp``."""
     shard = b.user(user).shard.shard
-    return f"o{shard}-" + hashlib.sha1(f"{user}\n{key}".encode()).hexdigest()[:16]
+    return f"o{shard}-" + hashlib.sha1(f"{user}\n{key}\n{exp}".encode()).hexdigest()[:16]
 
 
 async def buy(
     b: Backend, user: str, room: RoomInfo, product: str, qty: int, key: str
 ) -> dict[str, Any]:
-    """Buy ``qty`` of a product in a live room, exactly once per key.
+    """Buy ``qty`` of a product in a live room, exactly once per key generation.
 
     Raises:
         NotFound, OutOfStock, InsufficientFunds, LimitExceeded, IdempotencyConflict,
-        Forbidden (buying your own product).
+        Forbidden (buying your own product), Unavailable (an earlier purchase with this
+        key is still being finished).
     """
     raw = await get(b, product)
     if raw["seller"] == user:
         raise Forbidden("you cannot buy your own product")
+    for _ in range(3):
+        try:
+            return await _buy_once(b, user, room, raw, qty, key)
+        except KeyExpired:
+            continue  # the key's generation ended mid-purchase: the next try starts a new one
+    raise KeyExpired()
+
+
+async def _buy_once(
+    b: Backend, user: str, room: RoomInfo, raw: dict[str, str], qty: int, key: str
+) -> dict[str, Any]:
+    product = raw["product"]
     price, bps = int(raw["price"]), int(raw["commission"])
     host = room.creator or raw["seller"]
     digest = buy_digest(room.room, product, qty)
     pk = ProductKeys(product)
     ref = f"{user}|{key}"
-    status, left = await b.run(
+    status, left, exp = await b.run(
         "reserve_stock",
-        [pk.meta, pk.reservations, pk.reservation_queue],
-        [ref, qty, digest, now_ms()],
+        [pk.meta, pk.reservations, pk.reservation_queue, pk.reservation_expiry],
+        [ref, qty, digest, now_ms(), b.settings.idempotency_ttl * 1000],
     )
     if status == "conflict":
         raise IdempotencyConflict()
@@ -170,7 +202,9 @@ async def buy(
         raise OutOfStock(f"{product!r} has fewer than {qty} left")
     if status == "not_found":
         raise NotFound(f"no product {product!r}")
-    oid = order_id(b, user, key)
+    if status == "busy":
+        raise Unavailable("an earlier purchase with this key is still being finished; retry")
+    oid = order_id(b, user, key, exp)
     seller_bps = 10_000 - b.catalog.shop_platform_bps - bps
     order = {
         "order": oid,
@@ -186,9 +220,9 @@ async def buy(
     ev = event(
         "purchase", room.room, **{"from": user, "product": product, "qty": qty, "stock": left}
     )
-    evid = f"b:{user}:{key}"
+    evid = f"b:{user}:{key}:{exp}"
     try:
-        _, reply = await wallet.spend(
+        _, reply, _ = await wallet.spend(
             b,
             user,
             kind="shop",
@@ -206,18 +240,25 @@ async def buy(
                 ],
                 "ev": ev,
                 "evid": evid,
+                "ref": ref,
+                "x": exp,
             },
             extra_key=b.user(user).orders,
+            exp=exp,
             params=(_order_json(order), 0),
             reply={"order": oid},
         )
+    except KeyExpired:
+        if status == "reserved":  # held by this try, which debited nothing
+            await _finish(b, pk, ref, "cancelled", exp)
+        raise
     except Unavailable:
         raise  # outcome unknown: the retry (or the sweeper) finishes the reservation
     except LivesrvError:
-        await _finish(b, pk, ref, "cancelled")
+        await _finish(b, pk, ref, "cancelled", exp)
         raise
-    await _finish(b, pk, ref, "sold")
-    await log_event(b, room.room, ev, evid=evid)
+    await _finish(b, pk, ref, "sold", exp)
+    await log_event(b, room.room, ev, evid=evid, exp=exp)
     return {"order": reply["order"], "coins": reply["coins"]}
 
 
@@ -233,21 +274,55 @@ async def replayed_buy(
     return None if reply is None else {"order": reply["order"], "coins": reply["coins"]}
 
 
-async def _finish(b: Backend, pk: ProductKeys, ref: str, outcome: str) -> int:
+async def _finish(b: Backend, pk: ProductKeys, ref: str, outcome: str, exp: int) -> int:
     _, stock = await b.run(
-        "finish_reservation", [pk.meta, pk.reservations, pk.reservation_queue], [ref, outcome]
+        "finish_reservation",
+        [pk.meta, pk.reservations, pk.reservation_queue],
+        [ref, outcome, exp],
     )
     return int(stock)
+
+
+async def mark_sold(b: Backend, product: str, ref: str, exp: int) -> int:
+    """Mark a paid purchase's reservation sold (settlement does it for every paid one)."""
+    return await _finish(b, ProductKeys(product), ref, "sold", exp)
 
 
 def _order_json(order: dict[str, Any]) -> str:
     return orjson.dumps(order).decode()
 
 
-async def orders_of(b: Backend, user: str, limit: int = 100) -> list[dict[str, Any]]:
+async def orders_of(b: Backend, user: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of a user's orders, newest first.
+
+    The orders list only grows at its head, so the cursor counts from its tail: new
+    orders never shift a page.
+
+    Returns:
+        ``{"orders": [...], "next": cursor or None}``.
+
+    Raises:
+        BadRequest: A cursor this listing did not give out.
+    """
+    pos = decode_cursor("orders", cursor, int)
+    key = b.user(user).orders
     async with store_errors():
-        rows = await b.redis.lrange(b.user(user).orders, 0, limit - 1)
-    return [orjson.loads(r) for r in rows]
+        if pos is None:
+            pipe = b.redis.pipeline(transaction=True)
+            pipe.llen(key)
+            pipe.lrange(key, 0, limit - 1)
+            length, rows = await pipe.execute()
+            left = int(length) - len(rows)  # orders older than this page
+        else:
+            below = pos[0]  # this many of the oldest orders are still to come
+            if below < 1:
+                raise BadRequest("cursor is not one this listing gave out")
+            rows = await b.redis.lrange(key, -below, min(-1, limit - below - 1))
+            left = below - len(rows)
+    return {
+        "orders": [orjson.loads(r) for r in rows],
+        "next": encode_cursor("orders", left) if left > 0 and rows else None,
+    }
 
 
 async def sweep(b: Backend, older_than_ms: int = ABANDONED_MS) -> int:
@@ -257,8 +332,9 @@ async def sweep(b: Backend, older_than_ms: int = ABANDONED_MS) -> int:
     Returns:
         How many reservations were finished.
     """
+    await adopt_legacy(b, LEGACY_PRODUCTS, PRODUCTS)
     async with store_errors():
-        names = await b.redis.smembers(PRODUCTS)
+        names = await b.redis.zrange(PRODUCTS, 0, -1)
     finished = 0
     cutoff = now_ms() - older_than_ms
     for name in names:
@@ -267,9 +343,22 @@ async def sweep(b: Backend, older_than_ms: int = ABANDONED_MS) -> int:
             refs = await b.redis.zrangebyscore(pk.reservation_queue, "-inf", cutoff)
         for ref in refs:
             user, _, key = ref.partition("|")
-            outcome = await b.run(
-                "abort_spend", [b.user(user).idem(key)], [b.settings.idempotency_ttl]
-            )
-            await _finish(b, pk, ref, "sold" if outcome == "done" else "cancelled")
+            async with store_errors():
+                held = await b.redis.hget(pk.reservations, ref)
+            r: dict[str, Any] = orjson.loads(held) if held else {"h": "", "x": 0}
+            exp = int(r.get("x", 0))
+            outcome = await b.run("abort_spend", [b.user(user).idem(key)], [exp, r["h"]])
+            if outcome == "expired" and not await _settled_up(b, user):
+                continue  # a debit of this generation may still be on its way to settlement
+            await _finish(b, pk, ref, "sold" if outcome == "done" else "cancelled", exp)
             finished += 1
     return finished
+
+
+async def _settled_up(b: Backend, user: str) -> bool:
+    """Whether settlement has handled every entry of ``user``'s shard outbox (and so has
+    marked every paid reservation of theirs sold)."""
+    outbox = b.user(user).shard.outbox
+    async with store_errors():
+        groups = await b.redis.xinfo_groups(outbox) if await b.redis.exists(outbox) else []
+    return all(int(g.get("lag") or 0) + int(g.get("pending") or 0) == 0 for g in groups)

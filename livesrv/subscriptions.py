@@ -56,8 +56,8 @@ async def subscribe(b: Backend, user: str, room: RoomInfo, key: str) -> dict[str
     price = await price_of(b, creator)
     share = b.catalog.sub_share_bps
     ev = event("sub", room.room, **{"from": user, "until": 0})
-    evid = f"s:{user}:{key}"
-    _, reply = await wallet.spend(
+    exp = wallet.generation_expiry(b)
+    _, reply, exp = await wallet.spend(
         b,
         user,
         kind="sub",
@@ -68,11 +68,14 @@ async def subscribe(b: Backend, user: str, room: RoomInfo, key: str) -> dict[str
             "room": room.room,
             "e": [[creator, f"sub:{share}", share]],
             "ev": ev,
-            "evid": evid,
+            "evid": f"s:{user}:{key}:{exp}",
+            "x": exp,
         },
         extra_key=b.user(user).sub(creator),
+        exp=exp,
         params=(b.catalog.sub_days * DAY, 0),
     )
     ev["until"] = reply["until"]
-    await log_event(b, room.room, ev, evid=evid)
+    # the event id names the key generation (``exp``) of the first subscribe with this key
+    await log_event(b, room.room, ev, evid=f"s:{user}:{key}:{exp}", exp=exp)
     return {"until": reply["until"], "coins": reply["coins"]}

@@ -13,7 +13,7 @@ import jwt
 from .errors import BadRequest, Unauthorized
 
 ROLES = ("viewer", "creator", "admin")
-USER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+USER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always fullmatch: "$" also matches before "\n"
 DEFAULT_TTL = 24 * 3600
 
 
@@ -37,7 +37,7 @@ def issue(secret: str, user: str, role: str, ttl: int = DEFAULT_TTL) -> str:
     Raises:
         BadRequest: The user id, role or ttl is not valid.
     """
-    if not isinstance(user, str) or not USER_ID.match(user):
+    if not isinstance(user, str) or not USER_ID.fullmatch(user):
         raise BadRequest("user must be 1-64 of [A-Za-z0-9_.-]")
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
@@ -64,7 +64,7 @@ def verify(secret: str, token: object) -> Identity:
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("invalid token") from exc
     user, role = claims.get("sub"), claims.get("role")
-    if not isinstance(user, str) or not USER_ID.match(user) or role not in ROLES:
+    if not isinstance(user, str) or not USER_ID.fullmatch(user) or role not in ROLES:
         raise Unauthorized("invalid token claims")
     return Identity(user, role)
 

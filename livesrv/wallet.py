@@ -10,11 +10,14 @@ from .backend import Backend, args_hash, now_ms, store_errors
 from .errors import (
     IdempotencyConflict,
     InsufficientFunds,
+    KeyExpired,
     LimitExceeded,
     NotFound,
 )
 from .keys import shard_of
+from .receipts import ReceiptVerifier
 
+MAX_COINS = (1 << 53) - 1  # the largest exact integer of the protocol and of Lua's doubles
 RECEIPT_KEY_PREFIX = "rcpt:"
 GRANT_KEY_PREFIX = "grant:"
 
@@ -32,22 +35,27 @@ async def read(b: Backend, user: str) -> dict[str, int]:
     return {"coins": int(coins or 0), "diamonds": int(diamonds or 0), "pending": int(pending or 0)}
 
 
-async def buy_coins(b: Backend, user: str, package: str, receipt: str) -> dict[str, Any]:
-    """Credit a coin package paid with ``receipt``; one receipt credits once, for anyone.
+async def buy_coins(
+    b: Backend, verifier: ReceiptVerifier, user: str, package: str, receipt: str
+) -> dict[str, Any]:
+    """Credit a coin package paid with ``receipt``; one receipt id credits once, for anyone.
 
-    Two single-slot steps: claim the receipt for (user, package) in the receipt's shard,
-    then credit the wallet idempotently by the receipt. A crash between them is finished
-    by the client's retry with the same receipt.
+    The verifier turns the receipt into its receipt id before anything touches the store.
+    Then two single-slot steps, both by receipt id (a receipt re-signed at another time has
+    the same id): claim the id for (user, package) in the id's shard, then credit the
+    wallet idempotently by the id. A crash between them is finished by the client's retry.
 
     Raises:
         NotFound: Unknown package.
-        IdempotencyConflict: The receipt was used by someone else or for another package.
+        InvalidReceipt: The verifier does not accept the receipt (nothing was written).
+        IdempotencyConflict: The receipt id was used by someone else or for another package.
     """
     pkg = b.catalog.packages.get(package)
     if pkg is None:
         raise NotFound(f"unknown package {package!r}")
-    rshard = b.shard(shard_of(receipt, b.settings.shards))
-    claim = await b.run("claim_receipt", [rshard.receipt(receipt)], [f"{user}|{package}", now_ms()])
+    rid = verifier.verify(user, package, receipt)
+    rshard = b.shard(shard_of(rid, b.settings.shards))
+    claim = await b.run("claim_receipt", [rshard.receipt(rid)], [f"{user}|{package}", now_ms()])
     if claim != "ok":
         raise IdempotencyConflict("this receipt was already used")
     return await _credit(
@@ -55,9 +63,9 @@ async def buy_coins(b: Backend, user: str, package: str, receipt: str) -> dict[s
         user,
         pkg.coins,
         "purchase",
-        RECEIPT_KEY_PREFIX + receipt,
-        receipt,
-        args_hash("buy_coins", {"package": package, "receipt": receipt}),
+        RECEIPT_KEY_PREFIX + rid,
+        rid,
+        args_hash("buy_coins", {"package": package, "receipt": rid}),
         keep=True,
     )
 
@@ -97,6 +105,8 @@ async def _credit(
     )
     if status == "conflict":
         raise IdempotencyConflict()
+    if status == "overflow":
+        raise LimitExceeded(f"a balance cannot pass {MAX_COINS} coins (you have {reply})")
     result: dict[str, Any] = orjson.loads(reply)
     return result
 
@@ -129,24 +139,28 @@ async def spend(
     digest: str,
     payload: dict[str, Any],
     extra_key: str,
+    exp: int,
     params: tuple[Any, Any] = (0, 0),
     reply: dict[str, Any] | None = None,
-) -> tuple[bool, dict[str, Any]]:
+) -> tuple[bool, dict[str, Any], int]:
     """Debit ``amount`` coins for a gift, subscription or purchase, exactly once per key.
 
     The same step appends the movement to the settlement outbox and the ledger and keeps
-    the reply under the key.
+    the reply under the key until ``exp``, the key generation's expiry (unix ms) that the
+    request's first step fixed (see :func:`generation_expiry`).
 
     Returns:
-        (fresh, reply): fresh is False when the key was used before (nothing moved now).
+        (fresh, reply, exp): fresh is False when the key was used before (nothing moved
+        now); exp is the expiry of the generation the reply belongs to.
 
     Raises:
         IdempotencyConflict: Same key, other arguments.
         InsufficientFunds: Not enough coins.
         LimitExceeded: Over the rolling-day spend limit.
+        KeyExpired: ``exp`` passed before the debit (nothing moved).
     """
     keys = b.user(user)
-    status, out = await b.run(
+    status, out, gen = await b.run(
         "spend",
         [
             keys.wallet,
@@ -162,7 +176,7 @@ async def spend(
             amount,
             now_ms(),
             b.settings.day_limit,
-            b.settings.idempotency_ttl,
+            exp,
             kind,
             user,
             key,
@@ -181,4 +195,12 @@ async def spend(
         raise LimitExceeded(
             f"daily spend limit of {b.settings.day_limit} coins reached ({out} spent today)"
         )
-    return status == "ok", orjson.loads(out)
+    if status == "expired":
+        raise KeyExpired()
+    return status == "ok", orjson.loads(out), int(gen)
+
+
+def generation_expiry(b: Backend) -> int:
+    """The expiry (unix ms) of a key generation that starts now: every record derived from
+    the key dies then, together with its idempotency record."""
+    return now_ms() + b.settings.idempotency_ttl * 1000

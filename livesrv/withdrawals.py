@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,14 +12,17 @@ from . import wallet
 from .backend import Backend, args_hash, now_ms, store_errors
 from .errors import BadRequest, Forbidden, IdempotencyConflict, InsufficientFunds, NotFound
 from .keys import ShardKeys
+from .paging import decode_cursor, encode_cursor
 from .tokens import Identity
 
 STATUSES = ("requested", "paid", "rejected")
 
 
-def withdrawal_id(b: Backend, user: str, key: str) -> str:
+def withdrawal_id(b: Backend, user: str, key: str, exp: int) -> str:
+    """The id of the withdrawal made with ``key`` in the key generation that ends at ``exp``:
+    a key reused after its record expired makes a new withdrawal, never overwrites one."""
     shard = b.user(user).shard.shard
-    return f"w{shard}-" + hashlib.sha1(f"{user}\n{key}".encode()).hexdigest()[:16]
+    return f"w{shard}-" + hashlib.sha1(f"{user}\n{key}\n{exp}".encode()).hexdigest()[:16]
 
 
 def _shard_of_id(b: Backend, wid: str) -> ShardKeys:
@@ -39,7 +43,8 @@ async def withdraw(b: Backend, who: Identity, diamonds: int, key: str) -> dict[s
         raise Forbidden("only creators can withdraw")
     await wallet.read(b, who.user)  # matured holds become available first
     keys = b.user(who.user)
-    wid = withdrawal_id(b, who.user, key)
+    exp = wallet.generation_expiry(b)
+    wid = withdrawal_id(b, who.user, key, exp)
     status, out = await b.run(
         "withdraw",
         [
@@ -55,7 +60,7 @@ async def withdraw(b: Backend, who: Identity, diamonds: int, key: str) -> dict[s
             b.settings.min_withdrawal,
             who.user,
             key,
-            b.settings.idempotency_ttl,
+            exp,
             now_ms(),
             b.catalog.diamonds_to_cents(diamonds),
             wid,
@@ -71,14 +76,59 @@ async def withdraw(b: Backend, who: Identity, diamonds: int, key: str) -> dict[s
     return orjson.loads(out)  # type: ignore[no-any-return]
 
 
-async def _records(b: Backend, shard: ShardKeys) -> list[dict[str, Any]]:
+async def _page(
+    b: Backend,
+    shards: list[ShardKeys],
+    keep: Callable[[dict[str, Any]], bool],
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    """One page of withdrawals of ``shards`` that ``keep`` accepts, newest first.
+
+    The order is (created, id) descending across shards; the cursor is the position the
+    page stopped at. Each shard reads at most ``limit`` entries past the cursor (plus the
+    ones created in the cursor's millisecond), so a filtered page may hold fewer items.
+    """
+    pos = decode_cursor("withdrawals", cursor, int, str)
+    at: tuple[int, str] | None = (pos[0], pos[1]) if pos else None
     async with store_errors():
-        ids = await b.redis.zrevrange(shard.withdrawals, 0, -1)
+        ties = [0] * len(shards)
+        if at is not None:
+            pipe = b.redis.pipeline(transaction=False)
+            for shard in shards:
+                pipe.zcount(shard.withdrawals, at[0], at[0])
+            ties = [int(n) for n in await pipe.execute()]
         pipe = b.redis.pipeline(transaction=False)
-        for wid in ids:
+        for shard, extra in zip(shards, ties, strict=True):
+            top = "+inf" if at is None else at[0]
+            pipe.zrevrangebyscore(
+                shard.withdrawals, top, "-inf", start=0, num=limit + extra, withscores=True
+            )
+        reads = await pipe.execute()
+    frontiers: list[tuple[int, str]] = []
+    seen: list[tuple[tuple[int, str], ShardKeys]] = []
+    for shard, extra, rows in zip(shards, ties, reads, strict=True):
+        if len(rows) == limit + extra:  # this shard may hold more below its last row
+            frontiers.append((int(rows[-1][1]), rows[-1][0]))
+        for wid, score in rows:
+            where = (int(score), wid)
+            if at is None or where < at:
+                seen.append((where, shard))
+    bound = max(frontiers) if frontiers else None
+    seen = sorted((x for x in seen if bound is None or x[0] >= bound), reverse=True)
+    async with store_errors():
+        pipe = b.redis.pipeline(transaction=False)
+        for (_, wid), shard in seen:
             pipe.hgetall(shard.withdrawal(wid))
-        rows = await pipe.execute() if ids else []
-    return [_view(r) for r in rows if r]
+        rows = await pipe.execute() if seen else []
+    found = [(where, _view(r)) for (where, _), r in zip(seen, rows, strict=True) if r]
+    found = [(where, w) for where, w in found if keep(w)]
+    page = found[:limit]
+    stop = page[-1][0] if len(found) > limit else bound
+    return {
+        "withdrawals": [w for _, w in page],
+        "next": None if stop is None else encode_cursor("withdrawals", *stop),
+    }
 
 
 def _view(raw: dict[str, str]) -> dict[str, Any]:
@@ -88,17 +138,24 @@ def _view(raw: dict[str, str]) -> dict[str, Any]:
     return view
 
 
-async def of_user(b: Backend, user: str) -> list[dict[str, Any]]:
-    return [w for w in await _records(b, b.user(user).shard) if w["user"] == user]
+async def of_user(b: Backend, user: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of a creator's withdrawals, newest first: ``{"withdrawals", "next"}``.
+
+    Raises:
+        BadRequest: A cursor this listing did not give out.
+    """
+    return await _page(b, [b.user(user).shard], lambda w: w["user"] == user, cursor, limit)
 
 
-async def listing(b: Backend, status: str | None = None) -> list[dict[str, Any]]:
+async def listing(b: Backend, status: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of every withdrawal (with ``status`` only, when given), newest first.
+
+    Raises:
+        BadRequest: An unknown status, or a cursor this listing did not give out.
+    """
     if status is not None and status not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
-    out: list[dict[str, Any]] = []
-    for shard in b.all_shards():
-        out.extend(w for w in await _records(b, shard) if status in (None, w["status"]))
-    return sorted(out, key=lambda w: -w["created"])
+    return await _page(b, b.all_shards(), lambda w: status in (None, w["status"]), cursor, limit)
 
 
 async def set_status(b: Backend, wid: str, status: str) -> dict[str, Any]:

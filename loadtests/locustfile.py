@@ -9,8 +9,9 @@ Run against a running server (see docs/benchmarks.md)::
 
 Environment:
     LIVESRV_HTTP_URL     admin HTTP base URL (default http://127.0.0.1:8080)
-    LIVESRV_ADMIN_TOKEN  a token with role admin, used to mint user tokens (POST /api/tokens);
-                         when unset, LIVESRV_DATA_DIR is used to mint one with the CLI
+    LIVESRV_ADMIN_TOKEN  a token with role admin, used to mint user tokens (POST /api/tokens)
+                         and signed coin receipts (POST /api/receipts, as a payment backend
+                         would); when unset, LIVESRV_DATA_DIR is used to mint one with the CLI
     LIVESRV_DATA_DIR     the server's data dir (only read when LIVESRV_ADMIN_TOKEN is unset)
     LIVESRV_ROOM         the room everyone uses (default "locust")
     LIVESRV_TIMEOUT      seconds to wait for a reply (default 10)
@@ -91,6 +92,18 @@ def mint_token(user: str, role: str) -> str:
     )
     resp.raise_for_status()
     return str(resp.json()["token"])
+
+
+def mint_receipt(user: str, package: str) -> str:
+    """A fresh payment's receipt for ``user``, signed by the server's admin API."""
+    resp = requests.post(
+        f"{HTTP_URL}/api/receipts",
+        json={"user": user, "package": package, "id": f"lc-{uuid.uuid4().hex}"},
+        headers={"Authorization": f"Bearer {admin_token()}"},
+        timeout=TIMEOUT,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["receipt"])
 
 
 class LivesrvSocket:
@@ -315,7 +328,8 @@ class GifterUser(LivesrvUser):
         self.buy()
 
     def buy(self) -> None:
-        reply = self.sock.request("buy_coins", package="p330", receipt=f"lc-{uuid.uuid4().hex}")
+        receipt = mint_receipt(self.user_id, "p330")
+        reply = self.sock.request("buy_coins", package="p330", receipt=receipt)
         if reply:
             self.coins = int(reply["coins"])
 

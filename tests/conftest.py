@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from livesrv import audit, tokens
+from livesrv import audit, receipts, tokens
 from livesrv.server import Node
 from livesrv.settings import Settings
 from livesrv.store import EmbeddedStore
@@ -71,6 +71,10 @@ class Running:
 
     def token(self, user: str, role: str = "viewer", ttl: int = 3600) -> str:
         return tokens.issue(SECRET, user, role, ttl)
+
+    def receipt(self, user: str, package: str, rid: str, issued: int | None = None) -> str:
+        """A receipt for ``rid`` the server accepts, as the payment backend signs it."""
+        return receipts.sign(self.node.receipt_key, user, package, rid, issued)
 
     async def raw(self, codec: str = JSON, **kw: Any) -> Client:
         c = await Client.open(self.ws_url, codec, **kw)

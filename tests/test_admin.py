@@ -203,7 +203,7 @@ async def test_wallet_and_grant(server: Running, admin: Admin) -> None:
 
 
 async def test_rooms(server: Running, admin: Admin) -> None:
-    assert await admin.ok("GET", "/api/rooms") == {"rooms": []}
+    assert await admin.ok("GET", "/api/rooms") == {"rooms": [], "next": None}
     a = await server.connect("alice", "creator")
     await a.ok("room_open", room="ra", title="Alice live")
     b = await server.connect("bea", "creator")

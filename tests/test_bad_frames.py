@@ -147,6 +147,7 @@ async def test_batch_from_client(scene: Scene) -> None:
         {"id": [1], "op": "wallet"},
         {"id": {"n": 1}, "op": "wallet"},
         {"id": (1 << 53) + 1, "op": "wallet"},
+        {"id": 1 << 53, "op": "wallet"},
         {"id": 1.5, "op": "gift", "room": "r1", "gift": "rose", "count": 5, "key": "f1"},
     ],
     ids=lambda m: repr(m.get("id", "missing"))[:12],

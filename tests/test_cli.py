@@ -25,7 +25,7 @@ import jwt
 import pytest
 import redis
 
-from livesrv import tokens
+from livesrv import receipts, tokens
 from livesrv.keys import UserKeys
 from livesrv.settings import Settings
 from livesrv.store import EmbeddedStore
@@ -275,6 +275,75 @@ async def test_token_secret_resolution(serve_process: Serve, tmp_path: Path) -> 
     assert bad_user.returncode != 0 and "user" in bad_user.stderr
     bad_role = await arun("token", "x", "--role", "king", "--data-dir", str(d))
     assert bad_role.returncode == 2 and bad_role.stdout == ""
+
+
+# -- receipt ----------------------------------------------------------------------------
+
+
+async def test_receipt_command_mints_receipts_serve_accepts(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    d = tmp_path / "d"
+    p = serve_process(*FAST, data_dir=d, env={"LIVESRV_SECRET": ""})  # the kept secret
+    r = await arun(
+        "receipt", "--user", "rbuyer", "--package", "p330", "--id", "pay-1", "--id", "pay.2",
+        "--data-dir", str(d),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [x.split(".")[1] for x in lines] == ["pay-1", "pay"]
+    assert lines[1].startswith("v1.pay.2.") and len(lines) == 2
+    kept = (d / "secret").read_text().strip()
+    c = await hello(p, "rbuyer", token=tokens.issue(kept, "rbuyer", "viewer", 3600))
+    tampered = lines[0][:-1] + ("A" if lines[0][-1] != "A" else "B")
+    assert await c.error("buy_coins", package="p330", receipt=tampered) == "invalid_receipt"
+    assert await c.error("buy_coins", package="p330", receipt="pay-1") == "invalid_receipt"
+    assert (await c.ok("wallet"))["coins"] == 0
+    assert (await c.ok("buy_coins", package="p330", receipt=lines[0]))["coins"] == 330
+    assert (await c.ok("buy_coins", package="p330", receipt=lines[1]))["coins"] == 660
+    # a replay answers the first result and credits nothing
+    assert (await c.ok("buy_coins", package="p330", receipt=lines[0]))["coins"] == 330
+    assert (await c.ok("wallet"))["coins"] == 660
+    # signed with another secret or another receipt key: refused
+    other = await arun(
+        "receipt", "--user", "rbuyer", "--package", "p330", "--id", "pay-3",
+        "--secret", FLAG_SECRET,
+    )  # fmt: skip
+    assert await c.error("buy_coins", package="p330", receipt=other.stdout.strip()) == (
+        "invalid_receipt"
+    )
+    assert (await c.ok("wallet"))["coins"] == 660
+    await c.close()
+
+    # --receipt-key and LIVESRV_RECEIPT_KEY name the key; --issued the time
+    args = ("receipt", "--user", "u", "--package", "p65", "--id", "x", "--issued", "1700000000")
+    want = receipts.sign(b"k-123", "u", "p65", "x", 1_700_000_000)
+    by_flag = await arun(*args, "--receipt-key", "k-123", "--secret", FLAG_SECRET)
+    by_env = await arun(*args, "--secret", FLAG_SECRET, env={"LIVESRV_RECEIPT_KEY": "k-123"})
+    assert by_flag.stdout.strip() == by_env.stdout.strip() == want
+    bad = await arun(
+        "receipt", "--user", "u", "--package", "p65", "--id", "a b", "--data-dir", str(d)
+    )
+    assert bad.returncode == 2 and bad.stdout == "" and "receipt id" in bad.stderr
+
+
+async def test_demo_serve_accepts_any_receipt_and_a_plain_serve_does_not(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    demo = serve_process(*FAST, "--demo", data_dir=tmp_path / "demo")
+    c = await hello(demo, "dbuyer")
+    assert (await c.ok("buy_coins", package="p65", receipt="demo-anything"))["coins"] == 65
+    await c.close()
+    plain = serve_process(*FAST, data_dir=tmp_path / "plain")
+    c = await hello(plain, "pbuyer")
+    assert await c.error("buy_coins", package="p65", receipt="demo-any") == "invalid_receipt"
+    got = await api(plain, "POST", "/api/receipts", {"user": "pbuyer", "package": "p65", "id": "q"})
+    assert (await c.ok("buy_coins", package="p65", receipt=got["receipt"]))["coins"] == 65
+    await c.close()
+    refused = await arun(
+        "serve", "--data-dir", str(tmp_path / "x"), env={"LIVESRV_RECEIPT_VERIFIER": "nope"}
+    )
+    assert refused.returncode == 2 and "LIVESRV_RECEIPT_VERIFIER" in refused.stderr
 
 
 # -- audit and settle ---------------------------------------------------------------------

@@ -383,18 +383,19 @@ async def test_abandoned_purchases_are_finished_by_the_sweeper(server: Running) 
     pk = ProductKeys("bag")
     digest = args_hash("buy", {"room": "sweep", "product": "bag", "qty": 2})
 
-    async def reserve(key: str) -> None:
-        status, _ = await b.run(
+    async def reserve(key: str) -> int:
+        status, _, exp = await b.run(
             "reserve_stock",
-            [pk.meta, pk.reservations, pk.reservation_queue],
-            [f"buyer|{key}", 2, digest, now_ms() - 120_000],
+            [pk.meta, pk.reservations, pk.reservation_queue, pk.reservation_expiry],
+            [f"buyer|{key}", 2, digest, now_ms() - 120_000, b.settings.idempotency_ttl * 1000],
         )
         assert status == "reserved"
+        return int(exp)
 
     # died after reserving, before the debit
     await reserve("lost")
     # died after the debit, before marking the reservation sold
-    await reserve("paid")
+    exp = await reserve("paid")
     await wallet.spend(
         b,
         "buyer",
@@ -404,6 +405,7 @@ async def test_abandoned_purchases_are_finished_by_the_sweeper(server: Running) 
         digest=digest,
         payload={"room": "sweep", "product": "bag", "qty": 2, "order": "o-paid", "e": []},
         extra_key=b.user("buyer").orders,
+        exp=exp,
         params=('{"order": "o-paid"}', 0),
         reply={"order": "o-paid"},
     )

@@ -180,7 +180,7 @@ async def test_conflicting_arguments(server: Running, codec: str) -> None:
 
 
 async def test_fifty_concurrent_sends_of_one_key_debit_once(make_server: ServerFactory) -> None:
-    server = await make_server()
+    server = await make_server(max_connections_per_user=64)
     creator = await open_room(server)
     observer = await joined(server, "obs")
     await server.grant("bob", 1000)
@@ -202,7 +202,7 @@ async def test_fifty_concurrent_sends_of_one_key_debit_once(make_server: ServerF
 
 
 async def test_concurrent_conflicting_sends_one_wins(make_server: ServerFactory) -> None:
-    server = await make_server()
+    server = await make_server(max_connections_per_user=64)
     observer = await open_room(server)
     await server.grant("bob", 1000)
     conns = await asyncio.gather(*(joined(server, "bob") for _ in range(40)))
@@ -235,13 +235,15 @@ async def test_concurrent_conflicting_sends_one_wins(make_server: ServerFactory)
 async def test_receipt_replay_credits_once(server: Running, codec: str) -> None:
     await open_room(server, codec=codec)
     bob = await joined(server, "bob", codec=codec)
-    assert body(await bob.ok("buy_coins", package="p65", receipt="R-1")) == {"coins": 65}
+    receipt = server.receipt("bob", "p65", "R-1")
+    assert body(await bob.ok("buy_coins", package="p65", receipt=receipt)) == {"coins": 65}
     await bob.ok("gift", room="r1", gift="rose", count=5, key="g")
     # the replay returns the first result and credits nothing
-    assert body(await bob.ok("buy_coins", package="p65", receipt="R-1")) == {"coins": 65}
+    assert body(await bob.ok("buy_coins", package="p65", receipt=receipt)) == {"coins": 65}
     assert (await bob.ok("wallet"))["coins"] == 60
-    # the same receipt for another package is a conflict
-    assert await bob.error("buy_coins", package="p330", receipt="R-1") == "idempotency_conflict"
+    # the same receipt id for another package is a conflict
+    other = server.receipt("bob", "p330", "R-1")
+    assert await bob.error("buy_coins", package="p330", receipt=other) == "idempotency_conflict"
     assert (await bob.ok("wallet"))["coins"] == 60
     checks = await audit_ok(server)
     assert checks["idempotency"]["receipts"] == 1
@@ -251,9 +253,14 @@ async def test_receipt_replay_credits_once(server: Running, codec: str) -> None:
 async def test_receipt_used_by_another_user(server: Running, codec: str) -> None:
     bob = await server.connect("bob", codec=codec)
     eve = await server.connect("eve", codec=codec)
-    assert body(await bob.ok("buy_coins", package="p660", receipt="R-2")) == {"coins": 660}
-    for package in ("p660", "p65"):
-        reply = await eve.call("buy_coins", package=package, receipt="R-2")
+    receipt = server.receipt("bob", "p660", "R-2")
+    assert body(await bob.ok("buy_coins", package="p660", receipt=receipt)) == {"coins": 660}
+    # bob's receipt is signed for bob: in eve's hands it proves nothing
+    assert await eve.error("buy_coins", package="p660", receipt=receipt) == "invalid_receipt"
+    for package in ("p660", "p65"):  # the same id signed for eve is already spent
+        reply = await eve.call(
+            "buy_coins", package=package, receipt=server.receipt("eve", package, "R-2")
+        )
         assert reply["ok"] is False and reply["error"]["code"] == "idempotency_conflict"
     assert (await eve.ok("wallet"))["coins"] == 0
     assert (await bob.ok("wallet"))["coins"] == 660
@@ -266,7 +273,14 @@ async def test_concurrent_receipt_claims_credit_once(server: Running) -> None:
     users = [f"u{i}" for i in range(10)]
     conns = [await server.connect(u) for u in users for _ in range(2)]
     replies = await asyncio.gather(
-        *(c.call("buy_coins", package="p1321", receipt="R-shared") for c in conns)
+        *(
+            c.call(
+                "buy_coins",
+                package="p1321",
+                receipt=server.receipt(users[i // 2], "p1321", "R-shared"),
+            )
+            for i, c in enumerate(conns)
+        )
     )
     winners = {users[i // 2] for i, r in enumerate(replies) if r["ok"]}
     assert len(winners) == 1  # one user got the credit (maybe on both its connections)
@@ -285,7 +299,8 @@ async def test_concurrent_receipt_claims_credit_once(server: Running) -> None:
 async def test_receipt_and_gift_keys_do_not_clash(server: Running) -> None:
     await open_room(server)
     bob = await joined(server, "bob")
-    assert (await bob.ok("buy_coins", package="p65", receipt="k1"))["coins"] == 65
+    receipt = server.receipt("bob", "p65", "k1")
+    assert (await bob.ok("buy_coins", package="p65", receipt=receipt))["coins"] == 65
     assert (await bob.ok("gift", room="r1", gift="rose", count=1, key="k1"))["coins"] == 64
     await audit_ok(server)
 

@@ -118,7 +118,7 @@ async def test_hello(server: Running, codec: str) -> None:
 
 async def test_reply_carries_the_request_id(server: Running, codec: str) -> None:
     c = await server.connect("bob", codec=codec)
-    for rid in (0, -7, 1 << 53, "x", "a" * 64, "é id"):
+    for rid in (0, -7, (1 << 53) - 1, "x", "a" * 64, "é id"):
         reply = await c.request({"id": rid, "op": "wallet"})
         assert reply["id"] == rid and reply["ok"] is True
 
@@ -131,6 +131,7 @@ OPS_BEFORE_HELLO: dict[str, dict[str, Any]] = {
     "room_open": {"room": "r1", "title": "t"},
     "room_close": {"room": "r1"},
     "join": {"room": "r1"},
+    "history": {"room": "r1", "before": 2},
     "leave": {"room": "r1"},
     "chat": {"room": "r1", "text": "hi"},
     "like": {"room": "r1"},
@@ -230,7 +231,7 @@ async def test_catalog(server: Running, codec: str) -> None:
 
 async def test_rooms(server: Running, codec: str) -> None:
     c = await server.connect("bob", codec=codec)
-    assert body(await c.ok("rooms")) == {"rooms": []}
+    assert body(await c.ok("rooms")) == {"rooms": [], "next": None}
     creator = await server.connect("alice", "creator", codec)
     await creator.ok("room_open", room="r1", title="Alice live")
     await creator.ok("room_open", room="r2", title="Second")
@@ -248,9 +249,9 @@ async def test_buy_coins(server: Running, codec: str) -> None:
     bob = await server.connect("bob", codec=codec)
     bob2 = await server.connect("bob", codec=codec)  # a second device of the same user
     eve = await server.connect("eve", codec=codec)
-    r = await bob.ok("buy_coins", package="p65", receipt="rcpt-1")
+    r = await bob.ok("buy_coins", package="p65", receipt=server.receipt("bob", "p65", "rcpt-1"))
     assert body(r) == {"coins": 65}
-    r = await bob.ok("buy_coins", package="p330", receipt="rcpt-2")
+    r = await bob.ok("buy_coins", package="p330", receipt=server.receipt("bob", "p330", "rcpt-2"))
     assert body(r) == {"coins": 395}
     assert (await bob.ok("wallet"))["coins"] == 395
     # the owner's connections are told; nobody else is
@@ -264,10 +265,12 @@ async def test_buy_coins(server: Running, codec: str) -> None:
 
 async def test_buy_coins_unknown_package(server: Running, codec: str) -> None:
     bob = await server.connect("bob", codec=codec)
-    assert await bob.error("buy_coins", package="p99", receipt="rcpt-1") == "not_found"
+    unknown = server.receipt("bob", "p99", "rcpt-1")
+    assert await bob.error("buy_coins", package="p99", receipt=unknown) == "not_found"
     assert (await bob.ok("wallet"))["coins"] == 0
-    # the receipt was not used up by the failed request
-    assert body(await bob.ok("buy_coins", package="p65", receipt="rcpt-1")) == {"coins": 65}
+    # the receipt id was not used up by the failed request
+    receipt = server.receipt("bob", "p65", "rcpt-1")
+    assert body(await bob.ok("buy_coins", package="p65", receipt=receipt)) == {"coins": 65}
 
 
 # -- room_open, room_close -------------------------------------------------------------
@@ -355,6 +358,7 @@ async def test_join_result(server: Running, codec: str) -> None:
         "top": [],
         "pinned": None,
         "gap": False,
+        "replay_from": None,
         "subscribers_only": False,
         "sub_price": 350,
         "subscribed_until": 0,
@@ -462,7 +466,8 @@ async def test_join_since_too_old_reports_gap(make_server: ServerFactory) -> Non
 async def test_join_since_while_events_flow_skips_and_repeats_nothing(
     make_server: ServerFactory,
 ) -> None:
-    server = await make_server(ops_per_second=10_000, ops_burst=10_000)
+    # every replay fits (replay_limit): test_bounded_replies covers the ones that do not
+    server = await make_server(ops_per_second=10_000, ops_burst=10_000, replay_limit=10_000)
     alice = await live(server)
     stop = asyncio.Event()
 
@@ -783,8 +788,8 @@ async def test_logged_events_seq_grows_by_one(server: Running, codec: str) -> No
 
 
 async def test_rate_limited(make_server: ServerFactory, codec: str) -> None:
-    server = await make_server(ops_per_second=1, ops_burst=3)
-    bob = await server.connect("bob", codec=codec)  # hello is not counted
+    server = await make_server(ops_per_second=1, ops_burst=4)
+    bob = await server.connect("bob", codec=codec)  # hello counts like any op: 3 left
     assert [(await bob.call("wallet"))["ok"] for _ in range(3)] == [True, True, True]
     reply = await bob.call("wallet")
     assert reply["ok"] is False and reply["error"]["code"] == "rate_limited"
@@ -795,10 +800,10 @@ async def test_rate_limited(make_server: ServerFactory, codec: str) -> None:
 
 
 async def test_rate_limited_gift_moves_nothing(make_server: ServerFactory) -> None:
-    server = await make_server(ops_per_second=0.5, ops_burst=2)
+    server = await make_server(ops_per_second=0.5, ops_burst=3)
     await live(server)
     await server.grant("bob", 100)
-    bob = await viewer(server, "bob")  # join used one token
+    bob = await viewer(server, "bob")  # hello and join used two tokens
     await bob.ok("gift", room="r1", gift="rose", count=1, key="a")
     assert await bob.error("gift", room="r1", gift="rose", count=1, key="b") == "rate_limited"
     assert await bob.error("gift", room="r1", gift="rose", count=1, key="b") == "rate_limited"
@@ -807,8 +812,8 @@ async def test_rate_limited_gift_moves_nothing(make_server: ServerFactory) -> No
 
 
 async def test_repeated_rate_limit_closes_4429(make_server: ServerFactory, codec: str) -> None:
-    server = await make_server(ops_per_second=0.01, ops_burst=2, abuse_limit=5)
-    bob = await server.connect("bob", codec=codec)
+    server = await make_server(ops_per_second=0.01, ops_burst=3, abuse_limit=5)
+    bob = await server.connect("bob", codec=codec)  # hello used one token
     codes = [(await bob.call("wallet")).get("error", {}).get("code") for _ in range(7)]
     assert codes == [None, None, *["rate_limited"] * 5]
     assert await bob.closed() == 4429

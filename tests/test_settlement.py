@@ -19,6 +19,7 @@ async def test_paid_gift_never_logged_is_logged_by_settlement(server: Running) -
         **{"from": "bob", "gift": "rose", "count": 7, "combo": 7, "coins": 7, "streak": True},
     )
     # the debit step alone, as the gift op does it, with no room log after it
+    exp = wallet.generation_expiry(server.backend)
     await wallet.spend(
         server.backend,
         "bob",
@@ -30,9 +31,11 @@ async def test_paid_gift_never_logged_is_logged_by_settlement(server: Running) -
             "room": "r1",
             "e": earners_of_gift(server.backend, "alice"),
             "ev": ev,
-            "evid": gift_event_id("bob", "lost-1"),
+            "evid": gift_event_id("bob", "lost-1", exp),
+            "x": exp,
         },
         extra_key=server.backend.user("bob").combo("r1", "rose"),
+        exp=exp,
         params=(3000, 7),
     )
     logged = await creator.event("gift", lambda e: e["from"] == "bob")

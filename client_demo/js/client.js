@@ -222,6 +222,22 @@ export class LiveClient {
   }
 
   /**
+   * Walk a paged listing (`rooms`, `products`, ...): follow `next` and resolve
+   * with every item of `field`, reading at most `maxPages` pages.
+   */
+  async requestAll(op, field, args = {}, { maxPages = 10 } = {}) {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < maxPages; page += 1) {
+      const reply = await this.request(op, cursor ? { ...args, limit: 200, cursor } : { ...args, limit: 200 });
+      items.push(...(reply[field] ?? []));
+      cursor = reply.next ?? null;
+      if (!cursor) break;
+    }
+    return items;
+  }
+
+  /**
    * Send a request and resolve with the success reply, or reject with an
    * Error carrying `code` and `message`.
    */

@@ -67,8 +67,8 @@ export class CreatorControls {
   /** After a reload the creator may already be live: show that room. */
   async findOwnRoom() {
     try {
-      const reply = await this.client.request("rooms");
-      const mine = (reply.rooms ?? []).find((r) => r.creator === this.app.me());
+      const rooms = await this.client.requestAll("rooms", "rooms");
+      const mine = rooms.find((r) => r.creator === this.app.me());
       if (mine) {
         $("#room-id").value = mine.room;
         $("#room-title").value = mine.title ?? "";
@@ -153,8 +153,7 @@ export class CreatorControls {
   // ---- products ----------------------------------------------------------------
 
   async loadProducts() {
-    const reply = await this.client.request("products");
-    this.products = reply.products ?? [];
+    this.products = await this.client.requestAll("products", "products");
     for (const p of this.products) this.app.products.set(p.product, p);
     this.renderProducts();
   }

@@ -50,8 +50,7 @@ export class ViewerControls {
 
   async refreshRooms(button = null, quiet = false) {
     const run = async () => {
-      const reply = await this.client.request("rooms");
-      this.rooms = reply.rooms ?? [];
+      this.rooms = await this.client.requestAll("rooms", "rooms");
       this.renderRooms();
     };
     if (quiet) {

@@ -1,5 +1,6 @@
--- Claim a payment receipt for one user and package; a receipt is claimed once, for anyone.
--- KEYS: 1 receipt record. ARGV: 1 owner ("user|package"), 2 now ms
+-- Claim a payment receipt id for one user and package; an id is claimed once, for anyone
+-- (a receipt re-signed at another time has the same id).
+-- KEYS: 1 receipt id record. ARGV: 1 owner ("user|package"), 2 now ms
 -- Returns 'ok' when this owner holds the claim (now or from before), else the other owner.
 local owner = redis.call('GET', KEYS[1])
 if not owner then

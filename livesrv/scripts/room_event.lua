@@ -4,19 +4,31 @@
 --       4 top gifters (zset)
 -- ARGV: 1 event id ('' for none), 2 event json (without seq), 3 log maxlen,
 --       4 top user ('' for none), 5 top coins, 6 require live ('1' or '0'), 7 channel,
---       8 room meta field to set with the event ('' for none), 9 its value
--- Returns {seq, fresh}: fresh 0 when the event id was logged before; {-1, 0} not live.
+--       8 room meta field to set with the event ('' for none), 9 its value,
+--       10 expiry (unix ms) of the key generation the event id belongs to ('0': 2 days)
+-- Returns {seq, fresh}: fresh 0 when the event id was logged before; {-1, 0} not live;
+-- {-2, 0} the event id's generation is over (its record is gone, so it is never logged:
+-- logging it again could repeat it). The event json is spliced, never re-encoded by cjson.
+local exp = tonumber(ARGV[10] or '0')
 if ARGV[1] ~= '' then
   local s = redis.call('GET', KEYS[3])
   if s then return {tonumber(s), 0} end
+  local t = redis.call('TIME')
+  if exp > 0 and tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= exp then
+    return {-2, 0}
+  end
 end
 if ARGV[6] == '1' and redis.call('HGET', KEYS[1], 'live') ~= '1' then return {-1, 0} end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local ev = cjson.decode(ARGV[2])
-ev['seq'] = seq
-local s = cjson.encode(ev)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', s)
-if ARGV[1] ~= '' then redis.call('SET', KEYS[3], seq, 'EX', 172800) end
+local s = string.format('{"seq":%d,', seq) .. string.sub(ARGV[2], 2)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], string.format('%d-0', seq), 'e', s)
+if ARGV[1] ~= '' then
+  if exp > 0 then
+    redis.call('SET', KEYS[3], seq, 'PXAT', exp)
+  else
+    redis.call('SET', KEYS[3], seq, 'EX', 172800)
+  end
+end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], ARGV[8], ARGV[9]) end
 if ARGV[4] ~= '' then redis.call('ZINCRBY', KEYS[4], tonumber(ARGV[5]), ARGV[4]) end
 redis.call('PUBLISH', ARGV[7], s)

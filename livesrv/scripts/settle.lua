@@ -4,13 +4,22 @@
 --       5 shard hold queue (zset), 6 shard users set
 -- ARGV: 1 ref, 2 kind ("gift:5000"), 3 coins, 4 bps, 5 hold ms, 6 now ms, 7 earner,
 --       8 wallet channel
--- Returns {fresh, delta}.
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, 0} end
+-- Returns {fresh, delta}; {-1, 0} when the earner's totals would pass 2^53 - 1, the
+-- largest exact integer (nothing moves; the entry stays unsettled).
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {0, 0} end
+local MAX = 9007199254740991
 local bps = tonumber(ARGV[4])
-local earned = redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[2], tonumber(ARGV[3]))
+local coins = tonumber(ARGV[3])
+local earned = tonumber(redis.call('HGET', KEYS[1], 'e:' .. ARGV[2]) or '0')
+if coins > MAX - earned then return {-1, 0} end
+earned = earned + coins
 local target = math.floor(earned / 10000) * bps + math.floor((earned % 10000) * bps / 10000)
 local before = tonumber(redis.call('HGET', KEYS[1], 'c:' .. ARGV[2]) or '0')
 local delta = target - before
+local credited = tonumber(redis.call('HGET', KEYS[1], 'credited') or '0')
+if delta > MAX - credited then return {-1, 0} end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[2], coins)
 redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], target)
 redis.call('HINCRBY', KEYS[1], 'credited', delta)
 local hold, now = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -19,7 +28,7 @@ if delta > 0 then
     redis.call('HINCRBY', KEYS[1], 'diamonds', delta)
   else
     redis.call('HINCRBY', KEYS[1], 'pending', delta)
-    redis.call('ZADD', KEYS[4], now + hold, ARGV[1] .. '|' .. delta)
+    redis.call('ZADD', KEYS[4], now + hold, string.format('%s|%d', ARGV[1], delta))
     -- LT keeps the earliest maturity and still adds a new member
     redis.call('ZADD', KEYS[5], 'LT', now + hold, ARGV[7])
   end
@@ -28,6 +37,6 @@ redis.call('XADD', KEYS[3], '*', 't', 'settle', 'kind', ARGV[2], 'user', ARGV[7]
   'coins', ARGV[3], 'diamonds', delta, 'ref', ARGV[1], 'ts', now)
 redis.call('SADD', KEYS[6], ARGV[7])
 local w = redis.call('HMGET', KEYS[1], 'coins', 'diamonds', 'pending')
-redis.call('PUBLISH', ARGV[8], cjson.encode({user = ARGV[7], coins = tonumber(w[1] or '0'),
-  diamonds = tonumber(w[2] or '0'), pending = tonumber(w[3] or '0')}))
+redis.call('PUBLISH', ARGV[8], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
+  cjson.encode(ARGV[7]), w[1] or '0', w[2] or '0', w[3] or '0'))
 return {1, delta}

@@ -3,23 +3,39 @@
 -- KEYS: 1 wallet, 2 idempotency record, 3 outbox stream, 4 ledger stream,
 --       5 rolling-day spend window (zset), 6 kind-specific key (gift: streak counter;
 --       sub: subscription expiry; shop: the payer's orders list), 7 shard users set
--- ARGV: 1 args hash, 2 amount, 3 now ms, 4 day limit, 5 idempotency ttl s, 6 kind,
---       7 user, 8 key, 9 outbox payload (json), 10 reply template (json),
+-- ARGV: 1 args hash, 2 amount, 3 now ms, 4 day limit, 5 the key generation's expiry
+--       (unix ms; the idempotency record dies then), 6 kind,
+--       7 user, 8 key, 9 outbox payload (json), 10 reply template (json, no numbers),
 --       11 kind param A, 12 kind param B, 13 wallet channel
--- Returns {status, reply json}; status ok | dup | conflict | insufficient | limit.
+-- Returns {status, reply json, generation expiry ms}; status ok | dup | conflict |
+-- insufficient | limit | expired (the generation ended before this step: nothing moved).
+-- Numbers are written into JSON with %d, never by cjson (14 significant digits).
 local prior = redis.call('GET', KEYS[2])
 if prior then
   local nl = string.find(prior, '\n', 1, true)
-  if string.sub(prior, 1, nl - 1) ~= ARGV[1] then return {'conflict', ''} end
-  return {'dup', string.sub(prior, nl + 1)}
+  if string.sub(prior, 1, nl - 1) ~= ARGV[1] then return {'conflict', '', 0} end
+  local x = redis.call('PEXPIRETIME', KEYS[2])
+  if x < 0 then x = 0 end
+  return {'dup', string.sub(prior, nl + 1), x}
+end
+local exp = tonumber(ARGV[5])
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= exp then
+  return {'expired', '', exp}
+end
+
+local function put(json, name, n)
+  local rest = string.sub(json, 2)
+  if rest ~= '}' then rest = ',' .. rest end
+  return '{"' .. name .. '":' .. string.format('%d', n) .. rest
 end
 
 local amount = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local coins = tonumber(redis.call('HGET', KEYS[1], 'coins') or '0')
-if coins < amount then return {'insufficient', tostring(coins)} end
+if coins < amount then return {'insufficient', string.format('%d', coins), 0} end
 
--- rolling-day spend window: members are "key|amount", scored by time
+-- rolling-day spend window: members are "key|generation|amount", scored by time
 local day = tonumber(redis.call('HGET', KEYS[1], 'day') or '0')
 -- the window expires after a quiet day; its running total must go with it
 if redis.call('EXISTS', KEYS[5]) == 0 then day = 0 end
@@ -32,16 +48,18 @@ if #old > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', cutoff)
   redis.call('HSET', KEYS[1], 'day', day)
 end
-if day + amount > tonumber(ARGV[4]) then return {'limit', tostring(day)} end
+if day + amount > tonumber(ARGV[4]) then return {'limit', string.format('%d', day), 0} end
 
 local user, key, kind = ARGV[7], ARGV[8], ARGV[6]
-local reply = cjson.decode(ARGV[10])
+local reply = ARGV[10]
+local extra = {}
 coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
 redis.call('HINCRBY', KEYS[1], 'coins_out', amount)
 redis.call('HSET', KEYS[1], 'day', day + amount)
-redis.call('ZADD', KEYS[5], now, key .. '|' .. amount)
+-- the generation in the member: a reused key never overwrites an earlier spend's entry
+redis.call('ZADD', KEYS[5], now, string.format('%s|%d|%d', key, exp, amount))
 redis.call('PEXPIRE', KEYS[5], 86400000 + 60000)
-reply['coins'] = coins
+reply = put(reply, 'coins', coins)
 
 if kind == 'gift' then
   local window, count = tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -50,7 +68,8 @@ if kind == 'gift' then
     combo = redis.call('INCRBY', KEYS[6], count)
     redis.call('PEXPIRE', KEYS[6], window)
   end
-  reply['combo'] = combo
+  reply = put(reply, 'combo', combo)
+  extra = {'combo', combo}
 elseif kind == 'sub' then
   local now_s = math.floor(now / 1000)
   local current = tonumber(redis.call('GET', KEYS[6]) or '0')
@@ -59,23 +78,21 @@ elseif kind == 'sub' then
   local untl = base + tonumber(ARGV[11])
   redis.call('SET', KEYS[6], untl)
   redis.call('EXPIREAT', KEYS[6], untl + 86400)
-  reply['until'] = untl
+  reply = put(reply, 'until', untl)
+  extra = {'until', untl}
 elseif kind == 'shop' then
   redis.call('LPUSH', KEYS[6], ARGV[11])
 end
 
-local payload = cjson.decode(ARGV[9])
-if reply['combo'] and payload['ev'] then payload['ev']['combo'] = reply['combo'] end
-if reply['until'] and payload['ev'] then payload['ev']['until'] = reply['until'] end
-local p = cjson.encode(payload)
-redis.call('XADD', KEYS[3], '*', 'kind', kind, 'user', user, 'coins', amount, 'key', key, 'p', p)
+-- the streak or the subscription end goes beside the payload; settlement puts it in the event
+redis.call('XADD', KEYS[3], '*', 'kind', kind, 'user', user, 'coins', amount, 'key', key,
+  'p', ARGV[9], 'x', exp, unpack(extra))
 redis.call('XADD', KEYS[4], '*', 't', 'spend', 'kind', kind, 'user', user, 'coins', amount,
-  'key', key, 'ts', now)
+  'key', key, 'x', exp, 'ts', now)
 redis.call('SADD', KEYS[7], user)
 
-local out = cjson.encode(reply)
-redis.call('SET', KEYS[2], ARGV[1] .. '\n' .. out, 'EX', tonumber(ARGV[5]))
+redis.call('SET', KEYS[2], ARGV[1] .. '\n' .. reply, 'PXAT', exp)
 local w = redis.call('HMGET', KEYS[1], 'diamonds', 'pending')
-redis.call('PUBLISH', ARGV[13], cjson.encode({user = user, coins = coins,
-  diamonds = tonumber(w[1] or '0'), pending = tonumber(w[2] or '0')}))
-return {'ok', out}
+redis.call('PUBLISH', ARGV[13], string.format('{"user":%s,"coins":%d,"diamonds":%s,"pending":%s}',
+  cjson.encode(user), coins, w[1] or '0', w[2] or '0'))
+return {'ok', reply, exp}
