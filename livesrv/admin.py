@@ -16,11 +16,11 @@ import redis
 from aiohttp import web
 
 from . import audit, receipts, shop, subscriptions, tokens, wallet, withdrawals
-from .backend import store_errors
 from .errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
 from .paging import query_args
 from .requests import IDENT, MAX_INT, Field, check
 from .rooms import live_rooms
+from .store.facade import store_errors
 
 if TYPE_CHECKING:
     from .server import Node

@@ -13,11 +13,11 @@ from typing import Any
 
 import orjson
 
-from .backend import Backend, store_errors
 from .errors import BadRequest
-from .keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys, UserKeys
 from .paging import adopt_legacy, decode_cursor, encode_cursor
 from .settlement import GROUP, credits_for, diamonds_for
+from .store.facade import Backend, store_errors
+from .store.keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys, UserKeys
 
 ORDERS_SCAN = 2000  # outbox entries one page of all_orders reads at most
 STREAM_ID = re.compile(r"^[0-9]{1,19}-[0-9]{1,19}$")

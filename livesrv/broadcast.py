@@ -21,11 +21,11 @@ import orjson
 import redis
 
 from . import rooms
-from .backend import Backend, now_ms
 from .codec import Codec
-from .keys import RoomKeys
 from .rooms import RoomInfo, event
-from .subscription import Subscription
+from .store.facade import Backend, now_ms
+from .store.keys import RoomKeys
+from .store.pubsub import Subscription
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from . import audit, receipts, tokens
-from .backend import Backend
 from .errors import LivesrvError, StoreError
 from .settings import Settings
-from .store import ServeLock, StoreHandle
+from .store.embedded import ServeLock, StoreHandle
+from .store.facade import Backend
 
 log = logging.getLogger("livesrv")
 

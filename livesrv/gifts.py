@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import wallet
-from .backend import Backend, args_hash
 from .errors import Forbidden, NotFound, NotLive
 from .rooms import RoomInfo, event, log_event
+from .store.facade import Backend, args_hash
 
 
 def earners_of_gift(b: Backend, creator: str) -> list[list[Any]]:

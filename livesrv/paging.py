@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from .backend import Backend, store_errors
 from .errors import BadRequest
+from .store.facade import Backend, store_errors
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200

@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 
-from .backend import Backend, now_ms, store_errors
 from .errors import Forbidden, NotFound, NotLive
-from .keys import LEGACY_LIVE_ROOMS, LIVE_ROOMS, RoomKeys
 from .limits import claim_live_room, release_live_room
 from .paging import adopt_legacy, decode_cursor, encode_cursor, names_after
+from .store.facade import Backend, now_ms, store_errors
+from .store.keys import LEGACY_LIVE_ROOMS, LIVE_ROOMS, RoomKeys
 from .tokens import Identity
 
 TOP_N = 10

@@ -18,7 +18,6 @@ from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
 from . import receipts, tokens
-from .backend import Backend
 from .broadcast import Hub
 from .codec import SUBPROTOCOLS, select_subprotocol
 from .connection import Session
@@ -27,6 +26,7 @@ from .httpguard import GuardedSite, HttpGuard
 from .metrics import Metrics
 from .settings import Settings
 from .settlement import SettlementWorker
+from .store.facade import Backend
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import orjson
 import redis
 
 from . import rooms, shop
-from .backend import Backend, now_ms
-from .keys import ShardKeys, UserKeys
 from .metrics import Metrics
+from .store.facade import Backend, now_ms
+from .store.keys import ShardKeys, UserKeys
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 from . import wallet
-from .backend import Backend, args_hash, now_ms, store_errors
 from .errors import (
     BadRequest,
     Forbidden,
@@ -25,9 +24,10 @@ from .errors import (
     OutOfStock,
     Unavailable,
 )
-from .keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys
 from .paging import adopt_legacy, decode_cursor, encode_cursor, names_after
 from .rooms import RoomInfo, event, log_event
+from .store.facade import Backend, args_hash, now_ms, store_errors
+from .store.keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys
 from .tokens import Identity
 
 ABANDONED_MS = 60_000

@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from . import wallet
-from .backend import Backend, args_hash, store_errors
 from .errors import BadRequest, Forbidden, NotFound
 from .rooms import RoomInfo, event, log_event
+from .store.facade import Backend, args_hash, store_errors
 
 DAY = 86400
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import orjson
 
-from .backend import Backend, args_hash, now_ms, store_errors
 from .errors import (
     IdempotencyConflict,
     InsufficientFunds,
@@ -14,8 +13,9 @@ from .errors import (
     LimitExceeded,
     NotFound,
 )
-from .keys import shard_of
 from .receipts import ReceiptVerifier
+from .store.facade import Backend, args_hash, now_ms, store_errors
+from .store.keys import shard_of
 
 MAX_COINS = (1 << 53) - 1  # the largest exact integer of the protocol and of Lua's doubles
 RECEIPT_KEY_PREFIX = "rcpt:"

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 
 from . import wallet
-from .backend import Backend, args_hash, now_ms, store_errors
 from .errors import BadRequest, Forbidden, IdempotencyConflict, InsufficientFunds, NotFound
-from .keys import ShardKeys
 from .paging import decode_cursor, encode_cursor
+from .store.facade import Backend, args_hash, now_ms, store_errors
+from .store.keys import ShardKeys
 from .tokens import Identity
 
 STATUSES = ("requested", "paid", "rejected")

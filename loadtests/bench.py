@@ -535,10 +535,11 @@ async def record_gift_calls(
     with the idempotency key replaced by ``MARKER``).
     """
     sys.path.insert(0, str(servers.REPO))
-    from livesrv import gifts, rooms, scripts
-    from livesrv.backend import Backend
+    from livesrv import gifts, rooms
     from livesrv.settings import Settings
-    from livesrv.store import EmbeddedStore
+    from livesrv.store import scripts
+    from livesrv.store.embedded import EmbeddedStore
+    from livesrv.store.facade import Backend
 
     settings = Settings.from_env(env={**os.environ, **env}, data_dir=server.data_dir)
     url = settings.redis_url or EmbeddedStore(server.data_dir).url

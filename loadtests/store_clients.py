@@ -7,12 +7,12 @@ Usage::
     python -m loadtests.store_clients --duration 2 --warmup 0.5 --loop asyncio
 
 In one run it starts a standalone valkey-server (TCP on 127.0.0.1, AOF on) and then a
-3-master local cluster (:mod:`livesrv.local_cluster`), both from the embedded binary, and
+3-master local cluster (:mod:`livesrv.store.local_cluster`), both from the embedded binary, and
 drives each with 64 coroutines calling a gift-debit-like Lua script for a fixed time through:
 
 - ``redis-py``: ``redis.asyncio.Redis`` on a blocking pool of 64 connections (what
-  ``livesrv.store.connect`` builds); standalone only;
-- ``autopipeline``: livesrv's own :class:`livesrv.pipeline.AutoPipeline`; standalone only;
+  ``livesrv.store.embedded.connect`` builds); standalone only;
+- ``autopipeline``: livesrv's own :class:`livesrv.store.pipeline.AutoPipeline`; standalone only;
 - ``glide``: valkey-glide's ``GlideClient`` / ``GlideClusterClient`` with ``Script``;
 - ``coredis``: coredis' ``Redis`` / ``RedisCluster`` with ``register_script``;
 - ``redis-py-cluster``: ``redis.asyncio.RedisCluster``; cluster only.
@@ -53,8 +53,8 @@ if __package__ in (None, ""):  # run as a file: python loadtests/store_clients.p
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "loadtests"  # noqa: A001
 
-from livesrv.local_cluster import LocalCluster, free_port  # noqa: E402
-from livesrv.store import find_server_binary  # noqa: E402
+from livesrv.store.embedded import find_server_binary  # noqa: E402
+from livesrv.store.local_cluster import LocalCluster, free_port  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARDS = 16
@@ -93,7 +93,7 @@ async def open_client(name: str, topology: str, url: str, stack: contextlib.Asyn
     """Connect ``name`` and return a call(keys, args) that runs the debit script."""
     host, port = url.removeprefix("redis://").split(":")
     if name == "redis-py":
-        from livesrv.store import connect
+        from livesrv.store.embedded import connect
 
         r = connect(url, pool_size=64)
         stack.push_async_callback(r.connection_pool.disconnect)
@@ -108,7 +108,7 @@ async def open_client(name: str, topology: str, url: str, stack: contextlib.Asyn
         sha = await rc.script_load(DEBIT)
         return lambda keys, args: rc.evalsha(sha, len(keys), *keys, *args)
     if name == "autopipeline":
-        from livesrv.pipeline import AutoPipeline
+        from livesrv.store.pipeline import AutoPipeline
 
         ap = AutoPipeline(url)
         stack.push_async_callback(ap.close)

@@ -21,7 +21,7 @@ import redis
 from livesrv import audit, receipts, tokens
 from livesrv.server import Node
 from livesrv.settings import Settings
-from livesrv.store import EmbeddedStore
+from livesrv.store.embedded import EmbeddedStore
 from tests.client import JSON, Client
 from tests.timing import scaled
 

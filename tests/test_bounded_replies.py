@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from livesrv.keys import LEGACY_LIVE_ROOMS, LEGACY_PRODUCTS, LIVE_ROOMS, PRODUCTS
+from livesrv.store.keys import LEGACY_LIVE_ROOMS, LEGACY_PRODUCTS, LIVE_ROOMS, PRODUCTS
 from tests.client import Client
 from tests.conftest import Running, ServerFactory
 

@@ -26,9 +26,9 @@ import pytest
 import redis
 
 from livesrv import receipts, tokens
-from livesrv.keys import UserKeys
 from livesrv.settings import Settings
-from livesrv.store import EmbeddedStore
+from livesrv.store.embedded import EmbeddedStore
+from livesrv.store.keys import UserKeys
 from tests.client import Client
 from tests.conftest import SECRET, ServeProcess, livesrv_cmd
 from tests.timing import scaled

@@ -27,7 +27,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from livesrv import tokens
-from livesrv.store import EmbeddedStore
+from livesrv.store.embedded import EmbeddedStore
 from tests.client import MSGPACK, Client
 from tests.conftest import SECRET, ServeProcess, livesrv_cmd
 from tests.timing import scaled

@@ -373,8 +373,8 @@ async def test_abandoned_purchases_are_finished_by_the_sweeper(server: Running) 
     sells it when the buyer was debited and returns the stock when not (closing the key,
     so a late retry can never debit)."""
     from livesrv import shop, wallet
-    from livesrv.backend import args_hash, now_ms
-    from livesrv.keys import ProductKeys
+    from livesrv.store.facade import args_hash, now_ms
+    from livesrv.store.keys import ProductKeys
 
     host = await live_room(server, "host", "sweep")
     await host.ok("product_create", product="bag", title="Bag", price=40, stock=5)

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from livesrv import audit
-from livesrv.keys import RoomKeys
+from livesrv.store.keys import RoomKeys
 from tests.client import JSON, MSGPACK, Client
 from tests.conftest import Running, ServerFactory
 from tests.timing import scaled
@@ -250,8 +250,8 @@ async def test_purchases_cut_off_past_their_key_lifetime_are_finished(short: Run
     came: the paid one is sold (settlement proves it from the outbox), the other returns
     its stock once settlement has caught up; reusing either key then is a new purchase."""
     from livesrv import shop, wallet
-    from livesrv.backend import now_ms
-    from livesrv.keys import ProductKeys
+    from livesrv.store.facade import now_ms
+    from livesrv.store.keys import ProductKeys
 
     host = await live_room(short, "kl_host8", "kl_late")
     await host.ok("product_create", product="kl_hat", title="Hat", price=10, stock=5)

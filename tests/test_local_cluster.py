@@ -17,7 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
 
-from livesrv.local_cluster import SLOTS, LocalCluster
+from livesrv.store.local_cluster import SLOTS, LocalCluster
 from tests.timing import scaled
 
 DEBIT = """
@@ -168,7 +168,15 @@ def test_takeover_after_a_killed_master_and_stop_leaves_no_process(tmp_path: Pat
 
 def test_command_line_prints_master_urls_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "livesrv.local_cluster", "--dir", str(tmp_path), "--masters", "3"],
+        [
+            sys.executable,
+            "-m",
+            "livesrv.store.local_cluster",
+            "--dir",
+            str(tmp_path),
+            "--masters",
+            "3",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

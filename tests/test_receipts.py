@@ -234,6 +234,4 @@ async def test_admin_signs_receipts(server: Running) -> None:
             assert resp.status == 400
     assert got["id"] == "pay-a1" and got["receipt"].startswith("v1.pay-a1.")
     c = await server.connect("adm1")
-    assert body(await c.ok("buy_coins", package="p660", receipt=got["receipt"])) == {
-        "coins": 660
-    }
+    assert body(await c.ok("buy_coins", package="p660", receipt=got["receipt"])) == {"coins": 660}

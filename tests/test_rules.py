@@ -39,6 +39,7 @@ from livesrv.connection import TokenBucket
 from livesrv.errors import BadRequest, Unauthorized
 from livesrv.requests import Request, parse, request_id
 from livesrv.settings import Settings
+from livesrv.store import scripts
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
@@ -723,7 +724,7 @@ def _lua_target(earned: int, bps: int) -> int:
 
 
 def test_settle_script_formula_matches_diamonds_for() -> None:
-    lua = (Path(settlement.__file__).parent / "scripts" / "settle.lua").read_text()
+    lua = scripts.source("settle")
     assert "math.floor(earned / 10000) * bps + math.floor((earned % 10000) * bps / 10000)" in lua
     rng = random.Random(11)
     cases = [(e, b) for e in range(0, 30_001, 7) for b in (1, 800, 1000, 5000, 9999, 10_000)]

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 
 from livesrv.server import Node
 from livesrv.settings import Settings
-from livesrv.store import EmbeddedStore
+from livesrv.store.embedded import EmbeddedStore
 from tests.client import MSGPACK, Client
 from tests.conftest import SECRET, Running
 from tests.timing import scaled

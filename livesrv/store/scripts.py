@@ -20,7 +20,7 @@ from .pipeline import AutoPipeline
 NAMES = tuple(
     sorted(
         p.name.removesuffix(".lua")
-        for p in resources.files("livesrv").joinpath("scripts").iterdir()
+        for p in resources.files("livesrv.store").joinpath("lua").iterdir()
         if p.name.endswith(".lua")
     )
 )
@@ -28,7 +28,7 @@ NAMES = tuple(
 
 def source(name: str) -> str:
     """The text of one script."""
-    return resources.files("livesrv").joinpath(f"scripts/{name}.lua").read_text()
+    return resources.files("livesrv.store").joinpath(f"lua/{name}.lua").read_text()
 
 
 @dataclass(frozen=True)

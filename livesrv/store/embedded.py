@@ -31,8 +31,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from .errors import StoreError
-from .settings import Settings
+from ..errors import StoreError
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

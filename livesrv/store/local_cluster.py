@@ -10,7 +10,7 @@ agree on which primary owns which slots.
 
 Usage::
 
-    python -m livesrv.local_cluster --dir /tmp/cluster --masters 3 --replicas 0
+    python -m livesrv.store.local_cluster --dir /tmp/cluster --masters 3 --replicas 0
 
 prints one ``redis://127.0.0.1:PORT`` line per primary and stops the cluster on Ctrl-C or
 SIGTERM. Every :meth:`LocalCluster.start` builds a fresh cluster: node dirs are emptied.
@@ -34,8 +34,8 @@ from typing import IO, Any
 
 import redis
 
-from .errors import StoreError
-from .store import _set_pdeathsig, find_server_binary
+from ..errors import StoreError
+from .embedded import _set_pdeathsig, find_server_binary
 
 SLOTS = 16384
 HOST = "127.0.0.1"
@@ -375,7 +375,9 @@ def _poll(deadline: float, check: Any, what: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start a local cluster, print one primary URL a line, stop it on SIGINT or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m livesrv.local_cluster", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m livesrv.store.local_cluster", description=__doc__
+    )
     parser.add_argument("--dir", required=True, type=Path, help="parent of the node dirs")
     parser.add_argument("--masters", type=int, default=3)
     parser.add_argument("--replicas", type=int, default=0, help="replicas per master")

@@ -14,12 +14,12 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-from .catalog import Catalog
-from .errors import LivesrvError, Unavailable
+from ..catalog import Catalog
+from ..errors import LivesrvError, Unavailable
+from ..settings import Settings
+from .embedded import connect
 from .keys import ShardKeys, UserKeys
 from .scripts import Scripts
-from .settings import Settings
-from .store import connect
 
 
 @dataclass
