@@ -238,4 +238,6 @@ def announce_urls(ws_url: str, http_url: str, settings: Settings) -> None:
 
 
 def client_demo_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "client_demo"
+    """The demo page: ``client_demo/`` of the repository, shipped inside the package (a link
+    in a checkout, the files themselves in a wheel)."""
+    return (Path(__file__).resolve().parent / "client_demo").resolve()
