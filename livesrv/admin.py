@@ -111,11 +111,15 @@ def _user(request: web.Request, name: str = "user") -> str:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    try:
-        await request.app[NODE].backend.redis.ping()
-    except (redis.RedisError, OSError):
-        return web.json_response({"ok": False, "store": "down"}, status=503)
-    return web.json_response({"ok": True, "store": "up"})
+    """200 when every store master answers, else 503; the body names each master's state."""
+    masters = await request.app[NODE].backend.health()
+    up = all(masters.values())
+    body = {
+        "ok": up,
+        "store": "up" if up else "down",
+        "masters": {where: "up" if ok else "down" for where, ok in masters.items()},
+    }
+    return web.json_response(body, status=200 if up else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

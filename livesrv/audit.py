@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from .errors import BadRequest
-from .paging import adopt_legacy, decode_cursor, encode_cursor
-from .settlement import GROUP, credits_for, diamonds_for
+from .paging import all_names, decode_cursor, encode_cursor
+from .settlement import GROUP, client_ready, credits_for, diamonds_for
 from .store.facade import Backend, store_errors
-from .store.keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys, UserKeys
+from .store.keys import PRODUCT_INDEX, ProductKeys, ShardKeys, UserKeys
 
 ORDERS_SCAN = 2000  # outbox entries one page of all_orders reads at most
 STREAM_ID = re.compile(r"^[0-9]{1,19}-[0-9]{1,19}$")
@@ -36,29 +36,25 @@ async def _stream(b: Backend, key: str) -> list[tuple[str, dict[str, str]]]:
 
 
 async def _gather(b: Backend) -> dict[str, Any]:
+    """Read everything the checks need. Every read names one key (or one shard's keys),
+    so on a cluster each goes to the master owning it: every master is read."""
+    shards = await asyncio.gather(*(_gather_shard(b, s) for s in b.all_shards()))
     wallets: dict[str, dict[str, Any]] = {}
     ledger: list[dict[str, str]] = []
     outbox: list[tuple[int, str, dict[str, str]]] = []
     applied: set[str] = set()
     backlog = 0
-    for s in b.all_shards():
-        users = await b.redis.smembers(s.wallets)
-        pipe = b.redis.pipeline(transaction=False)
-        for u in users:
-            pipe.hgetall(UserKeys.of(u, b.settings.shards).wallet)
-        for u, raw in zip(users, await pipe.execute() if users else [], strict=True):
-            wallets[u] = raw
-        ledger.extend(f for _, f in await _stream(b, s.ledger))
-        outbox.extend((s.shard, i, f) for i, f in await _stream(b, s.outbox))
-        applied |= await b.redis.smembers(s.applied)
-        if await b.redis.exists(s.outbox):
-            for g in await b.redis.xinfo_groups(s.outbox):
-                if g["name"] == GROUP:
-                    backlog += int(g.get("lag") or 0) + int(g.get("pending") or 0)
-    products = []
-    await adopt_legacy(b, LEGACY_PRODUCTS, PRODUCTS)
-    for name in await b.redis.zrange(PRODUCTS, 0, -1):
-        products.append(await b.redis.hgetall(ProductKeys(name).meta))
+    for part in shards:
+        wallets.update(part["wallets"])
+        ledger.extend(part["ledger"])
+        outbox.extend(part["outbox"])
+        applied |= part["applied"]
+        backlog += part["backlog"]
+    names = await all_names(b, PRODUCT_INDEX)
+    pipe = b.redis.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(ProductKeys(name).meta)
+    products = [p for p in (await pipe.execute() if names else []) if p]
     return {
         "wallets": wallets,
         "ledger": ledger,
@@ -66,6 +62,30 @@ async def _gather(b: Backend) -> dict[str, Any]:
         "applied": applied,
         "backlog": backlog,
         "products": products,
+    }
+
+
+async def _gather_shard(b: Backend, s: ShardKeys) -> dict[str, Any]:
+    """One user shard's wallets, streams, applied refs and settlement backlog (one slot)."""
+    users = sorted(await b.redis.smembers(s.wallets))
+    pipe = b.redis.pipeline(transaction=False)
+    for u in users:
+        pipe.hgetall(UserKeys.of(u, b.settings.shards).wallet)
+    wallets = dict(zip(users, await pipe.execute() if users else [], strict=True))
+    ledger = [f for _, f in await _stream(b, s.ledger)]
+    outbox = [(s.shard, i, f) for i, f in await _stream(b, s.outbox)]
+    applied = await b.redis.smembers(s.applied)
+    backlog = 0
+    if await b.redis.exists(s.outbox):
+        for g in await b.redis.xinfo_groups(s.outbox):
+            if g["name"] == GROUP:
+                backlog += int(g.get("lag") or 0) + int(g.get("pending") or 0)
+    return {
+        "wallets": wallets,
+        "ledger": ledger,
+        "outbox": outbox,
+        "applied": applied,
+        "backlog": backlog,
     }
 
 
@@ -227,6 +247,8 @@ async def run(b: Backend, *, attempts: int = 20, pause: float = 0.25) -> dict[st
     """Run every check. On a live system a movement can be caught half-way (debited, not
     yet settled), so a failing report is taken again a few times before it stands."""
     report: dict[str, Any] = {}
+    async with store_errors():
+        await client_ready(b)
     for attempt in range(attempts):
         async with store_errors():
             data = await _gather(b)

@@ -22,6 +22,7 @@ import redis
 
 from . import rooms
 from .codec import Codec
+from .errors import Unavailable
 from .rooms import RoomInfo, event
 from .store.facade import Backend, now_ms
 from .store.keys import RoomKeys
@@ -103,10 +104,10 @@ class Hub:
         self.rooms: dict[str, RoomChannel] = {}
         self.users: dict[str, set[Listener]] = {}
         self._wallets: dict[str, dict[str, Any]] = {}
-        self._sub = Subscription(backend.url)
+        self._sub = Subscription(backend.url, backend.topology)
         self._tasks: list[asyncio.Task[None]] = []
         self._by_channel: dict[str, str] = {}
-        self._wallet_channels = {s.wallet_channel for s in backend.all_shards()}
+        self._wallet_channels: dict[str, str] = {}  # wallet channel -> user signed in here
         self.delivered = 0  # events delivered to sockets (for metrics)
         self._resync = False  # catching up after the subscription dropped failed: retry
         # The loops also stop on this flag: on Python 3.11 a cancellation can be lost inside
@@ -116,11 +117,11 @@ class Hub:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        self._sub.subscribe(*self._wallet_channels)
         await self._sub.start()
         self._tasks = [
             asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._tick_forever(), name="hub-tick"),
+            asyncio.create_task(self._presence_forever(), name="hub-presence"),
         ]
 
     async def stop(self) -> None:
@@ -135,7 +136,14 @@ class Hub:
     # -- membership --------------------------------------------------------------
 
     def attach(self, listener: Listener) -> None:
-        self.users.setdefault(listener.user, set()).add(listener)
+        """A connection signed in: the user's first one here subscribes to their wallet."""
+        peers = self.users.get(listener.user)
+        if peers is None:
+            peers = self.users[listener.user] = set()
+            channel = self.b.user(listener.user).wallet_channel
+            self._wallet_channels[channel] = listener.user
+            self._sub.subscribe(channel)
+        peers.add(listener)
 
     async def detach(self, listener: Listener) -> None:
         """Forget a closed connection: leave its rooms, stop its wallet events."""
@@ -144,6 +152,10 @@ class Hub:
             peers.discard(listener)
             if not peers:
                 del self.users[listener.user]
+                channel = self.b.user(listener.user).wallet_channel
+                self._wallet_channels.pop(channel, None)
+                self._wallets.pop(listener.user, None)
+                self._sub.unsubscribe(channel)
         for name in [n for n, rc in self.rooms.items() if listener in rc.members]:
             with contextlib.suppress(Exception):
                 await self.leave(listener, name)
@@ -225,8 +237,9 @@ class Hub:
         if rc is None or rc.members.pop(listener, None) is None:
             return False
         rc.viewers_changed = True
-        try:
-            await rooms.exit_room(self.b, room, listener.user)
+        try:  # the user's other sessions on this node keep it counted in
+            if not any(peer in rc.members for peer in self.users.get(listener.user, ())):
+                await rooms.exit_room(self.b, room, listener.user)
         finally:
             if not rc.members:
                 rc.viewers_changed = False
@@ -316,7 +329,7 @@ class Hub:
     async def _on_message(self, channel: str, data: str) -> None:
         if channel in self._wallet_channels:
             w = orjson.loads(data)
-            if w["user"] in self.users:
+            if w["user"] == self._wallet_channels[channel]:
                 self._wallets[w["user"]] = w
             return
         room = self._by_channel.get(channel)
@@ -405,6 +418,32 @@ class Hub:
             except Exception:
                 log.exception("hub tick failed; going on")
 
+    async def _presence_forever(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.b.settings.presence_refresh)
+            try:
+                await self.refresh_presence()
+            except asyncio.CancelledError:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError, OSError, Unavailable):
+                pass  # the store is away; the next refresh counts everyone in again
+            except Exception:
+                log.exception("hub presence refresh failed; going on")
+
+    async def refresh_presence(self) -> None:
+        """Keep this node's viewers counted in every room it has members of (one pipelined
+        write), and have the tick announce any count that changed, e.g. when the viewers
+        of a node that died drop out."""
+        present = {
+            name: {m.listener.user for m in rc.members.values()}
+            for name, rc in self.rooms.items()
+            if rc.members
+        }
+        for name, count in (await rooms.refresh_presence(self.b, present)).items():
+            rc = self.rooms.get(name)
+            if rc is not None and count != rc.viewers:
+                rc.viewers_changed = True
+
     async def tick(self) -> None:
         """Publish this node's coalesced counters, then flush every room's batch (also when
         the store is away: events already received still go out)."""
@@ -416,34 +455,67 @@ class Hub:
 
     async def _refresh_counters(self) -> None:
         """The store work of a tick (like totals, viewer counts, leaderboards of every room
-        that changed) is two pipelined round trips, however many rooms there are."""
-        reads = self.b.redis.pipeline(transaction=False)
-        plan: list[tuple[str, RoomChannel]] = []
+        that changed) is two pipelined round trips per master, however many rooms there
+        are. On a cluster the rooms are grouped by the master owning their slot and the
+        groups run concurrently, so a master that is down delays only its own rooms (their
+        counts and leaderboards go out at the first tick it is back)."""
+        groups: dict[str, list[tuple[str, RoomChannel]]] = {}
         for rc in list(self.rooms.values()):
-            k = RoomKeys(rc.room)
+            plan = groups.setdefault(self._master_of(rc.room), [])
             if rc.likes_local:
-                reads.hincrby(k.meta, "likes", rc.likes_local)
-                rc.likes_local = 0
                 plan.append(("like", rc))
             if rc.viewers_changed:
                 rc.viewers_changed = False
-                reads.hlen(k.viewers)
                 plan.append(("viewers", rc))
             if rc.top_changed:
                 rc.top_changed = False
-                reads.zrevrange(k.top, 0, rooms.TOP_N - 1, withscores=True)
                 plan.append(("top", rc))
-        if plan:
-            publish = self.b.redis.pipeline(transaction=False)
-            for (kind, rc), value in zip(plan, await reads.execute(), strict=True):
-                if kind == "top":
-                    rc.pending.append(event("top", rc.room, top=rooms.top_list(value)))
-                else:
-                    field = "total" if kind == "like" else "count"
-                    ev = event(kind, rc.room, **{field: int(value)})
-                    publish.publish(RoomKeys(rc.room).channel, orjson.dumps(ev))
-            if len(publish):
-                await publish.execute()
+        plans = [plan for plan in groups.values() if plan]
+        if len(plans) == 1:
+            await self._refresh_group(plans[0])
+            return
+        failed = await asyncio.gather(*map(self._refresh_group, plans), return_exceptions=True)
+        for exc in failed:
+            if isinstance(exc, BaseException):
+                raise exc
+
+    def _master_of(self, room: str) -> str:
+        topology = self.b.topology
+        if not topology.cluster:
+            return ""
+        with contextlib.suppress(redis.RedisError):
+            return topology.url_for_key(RoomKeys(room).meta)
+        return ""
+
+    async def _refresh_group(self, plan: list[tuple[str, RoomChannel]]) -> None:
+        """One master's share of a tick: read its rooms' counters, publish the changes."""
+        reads = self.b.redis.pipeline(transaction=False)
+        for kind, rc in plan:
+            k = RoomKeys(rc.room)
+            if kind == "like":
+                reads.hincrby(k.meta, "likes", rc.likes_local)
+                rc.likes_local = 0
+            elif kind == "viewers":
+                reads.zcount(k.presence, rooms.seen_since(self.b), "+inf")
+            else:
+                reads.zrevrange(k.top, 0, rooms.TOP_N - 1, withscores=True)
+        try:
+            values = await reads.execute()
+        except BaseException:
+            for kind, rc in plan:  # read again next tick (a like total is not re-added)
+                rc.viewers_changed |= kind == "viewers"
+                rc.top_changed |= kind == "top"
+            raise
+        publish = self.b.redis.pipeline(transaction=False)
+        for (kind, rc), value in zip(plan, values, strict=True):
+            if kind == "top":
+                rc.pending.append(event("top", rc.room, top=rooms.top_list(value)))
+            else:
+                field = "total" if kind == "like" else "count"
+                ev = event(kind, rc.room, **{field: int(value)})
+                publish.spublish(RoomKeys(rc.room).channel, orjson.dumps(ev))
+        if len(publish):
+            await publish.execute()
 
     def _flush_rooms(self) -> None:
         for rc in list(self.rooms.values()):
@@ -470,7 +542,7 @@ class Hub:
         await self._publish(rc, event("viewers", rc.room, count=count))
 
     async def _publish(self, rc: RoomChannel, ev: dict[str, Any]) -> None:
-        await self.b.redis.publish(RoomKeys(rc.room).channel, orjson.dumps(ev))
+        await self.b.redis.spublish(RoomKeys(rc.room).channel, orjson.dumps(ev))
 
 
 def _coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,11 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import audit, receipts, tokens
-from .errors import LivesrvError, StoreError
+import redis
+from redis.exceptions import RedisClusterException
+
+from . import audit, fleet, receipts, tokens
+from .errors import LivesrvError, StoreError, Unavailable
 from .settings import Settings
 from .store.embedded import ServeLock, StoreHandle
 from .store.facade import Backend
+from .store.topology import host_port, split_seeds
 
 log = logging.getLogger("livesrv")
 
@@ -26,7 +30,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="data directory (LIVESRV_DATA_DIR)")
     p.add_argument(
         "--redis-url",
-        help="use this Redis/Valkey instead of the embedded store (LIVESRV_REDIS_URL)",
+        help="use this Redis/Valkey instead of the embedded store (LIVESRV_REDIS_URL); "
+        "for a cluster, any master's URL or several separated by commas",
     )
     p.add_argument(
         "--secret", help="token signing key (LIVESRV_SECRET); default: kept in the data dir"
@@ -114,6 +119,14 @@ def parser() -> argparse.ArgumentParser:
     settle = sub.add_parser("settle", help="run the settlement worker alone")
     _common(settle)
     settle.add_argument("--once", action="store_true", help="settle what is due, then exit")
+
+    fl = sub.add_parser("fleet", help="print (or --reset) the settings every node must share")
+    _common(fl)
+    fl.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the fleet record (after a migration); the next node to start writes it",
+    )
     return ap
 
 
@@ -153,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "receipt": cmd_receipt,
             "audit": cmd_audit,
             "settle": cmd_settle,
+            "fleet": cmd_fleet,
         }[args.command]
         return command(settings, args)
     except (StoreError, ValueError, LivesrvError) as exc:
@@ -197,6 +211,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if settings.workers > 1:
             from .workers import run_workers
 
+            asyncio.run(_guard_fleet(settings, store.url))  # each worker checks again
             return run_workers(settings, store.url)
         asyncio.run(run_until_signalled(settings, store.url))
     finally:
@@ -206,9 +221,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when every invariant holds, 1 on a violation, 2 when the audit cannot run
+    (store unreachable, a cluster master down, ...: one line on stderr)."""
     store = StoreHandle(settings, own=False)
     try:
         report = asyncio.run(_audit(settings, store))
+    except Exception as exc:  # noqa: BLE001 -- one line and exit 2, never a traceback
+        return _cannot_run("audit", store.url, exc)
     finally:
         store.close()
     if args.json:
@@ -243,6 +262,7 @@ def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
         b = Backend.create(settings, store.url)
         worker = SettlementWorker(b, name=f"settle-{socket.gethostname()}-{os.getpid()}")
         try:
+            await fleet.guard_settler(b)
             if args.once:
                 print(f"settled {await worker.drain()} entries")
             else:
@@ -253,6 +273,49 @@ def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _loop_policy()
         asyncio.run(go())
+    except (redis.RedisError, RedisClusterException, OSError, Unavailable) as exc:
+        return _cannot_run("settle", store.url, exc)
+    finally:
+        store.close()
+    return 0
+
+
+def _cannot_run(command: str, url: str, exc: BaseException) -> int:
+    """Say in one line why ``command`` could not run against the store; exit status 2."""
+    where = ", ".join(host_port(u) for u in split_seeds(url)) if url else "the store"
+    cause = exc.__cause__ if isinstance(exc, Unavailable) and exc.__cause__ else exc
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    print(f"livesrv {command}: cannot run against {where}: {text}", file=sys.stderr)
+    return 2
+
+
+async def _guard_fleet(settings: Settings, url: str) -> None:
+    """Refuse to start (FleetMismatch) when this node disagrees with the fleet's record."""
+    b = Backend.create(settings, url)
+    try:
+        fleet.check_presence(settings)
+        secret = tokens.resolve_secret(settings.secret, settings.data_dir)
+        await fleet.guard_node(b, secret, receipts.resolve_key(settings.receipt_key, secret))
+    finally:
+        await b.close()
+
+
+def cmd_fleet(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the fleet record, or delete it with ``--reset``."""
+    store = StoreHandle(settings, own=False)
+
+    async def go() -> str:
+        b = Backend.create(settings, store.url)
+        try:
+            if args.reset:
+                had = await fleet.reset(b)
+                return "fleet record deleted" if had else "there was no fleet record"
+            return fleet.render(await fleet.show(b))
+        finally:
+            await b.close()
+
+    try:
+        print(asyncio.run(go()))
     finally:
         store.close()
     return 0

@@ -33,6 +33,7 @@ from .errors import (
 )
 from .requests import Request, parse, request_id
 from .rooms import RoomInfo
+from .store.facade import as_protocol_error
 
 if TYPE_CHECKING:
     from .server import Node
@@ -211,11 +212,15 @@ class Session:
             return
         except ConnectionClosed:
             raise
-        except Exception:
-            log.exception("op %s failed", op_name)
-            internal = LivesrvError()
-            self._count(op_name, internal)
-            self.reply_error(rid, internal)
+        except Exception as exc:
+            away = as_protocol_error(exc)  # a store error no service translated: unavailable
+            if away is None:
+                log.exception("op %s failed", op_name)
+            else:
+                log.warning("op %s: the store failed: %r", op_name, exc)
+            error = away or LivesrvError()
+            self._count(op_name, error)
+            self.reply_error(rid, error)
             return
         self.node.metrics.op(op_name, "ok")
         self.abuse = self.limited = 0
@@ -267,8 +272,16 @@ class Session:
                 self._close_after = (CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
                 raise LimitExceeded(f"at most {cap} connections per user on this server")
             self.who, self.user = who, who.user
-            self.node.hub.attach(self)
-        w = await wallet.read(self.b, who.user)
+            self.node.hub.attach(self)  # before the read: no wallet event falls between
+            try:
+                w = await wallet.read(self.b, who.user)
+            except BaseException:
+                # not signed in after all (e.g. the store is away): the client says hello again
+                await self.node.hub.detach(self)
+                self.who, self.user = None, ""
+                raise
+        else:
+            w = await wallet.read(self.b, who.user)
         return {"user": who.user, "role": who.role, **w, "protocol": 1}
 
     # -- helpers for ops -----------------------------------------------------------

@@ -17,6 +17,7 @@ import orjson
 
 from .errors import BadRequest
 from .store.facade import Backend, store_errors
+from .store.keys import NameIndex
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
@@ -89,30 +90,91 @@ def query_args(query: Any) -> tuple[int, str | None]:
     return page_limit(limit), (cursor if cursor else None)
 
 
-async def adopt_legacy(b: Backend, legacy: str, key: str) -> None:
-    """Move the names of a plain set written by an older livesrv into sorted set ``key``.
+async def adopt_legacy(b: Backend, index: NameIndex) -> None:
+    """Move the names an older livesrv kept in one key (a plain set before paged listings,
+    one sorted set before index shards) into the index shards.
 
-    Idempotent and safe to repeat: names are added to ``key`` before they leave
-    ``legacy``, so a crash in between loses nothing. Costs one EXISTS once adopted.
+    Idempotent and safe to repeat: names are added to their shard before they leave the
+    old key, so a crash in between loses nothing. Costs one pipelined EXISTS once adopted.
     """
     async with store_errors():
-        if not await b.redis.exists(legacy):
-            return
-        if await b.redis.type(legacy) != "set":
-            return
-        cursor = 0
-        while True:
+        pipe = b.redis.pipeline(transaction=False)
+        for key in index.legacy:
+            pipe.exists(key)
+        present = [k for k, n in zip(index.legacy, await pipe.execute(), strict=True) if n]
+        for key in present:
+            kind = await b.redis.type(key)
+            if kind in ("set", "zset"):
+                await _adopt(b, index, key, kind)
+
+
+async def _adopt(b: Backend, index: NameIndex, legacy: str, kind: str) -> None:
+    cursor = 0
+    while True:
+        if kind == "set":
             cursor, names = await b.redis.sscan(legacy, cursor, count=ADOPT_CHUNK)
-            if names:
-                await b.redis.zadd(key, dict.fromkeys(names, 0))
+        else:
+            cursor, pairs = await b.redis.zscan(legacy, cursor, count=ADOPT_CHUNK)
+            names = [name for name, _ in pairs]
+        if names:
+            pipe = b.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.zadd(index.key_for(name), {name: 0})
+            await pipe.execute()
+            if kind == "set":
                 await b.redis.srem(legacy, *names)
-            if cursor == 0:
-                return
+            else:
+                await b.redis.zrem(legacy, *names)
+        if cursor == 0:
+            return
 
 
-async def names_after(b: Backend, key: str, after: str | None, count: int) -> list[str]:
-    """Up to ``count`` names of sorted-set index ``key`` that sort after ``after``."""
+async def index_add(b: Backend, index: NameIndex, name: str) -> None:
+    """Add ``name`` to its index shard."""
+    async with store_errors():
+        await b.redis.zadd(index.key_for(name), {name: 0})
+
+
+async def index_remove(b: Backend, index: NameIndex, name: str) -> None:
+    """Remove ``name`` from its index shard and from the keys of older versions."""
+    async with store_errors():
+        pipe = b.redis.pipeline(transaction=False)
+        pipe.zrem(index.key_for(name), name)
+        pipe.zrem(index.old_zset, name)
+        pipe.srem(index.old_set, name)
+        await pipe.execute()
+
+
+async def names_after(
+    b: Backend, index: NameIndex, after: str | None, count: int
+) -> tuple[list[str], bool]:
+    """Up to ``count`` names of ``index`` that sort after ``after``, merged across shards.
+
+    Each shard gives at most ``count`` names (ZRANGE BYLEX LIMIT), one pipelined read
+    grouped by store node; the ``count`` smallest of their union are the page.
+
+    Returns:
+        (names, more): ``more`` is True when names after the last one may remain.
+    """
     low = "-" if after is None else "(" + after
     async with store_errors():
-        names = await b.redis.zrangebylex(key, low, "+", start=0, num=count)
-    return list(names)
+        pipe = b.redis.pipeline(transaction=False)
+        for key in index.keys:
+            pipe.zrangebylex(key, low, "+", start=0, num=count)
+        reads = await pipe.execute()
+    merged = sorted({name for names in reads for name in names})
+    more = len(merged) > count or any(len(names) == count for names in reads)
+    return merged[:count], more
+
+
+async def all_names(b: Backend, index: NameIndex) -> list[str]:
+    """Every name of ``index`` (older versions' keys adopted first), sorted."""
+    await adopt_legacy(b, index)
+    names: list[str] = []
+    after: str | None = None
+    while True:
+        page, more = await names_after(b, index, after, ADOPT_CHUNK)
+        names.extend(page)
+        if not more or not page:
+            return names
+        after = page[-1]

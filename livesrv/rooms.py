@@ -5,6 +5,7 @@ The live fan-out of what is logged here is :mod:`livesrv.broadcast`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,9 @@ import orjson
 
 from .errors import Forbidden, NotFound, NotLive
 from .limits import claim_live_room, release_live_room
-from .paging import adopt_legacy, decode_cursor, encode_cursor, names_after
+from .paging import adopt_legacy, decode_cursor, encode_cursor, index_add, index_remove, names_after
 from .store.facade import Backend, now_ms, store_errors
-from .store.keys import LEGACY_LIVE_ROOMS, LIVE_ROOMS, RoomKeys
+from .store.keys import LIVE_INDEX, RoomKeys
 from .tokens import Identity
 
 TOP_N = 10
@@ -70,8 +71,7 @@ async def open_room(b: Backend, who: Identity, room: str, title: str) -> dict[st
     if status == "forbidden":
         await release_live_room(b, who.user, room)
         raise Forbidden("this room belongs to another creator")
-    async with store_errors():
-        await b.redis.zadd(LIVE_ROOMS, {room: 0})
+    await index_add(b, LIVE_INDEX, room)
     return {"room": room, "seq": seq, "session": session}
 
 
@@ -115,9 +115,7 @@ async def close_room(b: Backend, who: Identity, room: str) -> dict[str, Any]:
     await release_live_room(b, creator, room)  # closed now, or already (a stale claim)
     if status == "not_live":
         raise NotLive()
-    async with store_errors():
-        await b.redis.zrem(LIVE_ROOMS, room)
-        await b.redis.srem(LEGACY_LIVE_ROOMS, room)  # a store written before 1.x
+    await index_remove(b, LIVE_INDEX, room)  # also from the keys of older versions
     return {"seq": seq}
 
 
@@ -130,11 +128,15 @@ async def info(b: Backend, room: str) -> RoomInfo | None:
 async def enter(b: Backend, room: str, user: str) -> tuple[RoomInfo, int, list[list[Any]]]:
     """Count a viewer in and read the room state a ``join`` returns (``room_enter.lua``).
 
+    The viewer count is the distinct users seen in the room within ``presence_ttl``, on
+    every node: each node refreshes its own viewers (:func:`refresh_presence`), so the
+    viewers of a node that died drop out of the count by themselves.
+
     Raises:
         NotFound: The room was never opened (and nothing was written).
     """
     k = RoomKeys(room)
-    found = await b.run("room_enter", [k.meta, k.viewers, k.top], [user, TOP_N])
+    found = await b.run("room_enter", [k.meta, k.presence, k.top], [user, TOP_N, _ttl_ms(b)])
     if not found:
         raise NotFound(f"no room {room!r}")
     flat_meta, viewers, flat_top = found
@@ -144,16 +146,47 @@ async def enter(b: Backend, room: str, user: str) -> tuple[RoomInfo, int, list[l
 
 
 async def exit_room(b: Backend, room: str, user: str) -> None:
-    k = RoomKeys(room)
+    """Count a viewer out: call it when the user's last session in the room on this node
+    leaves (another node that still has the user adds it back at its next refresh)."""
     async with store_errors():
-        left = await b.redis.hincrby(k.viewers, user, -1)
-        if left <= 0:
-            await b.redis.hdel(k.viewers, user)
+        await b.redis.zrem(RoomKeys(room).presence, user)
 
 
 async def viewer_count(b: Backend, room: str) -> int:
+    """The distinct users seen in the room within ``presence_ttl``, on every node."""
     async with store_errors():
-        return int(await b.redis.hlen(RoomKeys(room).viewers))
+        return int(await b.redis.zcount(RoomKeys(room).presence, seen_since(b), "+inf"))
+
+
+def seen_since(b: Backend) -> str:
+    """The ZCOUNT lower bound of the entries a viewer count counts (this node's clock)."""
+    return f"({now_ms() - _ttl_ms(b)}"
+
+
+def _ttl_ms(b: Backend) -> int:
+    return int(b.settings.presence_ttl * 1000)
+
+
+async def refresh_presence(b: Backend, present: dict[str, set[str]]) -> dict[str, int]:
+    """Mark this node's viewers as still there, one ``room_presence.lua`` call per room
+    (the calls go out pipelined), and trim the entries no node refreshed within the ttl.
+
+    Args:
+        b: The store.
+        present: Room -> the users this node has in it.
+
+    Returns:
+        Room -> its viewer count on every node (rooms that no longer exist are left out).
+    """
+    names = list(present)
+    ttl = _ttl_ms(b)
+    counts = await asyncio.gather(
+        *(
+            b.run("room_presence", [RoomKeys(n).meta, RoomKeys(n).presence], [ttl, *present[n]])
+            for n in names
+        )
+    )
+    return {n: int(c) for n, c in zip(names, counts, strict=True) if int(c) >= 0}
 
 
 async def top(b: Backend, room: str) -> list[list[Any]]:
@@ -273,20 +306,19 @@ async def live_rooms(b: Backend, cursor: str | None, limit: int) -> dict[str, An
         BadRequest: A cursor this listing did not give out.
     """
     pos = decode_cursor("rooms", cursor, str)
-    await adopt_legacy(b, LEGACY_LIVE_ROOMS, LIVE_ROOMS)
-    names = await names_after(b, LIVE_ROOMS, pos[0] if pos else None, limit)
+    await adopt_legacy(b, LIVE_INDEX)
+    names, more = await names_after(b, LIVE_INDEX, pos[0] if pos else None, limit)
     async with store_errors():
         pipe = b.redis.pipeline(transaction=False)
         for name in names:
             pipe.hmget(RoomKeys(name).meta, "title", "creator", "live")
-            pipe.hlen(RoomKeys(name).viewers)
+            pipe.zcount(RoomKeys(name).presence, seen_since(b), "+inf")
         rows = await pipe.execute() if names else []
     out = []
     for i, name in enumerate(names):
         (title, creator, live), viewers = rows[2 * i], rows[2 * i + 1]
         if live == "1":
             out.append({"room": name, "title": title, "creator": creator, "viewers": viewers})
-    more = len(names) == limit
     return {"rooms": out, "next": encode_cursor("rooms", names[-1]) if more else None}
 
 
@@ -296,4 +328,4 @@ async def set_chat_mode(b: Backend, room: str, subscribers_only: bool) -> None:
     ev = event("chat_mode", room, subscribers_only=subscribers_only)
     async with store_errors():
         await b.redis.hset(k.meta, "subs_only", "1" if subscribers_only else "0")
-        await b.redis.publish(k.channel, orjson.dumps(ev))
+        await b.redis.spublish(k.channel, orjson.dumps(ev))

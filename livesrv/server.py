@@ -17,7 +17,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
-from . import receipts, tokens
+from . import fleet, receipts, tokens
 from .broadcast import Hub
 from .codec import SUBPROTOCOLS, select_subprotocol
 from .connection import Session
@@ -74,6 +74,12 @@ class Node:
     ) -> None:
         from .admin import make_app  # the admin app needs a started node
 
+        try:  # nodes that disagree on money settings must not share a store
+            fleet.check_presence(self.settings)
+            await fleet.guard_node(self.backend, self.secret, self.receipt_key)
+        except BaseException:
+            await self.backend.close()
+            raise
         await self.hub.start()
         s = self.settings
         where = {"sock": ws_sock} if ws_sock else {"host": s.host, "port": s.port}

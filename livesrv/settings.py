@@ -50,6 +50,8 @@ class Settings:
     replay_limit: int = 256
     send_buffer_limit: int = 1 << 20
     socket_sndbuf: int = 64 * 1024
+    presence_refresh: float = 5.0  # seconds between a node's refreshes of its viewers
+    presence_ttl: float = 20.0  # a viewer no node refreshed for this long is not counted
     # limits
     max_frame: int = 64 * 1024
     hello_timeout: float = 10.0
@@ -67,6 +69,7 @@ class Settings:
     settle: bool = True
     settle_batch: int = 256
     settle_claim_ms: int = 5000
+    settle_reap_ms: int = 600_000  # settlement consumers idle this long, holding nothing, go
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,10 +1,12 @@
 """The settlement worker: turns spends in the outbox streams into creator diamonds.
 
 It reads every shard's outbox as the consumer group ``settle``, credits each earner once
-per entry (``settle.lua`` keeps the applied refs), acknowledges, and claims entries a dead
-worker left pending (XAUTOCLAIM). A gift, subscription or purchase whose room event was
-never logged (a crash between the debit and the log) is logged here, so nothing paid for
-goes unseen. It also releases matured holds and finishes abandoned shop reservations.
+per entry (``settle.lua`` keeps the applied refs), acknowledges, claims entries a dead
+worker left pending (XAUTOCLAIM) and removes the consumers of dead workers once they
+hold nothing. Every command names one shard's outbox, so it works on a cluster. A gift,
+subscription or purchase whose room event was never logged (a crash between the debit and
+the log) is logged here, so nothing paid for goes unseen. It also releases matured holds
+and finishes abandoned shop reservations.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from typing import Any
 
 import orjson
 import redis
+import redis.asyncio as aioredis
+from redis.exceptions import RedisClusterException
 
 from . import rooms, shop
+from .errors import Unavailable
 from .metrics import Metrics
 from .store.facade import Backend, now_ms
 from .store.keys import ShardKeys, UserKeys
@@ -56,7 +61,30 @@ def diamonds_for(earned_coins: int, bps: int) -> int:
     return earned_coins * bps // 10_000
 
 
+def is_cluster(b: Backend) -> bool:
+    """Whether the backend's client is a cluster client (commands routed by key slot)."""
+    return isinstance(b.redis, aioredis.RedisCluster)
+
+
+async def client_ready(b: Backend) -> None:
+    """Read a cluster client's slot map before commands run concurrently on it: redis-py's
+    cluster client, first used by many tasks at once, can fail some of them while it
+    connects (an unset writer)."""
+    if isinstance(b.redis, aioredis.RedisCluster):
+        await b.redis.initialize()
+
+
 class SettlementWorker:
+    """Settles every outbox shard as one consumer of the group ``settle``.
+
+    On a standalone store one blocking XREADGROUP reads every shard's outbox at once. On a
+    cluster a command may not name keys of two slots, so each shard is read by its own
+    blocking XREADGROUP (one reader task per shard, each on the master owning the shard),
+    and claims, acknowledgements and consumer clean-up are per shard too.
+    """
+
+    MAINTAIN_S = 0.25  # maintenance tick: holds about once a second, claims every 5 s
+
     def __init__(self, b: Backend, metrics: Metrics | None = None, name: str | None = None):
         self.b = b
         self.metrics = metrics
@@ -65,8 +93,15 @@ class SettlementWorker:
         self._streams = {s.outbox: s for s in self.shards}
         self.stopping = False
 
-    async def ensure_groups(self) -> None:
-        for s in self.shards:
+    def read_groups(self) -> list[list[ShardKeys]]:
+        """The shards one XREADGROUP may read together: all of them on a standalone store,
+        one each on a cluster (CROSSSLOT otherwise)."""
+        if is_cluster(self.b):
+            return [[s] for s in self.shards]
+        return [self.shards]
+
+    async def ensure_groups(self, shards: list[ShardKeys] | None = None) -> None:
+        for s in self.shards if shards is None else shards:
             try:
                 await self.b.redis.xgroup_create(s.outbox, GROUP, id="0", mkstream=True)
             except redis.ResponseError as exc:
@@ -74,35 +109,77 @@ class SettlementWorker:
                     raise
 
     async def run(self) -> None:
-        """Settle until cancelled; survives the store going away and coming back."""
-        ticks = 0
+        """Settle until cancelled; survives the store (or one master) going away and back."""
+        with contextlib.suppress(redis.RedisError, OSError, RedisClusterException):
+            await client_ready(self.b)  # else the readers' first reads retry
+        readers = [
+            asyncio.create_task(self._read_loop(group), name=f"settle-read-{group[0].shard}")
+            for group in self.read_groups()
+        ]
+        try:
+            await self._maintain_loop()
+        finally:
+            for task in readers:
+                task.cancel()
+            for task in readers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _read_loop(self, shards: list[ShardKeys]) -> None:
+        down = False
+        ready = False
         while not self.stopping:
             try:
-                await self.ensure_groups()
-                while not self.stopping:
-                    if ticks % 4 == 0:  # about once a second when idle
-                        await self.release_holds()
-                    if ticks % 20 == 0:
-                        await self.claim_abandoned()
-                    if ticks % 200 == 0:
-                        await shop.sweep(self.b)
-                    ticks += 1
-                    await self.step(block_ms=250)
+                if not ready:
+                    await self.ensure_groups(shards)
+                    ready = True
+                await self._read(shards, block_ms=250)
+                down = False
             except asyncio.CancelledError:
                 raise
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning("settlement: store unavailable (%s); retrying", exc)
+                if not down:
+                    log.warning("settlement: store unavailable (%s); retrying", exc)
+                down, ready = True, False
                 await asyncio.sleep(0.5)
             except Exception:
                 log.exception("settlement step failed; retrying")
+                ready = False
                 await asyncio.sleep(0.5)
 
+    async def _maintain_loop(self) -> None:
+        """Matured holds about once a second, abandoned entries and dead consumers every
+        5 s, abandoned shop reservations every 50 s (all also right at start)."""
+        ticks = 0
+        while not self.stopping:
+            try:
+                if ticks % 4 == 0:
+                    await self.release_holds()
+                if ticks % 20 == 0:
+                    await self.ensure_groups()
+                    await self.claim_abandoned()
+                    await self.reap_consumers()
+                if ticks % 200 == 0:
+                    await shop.sweep(self.b)
+            except asyncio.CancelledError:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError, OSError, Unavailable) as exc:
+                log.warning("settlement upkeep: store unavailable (%s); retrying", exc)
+            except Exception:
+                log.exception("settlement upkeep failed; retrying")
+            ticks += 1
+            await asyncio.sleep(self.MAINTAIN_S)
+
     async def step(self, block_ms: int | None = None) -> int:
-        """Read and settle one batch of new entries. Returns entries settled."""
+        """Read and settle one batch of new entries of every shard. Returns entries settled."""
+        counts = await asyncio.gather(*(self._read(g, block_ms) for g in self.read_groups()))
+        return sum(counts)
+
+    async def _read(self, shards: list[ShardKeys], block_ms: int | None) -> int:
         resp = await self.b.redis.xreadgroup(
             GROUP,
             self.name,
-            {s: ">" for s in self._streams},
+            {s.outbox: ">" for s in shards},
             count=self.b.settings.settle_batch,
             block=block_ms,
         )
@@ -115,27 +192,51 @@ class SettlementWorker:
         return sum(counts)
 
     async def claim_abandoned(self) -> int:
-        """Take over entries another consumer read but never acknowledged."""
+        """Take over entries another consumer read but never acknowledged (every shard)."""
+        return sum(await asyncio.gather(*(self._claim_shard(s) for s in self.shards)))
+
+    async def _claim_shard(self, s: ShardKeys) -> int:
         done = 0
-        for s in self.shards:
-            start = "0-0"
-            while True:
-                nxt, entries, *_ = await self.b.redis.xautoclaim(
-                    s.outbox,
-                    GROUP,
-                    self.name,
-                    self.b.settings.settle_claim_ms,
-                    start_id=start,
-                    count=self.b.settings.settle_batch,
+        start = "0-0"
+        while True:
+            nxt, entries, *_ = await self.b.redis.xautoclaim(
+                s.outbox,
+                GROUP,
+                self.name,
+                self.b.settings.settle_claim_ms,
+                start_id=start,
+                count=self.b.settings.settle_batch,
+            )
+            done += await self._settle_entries(s, entries)
+            if nxt in ("0-0", b"0-0") or not entries:
+                return done
+            start = nxt
+
+    async def reap_consumers(self) -> list[str]:
+        """Remove, from every shard's group, the consumers that hold no entries and have
+        been idle for ``settle_reap_ms`` (workers of nodes that died or restarted).
+
+        Returns:
+            The names removed (a name once per shard it was removed from).
+        """
+        removed = await asyncio.gather(
+            *(
+                self.b.run(
+                    "reap_consumers",
+                    [s.outbox],
+                    [GROUP, self.b.settings.settle_reap_ms, self.name],
                 )
-                done += await self._settle_entries(s, entries)
-                if nxt in ("0-0", b"0-0") or not entries:
-                    break
-                start = nxt
-        return done
+                for s in self.shards
+            )
+        )
+        names = [str(n) for part in removed for n in part or []]
+        if names:
+            log.info("settlement: removed idle consumers %s", sorted(set(names)))
+        return names
 
     async def drain(self) -> int:
         """Settle everything outstanding now, including other consumers' pending entries."""
+        await client_ready(self.b)
         await self.ensure_groups()
         total = 0
         while True:
@@ -221,7 +322,7 @@ class SettlementWorker:
                         self.b.settings.hold_ms,
                         now,
                         c.earner,
-                        ek.shard.wallet_channel,
+                        ek.wallet_channel,
                     ],
                 )
             )
@@ -247,7 +348,7 @@ class SettlementWorker:
                     await self.b.run(
                         "release",
                         [k.wallet, k.holds, s.holdq, s.ledger],
-                        [now, user, s.wallet_channel],
+                        [now, user, k.wallet_channel],
                     )
                 )
         return released

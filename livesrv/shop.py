@@ -24,10 +24,10 @@ from .errors import (
     OutOfStock,
     Unavailable,
 )
-from .paging import adopt_legacy, decode_cursor, encode_cursor, names_after
+from .paging import adopt_legacy, all_names, decode_cursor, encode_cursor, index_add, names_after
 from .rooms import RoomInfo, event, log_event
 from .store.facade import Backend, args_hash, now_ms, store_errors
-from .store.keys import LEGACY_PRODUCTS, PRODUCTS, ProductKeys
+from .store.keys import PRODUCT_INDEX, ProductKeys
 from .tokens import Identity
 
 ABANDONED_MS = 60_000
@@ -94,8 +94,7 @@ async def create(
     )
     if status == "exists":
         raise BadRequest(f"product {product!r} already exists")
-    async with store_errors():
-        await b.redis.zadd(PRODUCTS, {product: 0})
+    await index_add(b, PRODUCT_INDEX, product)
     return product_view(await get(b, product))
 
 
@@ -124,15 +123,14 @@ async def listing(b: Backend, seller: str | None, cursor: str | None, limit: int
         BadRequest: A cursor this listing did not give out.
     """
     pos = decode_cursor("products", cursor, str)
-    await adopt_legacy(b, LEGACY_PRODUCTS, PRODUCTS)
-    names = await names_after(b, PRODUCTS, pos[0] if pos else None, limit)
+    await adopt_legacy(b, PRODUCT_INDEX)
+    names, more = await names_after(b, PRODUCT_INDEX, pos[0] if pos else None, limit)
     async with store_errors():
         pipe = b.redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(ProductKeys(name).meta)
         rows = await pipe.execute() if names else []
     out = [product_view(r) for r in rows if r]
-    more = len(names) == limit
     return {
         "products": [p for p in out if seller is None or p["seller"] == seller],
         "next": encode_cursor("products", names[-1]) if more else None,
@@ -332,15 +330,16 @@ async def sweep(b: Backend, older_than_ms: int = ABANDONED_MS) -> int:
     Returns:
         How many reservations were finished.
     """
-    await adopt_legacy(b, LEGACY_PRODUCTS, PRODUCTS)
-    async with store_errors():
-        names = await b.redis.zrange(PRODUCTS, 0, -1)
+    names = await all_names(b, PRODUCT_INDEX)
     finished = 0
     cutoff = now_ms() - older_than_ms
-    for name in names:
+    async with store_errors():  # one pipelined read of every queue, grouped by store node
+        pipe = b.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.zrangebyscore(ProductKeys(name).reservation_queue, "-inf", cutoff)
+        queues = await pipe.execute() if names else []
+    for name, refs in zip(names, queues, strict=True):
         pk = ProductKeys(name)
-        async with store_errors():
-            refs = await b.redis.zrangebyscore(pk.reservation_queue, "-inf", cutoff)
         for ref in refs:
             user, _, key = ref.partition("|")
             async with store_errors():

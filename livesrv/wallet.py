@@ -29,7 +29,7 @@ async def read(b: Backend, user: str) -> dict[str, int]:
         await b.run(
             "release",
             [keys.wallet, keys.holds, keys.shard.holdq, keys.shard.ledger],
-            [now_ms(), user, keys.shard.wallet_channel],
+            [now_ms(), user, keys.wallet_channel],
         )
         coins, diamonds, pending = await b.redis.hmget(keys.wallet, "coins", "diamonds", "pending")
     return {"coins": int(coins or 0), "diamonds": int(diamonds or 0), "pending": int(pending or 0)}
@@ -100,7 +100,7 @@ async def _credit(
             0 if keep else b.settings.idempotency_ttl,
             ref,
             now_ms(),
-            keys.shard.wallet_channel,
+            keys.wallet_channel,
         ],
     )
     if status == "conflict":
@@ -184,7 +184,7 @@ async def spend(
             orjson.dumps(reply or {}).decode(),
             params[0],
             params[1],
-            keys.shard.wallet_channel,
+            keys.wallet_channel,
         ],
     )
     if status == "conflict":

@@ -64,7 +64,7 @@ async def withdraw(b: Backend, who: Identity, diamonds: int, key: str) -> dict[s
             now_ms(),
             b.catalog.diamonds_to_cents(diamonds),
             wid,
-            keys.shard.wallet_channel,
+            keys.wallet_channel,
         ],
     )
     if status == "conflict":
@@ -173,7 +173,7 @@ async def set_status(b: Backend, wid: str, status: str) -> dict[str, Any]:
     result, current = await b.run(
         "withdrawal_status",
         [shard.withdrawal(wid), keys.wallet, shard.ledger],
-        [status, now_ms(), shard.wallet_channel],
+        [status, now_ms(), keys.wallet_channel],
     )
     if result == "final":
         raise BadRequest(f"withdrawal {wid} is already {current}")

@@ -1305,6 +1305,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="3 nodes on a 3-master local cluster beside 3 nodes on one standalone store "
+        "(loadtests/bench_cluster.py; with --quick: small sizes)",
+    )
+    parser.add_argument(
         "--quiet-timeout",
         type=float,
         default=None,
@@ -1319,6 +1325,10 @@ def main(argv: list[str] | None = None) -> int:
         help="record each measured phase of livesrv with py-spy into DIR",
     )
     args = parser.parse_args(argv)
+    if args.cluster:
+        from loadtests import bench_cluster
+
+        return bench_cluster.main(args.quick, args.out)
     plan = Plan.quick_plan() if args.quick else Plan.full()
     if args.viewers:
         plan.fanout_viewers = [int(v) for v in args.viewers.split(",")]

@@ -2,7 +2,8 @@
 
 `DemoServer` runs a real `livesrv serve --demo` subprocess and can restart it on
 the same ports and data directory. `Bystander` is a plain protocol client (no
-browser) used to act in a room while the page is looking.
+browser) used to act in a room while the page is looking. `PageErrors` collects a
+page's script errors.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -223,3 +226,36 @@ class Bystander:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def number(text: str) -> int:
+    """'1,318' -> 1318."""
+    return int(re.sub(r"[^\d]", "", text) or "0")
+
+
+class PageErrors:
+    """Uncaught page errors and console errors, to fail on broken scripts."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("console", self._console)
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            self.errors.append(f"console: {msg.text}")
+
+    def script_errors(self) -> list[str]:
+        # A WebSocket refused while the server restarts is expected, not a bug.
+        expected = ("WebSocket", "ERR_CONNECTION_REFUSED")
+        return [e for e in self.errors if not any(x in e for x in expected)]
+
+
+def dismiss_toasts(page: Page) -> None:
+    """Close the open toasts (for a clean screenshot)."""
+    close = page.get_by_role("button", name="Dismiss message")
+    for _ in range(10):
+        if not close.count():
+            return
+        with contextlib.suppress(PlaywrightTimeoutError):  # it may go away by itself
+            close.first.click(timeout=2000)

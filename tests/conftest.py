@@ -205,3 +205,12 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
                 p.proc.wait()
         if p.proc.stdout is not None:
             p.proc.stdout.close()  # else a ResourceWarning fails whichever test collects it
+
+
+# the cluster fixtures (a 3-master local cluster, nodes on it); imported last: they use the above
+from tests.cluster_fixtures import (  # noqa: E402, F401
+    cluster_nodes,
+    cluster_serve,
+    cluster_urls,
+    local_cluster,
+)

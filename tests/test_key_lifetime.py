@@ -235,7 +235,7 @@ async def test_a_settlement_past_2_pow_53_minus_1_is_refused(server: Running) ->
     refused = await b.run(
         "settle",
         [k.wallet, k.shard.applied, k.shard.ledger, k.holds, k.shard.holdq, k.shard.wallets],
-        ["test:1-0:0", "gift:5000", 100, 5000, 0, 0, "kl_cr7", k.shard.wallet_channel],
+        ["test:1-0:0", "gift:5000", 100, 5000, 0, 0, "kl_cr7", k.wallet_channel],
     )
     assert refused == [-1, 0]
     wallet = await creator.ok("wallet")

@@ -5,6 +5,7 @@ import { RoomView } from "./room.js";
 import { ViewerControls } from "./viewer.js";
 import { CreatorControls } from "./creator.js";
 import { $, setCount, showError, toast } from "./ui.js";
+import { fillIcons, icon } from "./icons.js";
 
 const SESSION_KEY = "livesrv.demo.session";
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -25,6 +26,7 @@ class App {
     this.role = null;
     this.products = new Map(); // product id -> product object
     this.catalog = null;
+    fillIcons();
     this.roomView = new RoomView(this);
     this.viewer = new ViewerControls(this, this.roomView);
     this.creator = new CreatorControls(this, this.roomView);
@@ -133,7 +135,7 @@ class App {
     $("#me").hidden = false;
     $("#me-name").textContent = user;
     $("#me-avatar").textContent = user.charAt(0).toUpperCase();
-    $("#me-role").textContent = role;
+    $("#me-role").replaceChildren(icon(role === "creator" ? "camera" : "gift", "inline-icon"), ` ${role}`);
     for (const node of document.querySelectorAll("[data-for]")) {
       node.hidden = node.dataset.for !== role;
     }

@@ -2,6 +2,7 @@
 // chat, subscription price, products and pinning, earnings and withdrawals.
 
 import { $, el, fmt, dollars, diamondsToCents, newKey, setCount, toast, withBusy, showError } from "./ui.js";
+import { icon } from "./icons.js";
 
 const WALLET_POLL_MS = 10000;
 
@@ -111,6 +112,11 @@ export class CreatorControls {
     $("#room-close-btn").disabled = !live || !mine;
     $("#room-id").disabled = live;
     $("#room-title").disabled = live;
+    if (live && mine) {
+      // Back in her room after a reload: the form shows that room, not the defaults.
+      $("#room-id").value = info.room;
+      $("#room-title").value = info.title ?? "";
+    }
     const state = $("#studio-state");
     state.textContent = live ? "LIVE" : "Offline";
     state.dataset.live = live ? "yes" : "no";
@@ -177,7 +183,8 @@ export class CreatorControls {
         el("span", { class: "product-info" },
           el("strong", { text: p.title }),
           el("span", { class: "muted small-text" },
-            `🪙 ${fmt(p.price)} · ${fmt(p.stock)} left · ${p.seller === me ? "yours" : `by @${p.seller}`}`
+            el("span", { class: "coin", attrs: { "aria-hidden": "true" } }),
+            ` ${fmt(p.price)} · ${fmt(p.stock)} left · ${p.seller === me ? "yours" : `by @${p.seller}`}`
             + ` · you earn ${((p.seller === me ? 10000 - 800 : p.commission ?? 1000) / 100).toFixed(0)}%`)),
         isPinned
           ? el("button", { type: "button", class: "btn small ghost", text: "Unpin",
@@ -260,7 +267,7 @@ export class CreatorControls {
       return;
     }
     ul.replaceChildren(...list.slice(0, 10).map((w) => el("li", { class: "withdrawal" },
-      el("span", { text: `💎 ${fmt(w.diamonds)}` }),
+      el("span", {}, icon("gem", "inline-icon"), ` ${fmt(w.diamonds)}`),
       el("span", { class: "muted", text: typeof w.cents === "number" ? dollars(w.cents) : "" }),
       el("span", { class: `pill status-${w.status ?? "requested"}`, text: w.status ?? "requested" }))));
   }

@@ -6,6 +6,7 @@
 import {
   $, el, fmt, giftIcon, giftName, BIG_GIFT_COINS, showError, toast, newKey, withBusy,
 } from "./ui.js";
+import { icon } from "./icons.js";
 
 const FEED_LIMIT = 200;
 const STREAK_LINGER_MS = 4000;
@@ -161,16 +162,22 @@ export class RoomView {
       subscribedUntil: reply.subscribed_until ?? previous.subscribedUntil ?? 0,
       pinned: this.pinnedFromJoin(reply),
     };
-    if (!replay) {
-      this.feedSystem(this.info.live
-        ? `You joined ${this.info.creator ? `${this.info.creator}'s` : "the"} LIVE.`
-        : "This room is not live right now.");
-    }
+    if (!replay) this.feedSystem(this.joinedText());
     this.setStageState(this.info.live ? "live" : "ended");
     this.renderHeader();
     this.renderTop(this.info.top);
     this.renderPinned(this.info.pinned);
     this.changed();
+  }
+
+  /** The first line of the feed: the creator is told she is live in her own room. */
+  joinedText() {
+    const { live, creator } = this.info;
+    if (creator && creator === this.app.me()) {
+      return live ? "You are LIVE in your room." : "Your room is not live right now.";
+    }
+    if (!live) return "This room is not live right now.";
+    return `You joined ${creator ? `${creator}'s` : "the"} LIVE.`;
   }
 
   pinnedFromJoin(reply) {
@@ -251,7 +258,7 @@ export class RoomView {
       },
       el("span", { class: "who", text: ev.from }),
       el("span", { class: "text" }, `sent ${giftName(ev.gift)}${count > 1 ? ` ×${count}` : ""} `,
-        el("span", { class: "gift-icon", text: giftIcon(ev.gift), attrs: { "aria-hidden": "true" } })),
+        giftIcon(ev.gift)),
       el("span", { class: "combo-tag", text: ev.combo > 1 ? `x${ev.combo}` : "" }));
       this.feedPush(item);
       this.feedStreaks.set(key, item);
@@ -264,7 +271,7 @@ export class RoomView {
   on_sub(ev) {
     this.feedPush(el("li", { class: "feed-item sub", dataset: { kind: "sub", seq: ev.seq ?? "" } },
       el("span", { class: "who", text: ev.from }),
-      el("span", { class: "text", text: "subscribed! 🎉" })));
+      el("span", { class: "text" }, "subscribed! ", icon("party", "inline-icon"))));
     if (ev.from === this.app.me() && this.info) {
       this.info.subscribedUntil = Math.max(this.info.subscribedUntil ?? 0, ev.until ?? 0);
       this.changed();
@@ -278,7 +285,7 @@ export class RoomView {
     const qty = ev.qty ?? 1;
     this.feedPush(el("li", { class: "feed-item purchase", dataset: { kind: "purchase", seq: ev.seq ?? "" } },
       el("span", { class: "who", text: ev.from }),
-      el("span", { class: "text", text: `bought ${qty > 1 ? `${qty} × ` : ""}${title} 🛍️` })));
+      el("span", { class: "text" }, `bought ${qty > 1 ? `${qty} × ` : ""}${title} `, icon("bag", "inline-icon"))));
     let stock = ev.stock;
     if (typeof stock !== "number") {
       // Older servers leave `stock` out: count down from what we knew.
@@ -311,7 +318,7 @@ export class RoomView {
         stock: ev.stock ?? cached.stock,
         seller: ev.seller ?? cached.seller,
       };
-      this.feedSystem(`📌 Pinned: ${this.info.pinned.title}`);
+      this.feedSystem(`Pinned: ${this.info.pinned.title}`, "pin");
     } else {
       this.info.pinned = null;
     }
@@ -408,7 +415,9 @@ export class RoomView {
       const reply = await this.client.request("buy",
         { room: this.room, product: pinned.product, qty: 1, key }, { retry: true });
       if (typeof reply.coins === "number") this.app.onWallet({ coins: reply.coins });
-      toast("success", "Order placed", `${pinned.title}${reply.order ? ` (order ${reply.order})` : ""}`);
+      // Human words only: the order id is for the server's records, not for people.
+      toast("success", `Bought 1 × ${pinned.title ?? pinned.product}`,
+        typeof pinned.price === "number" ? `${fmt(pinned.price)} coins` : "", { timeout: 3000 });
     });
     this.renderPinned(this.info?.pinned ?? null);
   }
@@ -418,6 +427,7 @@ export class RoomView {
   renderHeader() {
     const info = this.info;
     $("#stage-title").textContent = info ? info.title : "No room";
+    $("#stage-title").title = info ? info.title : ""; // cut with an ellipsis on a phone
     $("#stage-host").textContent = info?.creator ? `@${info.creator}` : "";
     $("#host-avatar").textContent = (info?.creator || "?").charAt(0).toUpperCase();
     $("#viewer-count").textContent = fmt(info?.viewers ?? 0);
@@ -439,10 +449,9 @@ export class RoomView {
 
   renderTop(top) {
     const list = $("#leaderboard");
-    const medals = ["🥇", "🥈", "🥉"];
     list.replaceChildren(...(top ?? []).slice(0, 10).map(([user, coins], i) => el("li",
       { class: `leader${user === this.app.me() ? " is-me" : ""}`, dataset: { user } },
-      el("span", { class: "rank", text: medals[i] ?? `${i + 1}`, attrs: { "aria-hidden": "true" } }),
+      i < 3 ? icon(`medal${i + 1}`, "rank") : el("span", { class: "rank", text: `${i + 1}`, attrs: { "aria-hidden": "true" } }),
       el("span", { class: "who", text: user }),
       el("span", { class: "coins" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }),
         ` ${fmt(coins)}`, el("span", { class: "sr-only", text: " coins" })))));
@@ -455,7 +464,8 @@ export class RoomView {
     if (!pinned) return;
     card.dataset.product = pinned.product;
     $("#pinned-title").textContent = pinned.title ?? pinned.product;
-    $("#pinned-price").textContent = typeof pinned.price === "number" ? `🪙 ${fmt(pinned.price)}` : "";
+    $("#pinned-price").replaceChildren(...(typeof pinned.price === "number"
+      ? [el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(pinned.price)}`] : []));
     const stock = pinned.stock;
     const soldOut = typeof stock === "number" && stock <= 0;
     $("#pinned-stock").textContent = typeof stock === "number"
@@ -467,8 +477,9 @@ export class RoomView {
     buy.setAttribute("aria-label", `Buy ${pinned.title ?? pinned.product}`);
   }
 
-  feedSystem(text) {
+  feedSystem(text, iconName = null) {
     this.feedPush(el("li", { class: "feed-item system", dataset: { kind: "system" } },
+      iconName ? icon(iconName, "inline-icon") : null,
       el("span", { class: "text", text })));
   }
 
@@ -500,7 +511,7 @@ export class RoomView {
         el("span", { class: "streak-text" },
           el("strong", { class: "streak-from", text: ev.from }),
           el("span", { class: "streak-gift", text: `sent ${giftName(ev.gift)}` })),
-        el("span", { class: "streak-icon", text: giftIcon(ev.gift), attrs: { "aria-hidden": "true" } }),
+        giftIcon(ev.gift, "streak-icon"),
         el("span", { class: "streak-count", attrs: { "data-testid": "streak-count" } }));
       s = { node, combo: 0, timer: null };
       this.streaks.set(key, s);
@@ -544,9 +555,9 @@ export class RoomView {
     this.bigBusy = true;
     box.replaceChildren(
       el("div", { class: "big-burst", attrs: { "aria-hidden": "true" } }),
-      el("div", { class: "big-icon", text: giftIcon(ev.gift), attrs: { "aria-hidden": "true" } }),
+      giftIcon(ev.gift, "big-icon"),
       el("p", { class: "big-text" }, el("strong", { text: ev.from }), ` sent ${giftName(ev.gift)}!`),
-      el("p", { class: "big-value", text: `🪙 ${fmt(ev.coins)}` }));
+      el("p", { class: "big-value" }, el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(ev.coins)}`));
     box.hidden = false;
     box.classList.remove("play");
     void box.offsetWidth;

@@ -1,6 +1,8 @@
 // Small DOM helpers shared by the views: element builder, number formats,
 // readable error messages and toasts.
 
+import { icon } from "./icons.js";
+
 /**
  * Build an element. `props` keys: `class`, `text`, `dataset`, `attrs`, and
  * any `on<event>` handler; the rest are set as properties.
@@ -78,22 +80,8 @@ export function newKey() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-const GIFT_ICONS = {
-  rose: "🌹",
-  finger_heart: "🫰",
-  panda: "🐼",
-  rainbow_puke: "🌈",
-  concert: "🎤",
-  im_very_rich: "💰",
-  drama_queen: "👑",
-  interstellar: "🌌",
-  planet: "🪐",
-  rocket: "🚀",
-  lion: "🦁",
-  universe: "🌠",
-};
-
-export const giftIcon = (gift) => GIFT_ICONS[gift] ?? "🎁";
+/** The gift's inline SVG icon (see icons.js), as an element; `cls` is added to it. */
+export const giftIcon = (gift, cls = "gift-icon") => icon(gift, cls);
 
 /** "finger_heart" -> "Finger Heart", "im_very_rich" -> "I'm Very Rich". */
 export function giftName(gift) {

@@ -2,6 +2,7 @@
 // panel and subscribing. The room itself is drawn by RoomView.
 
 import { $, el, fmt, dollars, giftIcon, giftName, formatDate, newKey, toast, withBusy, showError } from "./ui.js";
+import { icon } from "./icons.js";
 
 const ROOMS_REFRESH_MS = 8000;
 
@@ -69,20 +70,27 @@ export class ViewerControls {
     const current = this.roomView.room;
     list.replaceChildren(...this.rooms.map((r) => {
       const here = r.room === current;
+      const title = r.title || r.room;
+      const watching = `${fmt(r.viewers)} watching`;
+      // The whole card is one button: a tap anywhere on it joins the room.
       return el("li", { class: `room-item${here ? " current" : ""}`, dataset: { room: r.room }, attrs: { "data-testid": "room-item" } },
-        el("span", { class: "avatar small", text: (r.creator || "?").charAt(0).toUpperCase(), attrs: { "aria-hidden": "true" } }),
-        el("span", { class: "room-info" },
-          el("strong", { class: "room-title", text: r.title || r.room }),
-          el("span", { class: "room-meta" }, `@${r.creator} · `,
-            el("span", { class: "room-viewers", text: `${fmt(r.viewers)} watching` }))),
         el("button", {
           type: "button",
-          class: `btn small ${here ? "ghost" : "primary"}`,
-          text: here ? "Watching" : "Join",
+          class: "room-card",
           disabled: here,
-          attrs: { "aria-label": `${here ? "Watching" : "Join"} ${r.title || r.room} by ${r.creator}` },
+          title: `${title} · @${r.creator} · ${watching}`,
+          attrs: { "aria-label": `${here ? "Watching" : "Join"} ${title} by ${r.creator}, ${watching}` },
           onclick: (e) => this.join(r.room, e.currentTarget),
-        }));
+        },
+        el("span", { class: "avatar small", text: (r.creator || "?").charAt(0).toUpperCase() }),
+        el("span", { class: "room-info" },
+          el("strong", { class: "room-title", text: title }),
+          el("span", { class: "room-meta", text: `@${r.creator}` }),
+          // The count and the join pill share the last line: the title gets the full width.
+          el("span", { class: "room-foot" },
+            el("span", { class: "room-viewers", attrs: { "data-testid": "room-viewers" } },
+              icon("eye", "inline-icon"), ` ${watching}`),
+            el("span", { class: `room-join${here ? " here" : ""}`, text: here ? "Watching" : "Join" })))));
     }));
     $("#rooms-empty").hidden = this.rooms.length > 0;
   }
@@ -151,7 +159,7 @@ export class ViewerControls {
       title: `${giftName(g.gift)}: ${fmt(g.coins)} coins`,
       onclick: () => this.sendGift(g),
     },
-    el("span", { class: "gift-icon", text: giftIcon(g.gift), attrs: { "aria-hidden": "true" } }),
+    giftIcon(g.gift),
     el("span", { class: "gift-name" }, el("span", { class: "sr-only", text: "Send " }), giftName(g.gift)),
     el("span", { class: "gift-price" }, el("span", { class: "sr-only", text: " for " }),
       el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(g.coins)}`,
@@ -187,9 +195,10 @@ export class ViewerControls {
     }
     const until = info.subscribedUntil ?? 0;
     const active = until * 1000 > Date.now();
-    const price = info.subPrice ? ` · 🪙 ${fmt(info.subPrice)}` : "";
+    const price = info.subPrice
+      ? [" · ", el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(info.subPrice)}`] : [];
     button.disabled = false;
-    button.textContent = active ? `Extend 30 days${price}` : `Subscribe to @${info.creator}${price}`;
+    button.replaceChildren(active ? "Extend 30 days" : `Subscribe to @${info.creator}`, ...price);
     status.textContent = active ? `Subscribed until ${formatDate(until)}` : "Not subscribed";
     status.dataset.active = active ? "yes" : "no";
     this.roomView.renderChatMode();

@@ -9,6 +9,9 @@ one interface:
 - :mod:`.keys`: every key and channel name, each script's keys in one hash slot;
 - :mod:`.scripts` and ``lua/*.lua``: the atomic single-slot steps that move money;
 - :mod:`.pipeline`: the auto-pipelined connection the scripts run on;
+- :mod:`.topology` and :mod:`.cluster`: standalone or cluster, which master owns which
+  slot, script calls routed by slot (MOVED / ASK / TRYAGAIN handled) and the cluster
+  command client;
 - :mod:`.pubsub`: the raw pub/sub feed of the hub;
 - :mod:`.embedded`: where the store comes from (a private embedded server, or a URL);
 - :mod:`.local_cluster`: a local Valkey Cluster from the same binary (development, tests).

@@ -280,6 +280,7 @@ class StoreHandle:
         self.embedded: EmbeddedStore | None = None
         if settings.redis_url:
             self.url = settings.redis_url
+            _must_answer(self.url)
             return
         store = EmbeddedStore(settings.data_dir, settings.appendfsync)
         self.url = store.url
@@ -291,6 +292,24 @@ class StoreHandle:
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+
+
+def _must_answer(url: str) -> None:
+    """Fail fast, in one clear line, when no node of a configured store answers at start.
+
+    Raises:
+        StoreError: No seed of ``url`` answers.
+    """
+    from .topology import Topology, host_port, split_seeds
+
+    try:
+        Topology.discover_blocking(url)
+    except redis.ConnectionError as exc:
+        where = ", ".join(host_port(u) for u in split_seeds(url))
+        cause = " ".join(str(exc).split()).removeprefix(f"no store node answers at {where}: ")
+        raise StoreError(
+            f"cannot reach the store at {where} ({cause}); start it or fix --redis-url"
+        ) from exc
 
 
 def connect(url: str, *, pool_size: int = 64) -> aioredis.Redis:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -13,34 +16,96 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import RedisClusterException
 
 from ..catalog import Catalog
-from ..errors import LivesrvError, Unavailable
+from ..errors import LivesrvError, StoreError, Unavailable
 from ..settings import Settings
+from .cluster import ClusterScripts, command_client
 from .embedded import connect
 from .keys import ShardKeys, UserKeys
 from .scripts import Scripts
+from .topology import Topology, host_port, split_seeds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Backend:
+    """The store as the services see it.
+
+    Attributes:
+        redis: The command client: ``redis.asyncio.Redis`` on a standalone store, redis-py's
+            ``RedisCluster`` (same commands, routed by key) on a cluster.
+        scripts: The money and room scripts (routed to the slot's master on a cluster).
+        url: The standalone store's URL; on a cluster, the first master's at start-up.
+        topology: Standalone or cluster, and which master owns which slot.
+    """
+
     settings: Settings
     catalog: Catalog
     redis: aioredis.Redis
     scripts: Scripts
     url: str = ""
     logged: RecentSet = field(default_factory=lambda: RecentSet(100_000))
+    topology: Topology = field(default_factory=lambda: Topology(["redis://localhost:6379"]))
 
     @classmethod
     def create(cls, settings: Settings, url: str, *, pool_size: int = 64) -> Backend:
-        client = connect(url, pool_size=pool_size)
-        scripts = Scripts.register(client, url)
-        return cls(settings, Catalog.load(settings.catalog), client, scripts, url)
+        """Connect to the store at ``url`` (one URL, or several cluster seeds separated by
+        commas); whether it is a cluster is asked of the first seed that answers.
+
+        A single URL that does not answer is used as a standalone store, as before clusters
+        were supported: the node starts and answers ``unavailable`` until the store is up.
+
+        Raises:
+            StoreError: None of several seeds answers.
+        """
+        try:
+            topology = Topology.discover_blocking(url)
+        except redis.ConnectionError as exc:
+            seeds = split_seeds(url)
+            if len(seeds) > 1:
+                raise StoreError(str(exc)) from exc
+            log.warning("%s; using it as a single (not cluster) store", exc)
+            topology = Topology.standalone(seeds[0])
+        url = topology.masters[0]
+        if topology.cluster:
+            client = command_client(topology, pool_size=pool_size)
+        else:
+            client = connect(url, pool_size=pool_size)
+        scripts = Scripts.register(client, url, topology)
+        catalog = Catalog.load(settings.catalog)
+        return cls(settings, catalog, client, scripts, url, topology=topology)
 
     async def close(self) -> None:
         await self.scripts.close()
         await self.redis.aclose()
-        await self.redis.connection_pool.disconnect()  # a pool we made is ours to close
+        if not self.topology.cluster:
+            await self.redis.connection_pool.disconnect()  # a pool we made is ours to close
+
+    async def health(self) -> dict[str, bool]:
+        """Whether each master answers, by ``host:port`` (one entry on a standalone store)."""
+        router = self.scripts.pipeline
+        if not isinstance(router, ClusterScripts):
+            try:
+                async with asyncio.timeout(2):
+                    up = bool(await self.redis.ping())
+            except (redis.RedisError, OSError, TimeoutError):
+                up = False
+            return {"unix" if self.url.startswith("unix:") else host_port(self.url): up}
+        answers = await self._ping_masters(router)
+        if not all(answers.values()):  # a replica may have taken over: read the map again
+            with contextlib.suppress(redis.RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await self.topology.refresh()
+            answers = await self._ping_masters(router)
+        return answers
+
+    async def _ping_masters(self, router: ClusterScripts) -> dict[str, bool]:
+        masters = list(self.topology.masters)
+        up = await asyncio.gather(*(router.ping(url) for url in masters))
+        return {host_port(url): ok for url, ok in zip(masters, up, strict=True)}
 
     def user(self, user: str) -> UserKeys:
         return UserKeys.of(user, self.settings.shards)
@@ -79,19 +144,74 @@ class RecentSet:
         return item in self._items
 
 
-_STORE_FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError, redis.ResponseError)
+_STORE_FAILURES = (redis.RedisError, OSError, RedisClusterException)
+
+# Errors that say the store (or this node's view of the cluster) cannot serve the request
+# right now; the request did not run, or its outcome is unknown: ``unavailable``.
+_AWAY = (
+    redis.ConnectionError,  # BusyLoadingError and MaxConnectionsError included
+    redis.TimeoutError,
+    OSError,
+    redis.exceptions.ClusterError,  # ClusterDownError, MasterDownError
+    redis.exceptions.AskError,  # MovedError included
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+)
+# The same, as the first word of an error reply from the auto-pipelined connection.
+_AWAY_CODES = frozenset(
+    {
+        "MOVED",
+        "ASK",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "MASTERDOWN",
+        "LOADING",
+        "READONLY",
+        "BUSY",
+        "NOREPLICAS",
+        "OOM",
+        "MISCONF",
+    }
+)
+
+
+_said = {"moved": False}
 
 
 def _translate(exc: Exception) -> Exception:
-    """The error a store failure becomes: unreachable, timed out, loading or read-only is
-    ``unavailable`` (the outcome is unknown to the client); anything else stays itself."""
-    if not isinstance(exc, redis.ResponseError):
+    """The error a store failure becomes: the store unreachable, timed out, loading,
+    read-only, or a cluster that is down, resharding or redirecting is ``unavailable`` (the
+    outcome is unknown to the client, whose retry with the same key finishes it once).
+    Anything else (a script's own error, a cross-slot call: bugs) stays itself: ``internal``.
+    """
+    if isinstance(exc, _AWAY):
         return Unavailable()
     text = str(exc)
-    if "LOADING" in text or "MASTERDOWN" in text or "READONLY" in text:
-        return Unavailable()
-    same: Exception = exc
-    return same
+    if isinstance(exc, RedisClusterException):  # SlotNotCoveredError, no node reachable, ...
+        return exc if "CROSSSLOT" in text else Unavailable()
+    if isinstance(exc, redis.ResponseError):
+        code = text.split(" ", 1)[0]
+        if code == "MOVED" and not _said["moved"]:
+            _said["moved"] = True  # a cluster taken for a single store: it did not answer
+            log.error("the store answered MOVED: it is a cluster; restart this node to use it")
+        if code in _AWAY_CODES:
+            return Unavailable()
+        if "LOADING" in text or "MASTERDOWN" in text or "READONLY" in text:
+            return Unavailable()
+    return exc
+
+
+def as_protocol_error(exc: BaseException) -> LivesrvError | None:
+    """The protocol error a store failure that escaped the services becomes (``unavailable``),
+    or None when ``exc`` is not one (a bug: ``internal``)."""
+    if isinstance(exc, LivesrvError):
+        return exc
+    if isinstance(exc, _STORE_FAILURES):
+        translated = _translate(exc)
+        if isinstance(translated, LivesrvError):
+            return translated
+    return None
 
 
 @asynccontextmanager

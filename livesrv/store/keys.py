@@ -61,10 +61,6 @@ class ShardKeys:
     def withdrawal_seq(self) -> str:
         return f"{self.tag}:wdseq"
 
-    @property
-    def wallet_channel(self) -> str:
-        return f"{self.tag}:wch"
-
     def withdrawal(self, wid: str) -> str:
         return f"{self.tag}:wd:{wid}"
 
@@ -105,6 +101,12 @@ class UserKeys:
     def settings(self) -> str:
         """Creator settings (subscription price)."""
         return f"{self.shard.tag}:cfg:{self.user}"
+
+    @property
+    def wallet_channel(self) -> str:
+        """The user's wallet updates (a shard channel in the user's slot: a node subscribes
+        to the users signed in on it only)."""
+        return f"{self.shard.tag}:wch:{self.user}"
 
     @property
     def live_rooms(self) -> str:
@@ -148,8 +150,12 @@ class RoomKeys:
         return f"{self.tag}:top"
 
     @property
-    def viewers(self) -> str:
-        return f"{self.tag}:viewers"
+    def presence(self) -> str:
+        """Sorted set: viewer -> last seen (store clock, ms), refreshed by each viewer's node.
+
+        (Before 1.x a hash ``:viewers`` counted connections; it is no longer read.)
+        """
+        return f"{self.tag}:seen"
 
     @property
     def channel(self) -> str:
@@ -185,11 +191,48 @@ class ProductKeys:
         return f"{self.tag}:resx"
 
 
-# Sorted sets (every score 0, so ZRANGE BYLEX pages them by name).
+INDEX_SHARDS = 16  # fixed: a name's index key must not change while the store holds it
+
+
+@dataclass(frozen=True)
+class NameIndex:
+    """A name index (live rooms, products) split over :data:`INDEX_SHARDS` sorted sets.
+
+    One key would put every open, close, create and listing on one hash slot, so one
+    cluster master; each name lives in the shard its crc32 picks
+    (``ls:{ix:KIND:NN}:names``, every score 0, so ZRANGE BYLEX pages it by name), and a
+    listing merges the shards. ``old_zset`` (1.x) and ``old_set`` (before paged listings)
+    are the single keys earlier versions kept the same names in; they are still read and
+    adopted (see ``paging.adopt_legacy``).
+    """
+
+    kind: str
+    old_zset: str
+    old_set: str
+
+    @property
+    def legacy(self) -> tuple[str, str]:
+        return (self.old_zset, self.old_set)
+
+    def key(self, n: int) -> str:
+        return f"{PREFIX}:{{ix:{self.kind}:{n:02d}}}:names"
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.key(n) for n in range(INDEX_SHARDS)]
+
+    def key_for(self, name: str) -> str:
+        """The index shard that holds ``name``."""
+        return self.key(shard_of(name, INDEX_SHARDS))
+
+
+# The single sorted sets of 1.x (before index shards), and the plain sets before 1.x paged
+# listings; a store that still has one is adopted into the index shards on the next read.
 LIVE_ROOMS = f"{PREFIX}:live"
 PRODUCTS = f"{PREFIX}:catalog"
-# The plain sets that held the same names before 1.x paged listings; a store that still
-# has one is adopted into the sorted set on the next read (see ``paging.adopt_legacy``).
 LEGACY_LIVE_ROOMS = f"{PREFIX}:rooms"
 LEGACY_PRODUCTS = f"{PREFIX}:products"
-ROOM_CHANNEL_PATTERN = f"{PREFIX}:{{r:*}}:ch"
+LIVE_INDEX = NameIndex("live", LIVE_ROOMS, LEGACY_LIVE_ROOMS)
+PRODUCT_INDEX = NameIndex("catalog", PRODUCTS, LEGACY_PRODUCTS)
+# Hash: what every node on this store must agree on (livesrv/fleet.py), one key.
+FLEET = f"{PREFIX}:fleet"

@@ -137,7 +137,8 @@ class _Protocol(asyncio.Protocol):
 
 
 class AutoPipeline:
-    """One auto-pipelined connection to a standalone store (``redis://`` or ``unix://``).
+    """One auto-pipelined connection to one store node (``redis://``, ``rediss://``,
+    ``unix://``); on a cluster, :mod:`.cluster` keeps one per master.
 
     Args:
         url: The store URL.
@@ -206,6 +207,19 @@ class AutoPipeline:
             proto = await self._connect()
         return await proto.send(pack(*args))
 
+    async def execute_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send several commands back to back: nothing else goes out between them on this
+        connection (``ASKING`` must come right before the command it is for).
+
+        Returns:
+            Each command's reply, or the exception it failed with, in order.
+        """
+        proto = self._proto
+        if proto is None or proto.transport is None or proto.transport.is_closing():
+            proto = await self._connect()
+        futures = [proto.send(pack(*c)) for c in commands]  # no await between the sends
+        return await asyncio.gather(*futures, return_exceptions=True)
+
     async def evalsha(self, sha: str, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
@@ -214,6 +228,19 @@ class AutoPipeline:
                 raise
         await self.execute("SCRIPT", "LOAD", self._scripts[sha])
         return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def evalsha_asking(self, sha: str, keys: list[str], args: list[Any]) -> Any:
+        """:meth:`evalsha` right after ``ASKING`` (a cluster node importing the slot)."""
+        for attempt in range(2):
+            _, reply = await self.execute_many(
+                ("ASKING",), ("EVALSHA", sha, len(keys), *keys, *args)
+            )
+            if not isinstance(reply, BaseException):
+                return reply
+            if attempt or not str(reply).startswith("NOSCRIPT"):
+                raise reply
+            await self.execute("SCRIPT", "LOAD", self._scripts[sha])
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self._watchdog is not None:

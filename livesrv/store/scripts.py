@@ -1,9 +1,10 @@
 """The Lua scripts that move money, loaded once per client.
 
 Each ``.lua`` file beside this module is one atomic step touching one hash slot. Scripts
-run on the auto-pipelined connection (:mod:`livesrv.pipeline`) for ``redis://`` and
-``unix://`` stores, else through redis-py's ``register_script``; both send EVALSHA and load
-the script on NOSCRIPT, so a restarted store is handled without special code.
+run on the auto-pipelined connection (:mod:`.pipeline`) for ``redis://`` and ``unix://``
+stores, on one such connection per master on a cluster (:mod:`.cluster`), else through
+redis-py's ``register_script``; all send EVALSHA and load the script on NOSCRIPT, so a
+restarted store is handled without special code.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from .cluster import ClusterScripts
 from .pipeline import AutoPipeline
+from .topology import Topology
 
 NAMES = tuple(
     sorted(
@@ -36,15 +39,23 @@ class Scripts:
     """The registered scripts, by name."""
 
     by_name: dict[str, AsyncScript]
-    pipeline: AutoPipeline | None = None
+    pipeline: AutoPipeline | ClusterScripts | None = None
     shas: dict[str, str] | None = None
 
     @classmethod
-    def register(cls, client: aioredis.Redis, url: str | None = None) -> Scripts:
+    def register(
+        cls, client: aioredis.Redis, url: str | None = None, topology: Topology | None = None
+    ) -> Scripts:
+        """Register every script: on a cluster ``topology``, over one auto-pipelined
+        connection per master; else over one to ``url``."""
         by_name = {n: client.register_script(source(n)) for n in NAMES}
-        if url is None or not AutoPipeline.supports(url):
+        pipeline: AutoPipeline | ClusterScripts
+        if topology is not None and topology.cluster:
+            pipeline = ClusterScripts(topology)
+        elif url is None or not AutoPipeline.supports(url):
             return cls(by_name)
-        pipeline = AutoPipeline(url)
+        else:
+            pipeline = AutoPipeline(url)
         return cls(by_name, pipeline, {n: pipeline.register(source(n)) for n in NAMES})
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:

@@ -103,17 +103,52 @@ class Topology:
                     last = exc
             raise redis.ConnectionError(f"no store node answers: {last}")
 
+    @classmethod
+    def standalone(cls, url: str) -> Topology:
+        """The map of a single store at ``url`` (nothing asked)."""
+        topo = cls([url])
+        topo._apply(url, None)
+        return topo
+
+    @classmethod
+    def discover_blocking(cls, url: str) -> Topology:
+        """:meth:`discover` for synchronous callers (start-up): the same map, blocking I/O.
+
+        Raises:
+            redis.ConnectionError: No seed answers.
+        """
+        topo = cls(split_seeds(url))
+        last: Exception | None = None
+        for candidate in topo.seeds:
+            client = redis.Redis.from_url(candidate, socket_connect_timeout=2, socket_timeout=5)
+            try:
+                info = client.info("cluster")
+                enabled = bool(info.get("cluster_enabled"))
+                topo._apply(candidate, client.execute_command("CLUSTER SLOTS") if enabled else None)
+                return topo
+            except (redis.RedisError, OSError) as exc:
+                last = exc
+            finally:
+                client.close()
+        raise redis.ConnectionError(f"no store node answers at {_hosts(topo.seeds)}: {last}")
+
     async def _read_from(self, url: str) -> None:
         client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         try:
             info = await client.info("cluster")
-            if not info.get("cluster_enabled"):
-                self.cluster, self.masters = False, [url]
-                self._starts, self._ends, self._owners = [0], [SLOTS - 1], [url]
-                return
-            rows = await client.execute_command("CLUSTER SLOTS")
+            rows = None
+            if info.get("cluster_enabled"):
+                rows = await client.execute_command("CLUSTER SLOTS")
         finally:
             await client.aclose()
+        self._apply(url, rows)
+
+    def _apply(self, url: str, rows: list[object] | None) -> None:
+        """Take a ``CLUSTER SLOTS`` reply as the slot map (None: ``url`` is standalone)."""
+        if rows is None:
+            self.cluster, self.masters = False, [url]
+            self._starts, self._ends, self._owners = [0], [SLOTS - 1], [url]
+            return
         ranges = []
         for row in _slot_rows(rows):
             start, end, host, port = row
@@ -179,6 +214,20 @@ def _slot_rows(rows: list[object]) -> list[tuple[int, int, str, int]]:
         host = master[0].decode() if isinstance(master[0], bytes) else str(master[0])
         out.append((start, end, host, int(master[1])))
     return out
+
+
+def host_port(url: str) -> str:
+    """``host:port`` (or the socket path) of a store URL, without its credentials."""
+    p = urlparse(url)
+    if p.scheme == "unix":
+        return p.path
+    host = p.hostname or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{p.port or 6379}"
+
+
+def _hosts(urls: list[str]) -> str:
+    return ", ".join(host_port(u) for u in urls)
 
 
 def parse_redirect(message: str) -> tuple[str, int, str, int] | None:

@@ -28,6 +28,6 @@ else
   redis.call('SET', KEYS[2], ARGV[1] .. '\n' .. out)
 end
 local w = redis.call('HMGET', KEYS[1], 'diamonds', 'pending')
-redis.call('PUBLISH', ARGV[9], string.format('{"user":%s,"coins":%d,"diamonds":%s,"pending":%s}',
+redis.call('SPUBLISH', ARGV[9], string.format('{"user":%s,"coins":%d,"diamonds":%s,"pending":%s}',
   cjson.encode(ARGV[4]), coins, w[1] or '0', w[2] or '0'))
 return {'ok', out}

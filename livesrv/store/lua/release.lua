@@ -12,7 +12,7 @@ if sum > 0 then
   redis.call('HINCRBY', KEYS[1], 'diamonds', sum)
   redis.call('XADD', KEYS[4], '*', 't', 'release', 'user', ARGV[2], 'diamonds', sum, 'ts', now)
   local w = redis.call('HMGET', KEYS[1], 'coins', 'diamonds', 'pending')
-  redis.call('PUBLISH', ARGV[3], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
+  redis.call('SPUBLISH', ARGV[3], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
     cjson.encode(ARGV[2]), w[1] or '0', w[2] or '0', w[3] or '0'))
 end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')

@@ -31,5 +31,5 @@ if ARGV[1] ~= '' then
 end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], ARGV[8], ARGV[9]) end
 if ARGV[4] ~= '' then redis.call('ZINCRBY', KEYS[4], tonumber(ARGV[5]), ARGV[4]) end
-redis.call('PUBLISH', ARGV[7], s)
+redis.call('SPUBLISH', ARGV[7], s)
 return {seq, 1}

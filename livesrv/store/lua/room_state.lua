@@ -24,5 +24,5 @@ if ARGV[1] == 'open' then session = redis.call('HINCRBY', KEYS[1], 'session', 1)
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local s = string.format('{"seq":%d,', seq) .. string.sub(ARGV[5], 2) -- no cjson numbers
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], string.format('%d-0', seq), 'e', s)
-redis.call('PUBLISH', ARGV[7], s)
+redis.call('SPUBLISH', ARGV[7], s)
 return {'ok', seq, session, redis.call('HGET', KEYS[1], 'creator')}

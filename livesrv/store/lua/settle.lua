@@ -37,6 +37,6 @@ redis.call('XADD', KEYS[3], '*', 't', 'settle', 'kind', ARGV[2], 'user', ARGV[7]
   'coins', ARGV[3], 'diamonds', delta, 'ref', ARGV[1], 'ts', now)
 redis.call('SADD', KEYS[6], ARGV[7])
 local w = redis.call('HMGET', KEYS[1], 'coins', 'diamonds', 'pending')
-redis.call('PUBLISH', ARGV[8], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
+redis.call('SPUBLISH', ARGV[8], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
   cjson.encode(ARGV[7]), w[1] or '0', w[2] or '0', w[3] or '0'))
 return {1, delta}

@@ -93,6 +93,6 @@ redis.call('SADD', KEYS[7], user)
 
 redis.call('SET', KEYS[2], ARGV[1] .. '\n' .. reply, 'PXAT', exp)
 local w = redis.call('HMGET', KEYS[1], 'diamonds', 'pending')
-redis.call('PUBLISH', ARGV[13], string.format('{"user":%s,"coins":%d,"diamonds":%s,"pending":%s}',
+redis.call('SPUBLISH', ARGV[13], string.format('{"user":%s,"coins":%d,"diamonds":%s,"pending":%s}',
   cjson.encode(user), coins, w[1] or '0', w[2] or '0'))
 return {'ok', reply, exp}

@@ -28,6 +28,6 @@ local out = string.format('{"withdrawal":%s,"diamonds":%d,"cents":%s}', cjson.en
   left, ARGV[8])
 redis.call('SET', KEYS[2], ARGV[1] .. '\n' .. out, 'PXAT', tonumber(ARGV[6]))
 local w = redis.call('HMGET', KEYS[1], 'coins', 'pending')
-redis.call('PUBLISH', ARGV[10], string.format('{"user":%s,"coins":%s,"diamonds":%d,"pending":%s}',
+redis.call('SPUBLISH', ARGV[10], string.format('{"user":%s,"coins":%s,"diamonds":%d,"pending":%s}',
   cjson.encode(ARGV[4]), w[1] or '0', left, w[2] or '0'))
 return {'ok', out}

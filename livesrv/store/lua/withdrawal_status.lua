@@ -16,7 +16,7 @@ if ARGV[1] == 'rejected' then
   redis.call('XADD', KEYS[3], '*', 't', 'reject', 'user', user, 'diamonds', amount,
     'ref', redis.call('HGET', KEYS[1], 'id'), 'ts', ARGV[2])
   local w = redis.call('HMGET', KEYS[2], 'coins', 'diamonds', 'pending')
-  redis.call('PUBLISH', ARGV[3], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
+  redis.call('SPUBLISH', ARGV[3], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
     cjson.encode(user), w[1] or '0', w[2] or '0', w[3] or '0'))
 end
 return {'ok', ARGV[1]}
