@@ -1,3 +1,3 @@
 """livesrv: a live-stream gifting realtime server."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

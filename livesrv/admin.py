@@ -12,7 +12,6 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import redis
 from aiohttp import web
 
 from . import audit, receipts, shop, subscriptions, tokens, wallet, withdrawals
@@ -20,7 +19,7 @@ from .errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
 from .paging import query_args
 from .requests import IDENT, MAX_INT, Field, check
 from .rooms import live_rooms
-from .store.facade import store_errors
+from .store.facade import STORE_FAILURES, store_errors
 
 if TYPE_CHECKING:
     from .server import Node
@@ -128,7 +127,7 @@ async def metrics(request: web.Request) -> web.Response:
         _admin(request)
     node.metrics.rooms.set(len(node.hub.rooms))
     node.metrics.events_delivered._value.set(node.hub.delivered)  # noqa: SLF001
-    with contextlib.suppress(redis.RedisError, OSError):
+    with contextlib.suppress(*STORE_FAILURES):
         node.metrics.settle_backlog.set(await node.worker.backlog())
     return web.Response(body=node.metrics.render(), content_type="text/plain")
 

@@ -15,7 +15,7 @@ import orjson
 
 from .errors import BadRequest
 from .paging import all_names, decode_cursor, encode_cursor
-from .settlement import GROUP, client_ready, credits_for, diamonds_for
+from .settlement import GROUP, credits_for, diamonds_for
 from .store.facade import Backend, store_errors
 from .store.keys import PRODUCT_INDEX, ProductKeys, ShardKeys, UserKeys
 
@@ -248,7 +248,7 @@ async def run(b: Backend, *, attempts: int = 20, pause: float = 0.25) -> dict[st
     yet settled), so a failing report is taken again a few times before it stands."""
     report: dict[str, Any] = {}
     async with store_errors():
-        await client_ready(b)
+        await b.ready()
     for attempt in range(attempts):
         async with store_errors():
             data = await _gather(b)

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-import redis
 
 from . import rooms
 from .codec import Codec
 from .errors import Unavailable
 from .rooms import RoomInfo, event
-from .store.facade import Backend, now_ms
+from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, now_ms
 from .store.keys import RoomKeys
 from .store.pubsub import Subscription
 
@@ -302,7 +301,7 @@ class Hub:
                     await self._on_message(*item)
             except asyncio.CancelledError:
                 raise
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except STORE_DOWN:
                 await asyncio.sleep(0.2)  # the store is away again; catch up once it is back
             except Exception:
                 log.exception("hub listener failed on a message; going on")
@@ -413,7 +412,7 @@ class Hub:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except STORE_DOWN:
                 pass  # the store is away; counts go out once it is back
             except Exception:
                 log.exception("hub tick failed; going on")
@@ -425,7 +424,7 @@ class Hub:
                 await self.refresh_presence()
             except asyncio.CancelledError:
                 raise
-            except (redis.ConnectionError, redis.TimeoutError, OSError, Unavailable):
+            except (*STORE_DOWN, Unavailable):
                 pass  # the store is away; the next refresh counts everyone in again
             except Exception:
                 log.exception("hub presence refresh failed; going on")
@@ -483,7 +482,7 @@ class Hub:
         topology = self.b.topology
         if not topology.cluster:
             return ""
-        with contextlib.suppress(redis.RedisError):
+        with contextlib.suppress(*STORE_FAILURES):
             return topology.url_for_key(RoomKeys(room).meta)
         return ""
 

@@ -13,14 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import redis
-from redis.exceptions import RedisClusterException
-
-from . import audit, fleet, receipts, tokens
+from . import __version__, audit, fleet, receipts, tokens
 from .errors import LivesrvError, StoreError, Unavailable
 from .settings import Settings
 from .store.embedded import ServeLock, StoreHandle
-from .store.facade import Backend
+from .store.facade import STORE_FAILURES, Backend
 from .store.topology import host_port, split_seeds
 
 log = logging.getLogger("livesrv")
@@ -48,6 +45,7 @@ def _receipt_key(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="livesrv", description="Live-stream gifting server")
+    ap.add_argument("--version", action="version", version=f"livesrv {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server")
@@ -273,7 +271,7 @@ def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _loop_policy()
         asyncio.run(go())
-    except (redis.RedisError, RedisClusterException, OSError, Unavailable) as exc:
+    except (*STORE_FAILURES, Unavailable) as exc:
         return _cannot_run("settle", store.url, exc)
     finally:
         store.close()

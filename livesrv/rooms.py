@@ -227,7 +227,7 @@ async def log_event(
     evid = evid or ""
     seq, _ = await b.run(
         "room_event",
-        [k.meta, k.log, f"{k.tag}:ev:{evid}" if evid else f"{k.tag}:ev:-", k.top],
+        [k.meta, k.log, k.event_id(evid), k.top],
         [
             evid,
             orjson.dumps(ev).decode(),

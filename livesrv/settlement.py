@@ -20,14 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import redis
-import redis.asyncio as aioredis
-from redis.exceptions import RedisClusterException
 
 from . import rooms, shop
 from .errors import Unavailable
 from .metrics import Metrics
-from .store.facade import Backend, now_ms
+from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, ReplyError, now_ms
 from .store.keys import ShardKeys, UserKeys
 
 log = logging.getLogger(__name__)
@@ -61,19 +58,6 @@ def diamonds_for(earned_coins: int, bps: int) -> int:
     return earned_coins * bps // 10_000
 
 
-def is_cluster(b: Backend) -> bool:
-    """Whether the backend's client is a cluster client (commands routed by key slot)."""
-    return isinstance(b.redis, aioredis.RedisCluster)
-
-
-async def client_ready(b: Backend) -> None:
-    """Read a cluster client's slot map before commands run concurrently on it: redis-py's
-    cluster client, first used by many tasks at once, can fail some of them while it
-    connects (an unset writer)."""
-    if isinstance(b.redis, aioredis.RedisCluster):
-        await b.redis.initialize()
-
-
 class SettlementWorker:
     """Settles every outbox shard as one consumer of the group ``settle``.
 
@@ -96,7 +80,7 @@ class SettlementWorker:
     def read_groups(self) -> list[list[ShardKeys]]:
         """The shards one XREADGROUP may read together: all of them on a standalone store,
         one each on a cluster (CROSSSLOT otherwise)."""
-        if is_cluster(self.b):
+        if self.b.is_cluster:
             return [[s] for s in self.shards]
         return [self.shards]
 
@@ -104,14 +88,14 @@ class SettlementWorker:
         for s in self.shards if shards is None else shards:
             try:
                 await self.b.redis.xgroup_create(s.outbox, GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
+            except ReplyError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
     async def run(self) -> None:
         """Settle until cancelled; survives the store (or one master) going away and back."""
-        with contextlib.suppress(redis.RedisError, OSError, RedisClusterException):
-            await client_ready(self.b)  # else the readers' first reads retry
+        with contextlib.suppress(*STORE_FAILURES):
+            await self.b.ready()  # else the readers' first reads retry
         readers = [
             asyncio.create_task(self._read_loop(group), name=f"settle-read-{group[0].shard}")
             for group in self.read_groups()
@@ -137,7 +121,7 @@ class SettlementWorker:
                 down = False
             except asyncio.CancelledError:
                 raise
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            except STORE_DOWN as exc:
                 if not down:
                     log.warning("settlement: store unavailable (%s); retrying", exc)
                 down, ready = True, False
@@ -163,7 +147,7 @@ class SettlementWorker:
                     await shop.sweep(self.b)
             except asyncio.CancelledError:
                 raise
-            except (redis.ConnectionError, redis.TimeoutError, OSError, Unavailable) as exc:
+            except (*STORE_DOWN, Unavailable) as exc:
                 log.warning("settlement upkeep: store unavailable (%s); retrying", exc)
             except Exception:
                 log.exception("settlement upkeep failed; retrying")
@@ -236,7 +220,7 @@ class SettlementWorker:
 
     async def drain(self) -> int:
         """Settle everything outstanding now, including other consumers' pending entries."""
-        await client_ready(self.b)
+        await self.b.ready()
         await self.ensure_groups()
         total = 0
         while True:
@@ -357,7 +341,7 @@ class SettlementWorker:
         """Entries not yet settled: never delivered (lag) plus delivered but unacknowledged."""
         total = 0
         for s in self.shards:
-            with contextlib.suppress(redis.ResponseError):
+            with contextlib.suppress(ReplyError):
                 for g in await self.b.redis.xinfo_groups(s.outbox):
                     if g["name"] == GROUP:
                         total += int(g.get("lag") or 0) + int(g.get("pending") or 0)

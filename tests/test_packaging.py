@@ -31,3 +31,11 @@ def test_the_wheel_ships_the_demo_page_scripts_and_licence(tmp_path: Path) -> No
     lua = {p.name for p in (REPO / "livesrv" / "store" / "lua").glob("*.lua")}
     assert {f"livesrv/store/lua/{name}" for name in lua} <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
+def test_version_flag_prints_the_package_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "livesrv", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"livesrv {livesrv.__version__}"

@@ -78,6 +78,18 @@ class Backend:
         catalog = Catalog.load(settings.catalog)
         return cls(settings, catalog, client, scripts, url, topology=topology)
 
+    @property
+    def is_cluster(self) -> bool:
+        """Whether the store is a cluster (commands are routed by key slot)."""
+        return self.topology.cluster
+
+    async def ready(self) -> None:
+        """Read a cluster client's slot map before commands run concurrently on it:
+        redis-py's cluster client, first used by many tasks at once, can fail some of them
+        while it connects (an unset writer)."""
+        if self.topology.cluster:
+            await self.redis.initialize()
+
     async def close(self) -> None:
         await self.scripts.close()
         await self.redis.aclose()
@@ -120,7 +132,7 @@ class Backend:
         """Run one script; a store that cannot be reached becomes ``Unavailable``."""
         try:  # the hot path: inline rather than through the store_errors() context manager
             return await self.scripts.run(name, keys, args)
-        except _STORE_FAILURES as exc:
+        except STORE_FAILURES as exc:
             raise _translate(exc) from exc
 
 
@@ -144,7 +156,12 @@ class RecentSet:
         return item in self._items
 
 
-_STORE_FAILURES = (redis.RedisError, OSError, RedisClusterException)
+STORE_FAILURES = (redis.RedisError, OSError, RedisClusterException)
+"""Every failure of the store or of the connection to it (what a caller may catch)."""
+STORE_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+"""The store cannot be reached or did not answer in time (the outcome is unknown)."""
+ReplyError = redis.ResponseError
+"""The store answered a command with an error reply."""
 
 # Errors that say the store (or this node's view of the cluster) cannot serve the request
 # right now; the request did not run, or its outcome is unknown: ``unavailable``.
@@ -207,7 +224,7 @@ def as_protocol_error(exc: BaseException) -> LivesrvError | None:
     or None when ``exc`` is not one (a bug: ``internal``)."""
     if isinstance(exc, LivesrvError):
         return exc
-    if isinstance(exc, _STORE_FAILURES):
+    if isinstance(exc, STORE_FAILURES):
         translated = _translate(exc)
         if isinstance(translated, LivesrvError):
             return translated
@@ -221,7 +238,7 @@ async def store_errors() -> AsyncIterator[None]:
         yield
     except LivesrvError:
         raise
-    except _STORE_FAILURES as exc:
+    except STORE_FAILURES as exc:
         translated = _translate(exc)
         if translated is exc:
             raise

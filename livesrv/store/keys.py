@@ -137,6 +137,11 @@ class RoomKeys:
     def meta(self) -> str:
         return f"{self.tag}:meta"
 
+    def event_id(self, evid: str) -> str:
+        """The record of a logged event id (its seq), so a retried event logs once; ``-``
+        is a placeholder key for events without an id (the script then never reads it)."""
+        return f"{self.tag}:ev:{evid or '-'}"
+
     @property
     def log(self) -> str:
         return f"{self.tag}:log"
