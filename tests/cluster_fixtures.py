@@ -11,17 +11,14 @@ import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from livesrv.server import Node
-from livesrv.settings import Settings
 from livesrv.store.local_cluster import LocalCluster
-from tests.conftest import SECRET, Running, ServeProcess, start_serve
+from tests.conftest import Nodes, Running, ServeProcess, start_serve
 from tests.timing import scaled
 
 MASTERS = 3
@@ -64,37 +61,18 @@ async def cluster_nodes(cluster_urls: list[str], tmp_path: Path) -> AsyncIterato
     """``await cluster_nodes(n=3, **settings)``: n in-process livesrv nodes, node i pointed
     at master ``i % 3`` (``redis_url`` is that master alone: the node discovers the rest);
     every node is stopped after the test."""
-    running: list[Running] = []
+    nodes = Nodes()
 
     async def start(n: int = MASTERS, **overrides: Any) -> list[Running]:
         out = []
         for i in range(n):
+            data_dir = tmp_path / f"node{len(nodes.running)}"
             url = cluster_urls[i % len(cluster_urls)]
-            settings = replace(
-                Settings(),
-                host="127.0.0.1",
-                port=0,
-                http_port=0,
-                data_dir=tmp_path / f"node{len(running)}",
-                redis_url=url,
-                secret=SECRET,
-                hold_seconds=0,
-                tick_ms=20,
-            )
-            settings = replace(settings, **overrides)
-            node = Node(settings, url, secret=SECRET)
-            await node.start()
-            r = Running(node, settings)
-            running.append(r)
-            out.append(r)
+            out.append(await nodes.start(data_dir, url, **overrides))
         return out
 
     yield start
-    for r in running:
-        for c in r.clients:
-            await c.close()
-    for r in running:
-        await r.node.stop()
+    await nodes.close()
 
 
 @pytest.fixture

@@ -107,35 +107,55 @@ class Running:
 ServerFactory = Callable[..., Awaitable[Running]]
 
 
+def node_settings(data_dir: Path, redis_url: str, **overrides: Any) -> Settings:
+    """The settings every in-process test node starts from (ports picked by the kernel, the
+    test secret, no hold, a short tick), with ``overrides`` applied."""
+    base = replace(
+        Settings(),
+        host="127.0.0.1",
+        port=0,
+        http_port=0,
+        data_dir=data_dir,
+        redis_url=redis_url,
+        secret=SECRET,
+        hold_seconds=0,
+        tick_ms=20,
+    )
+    return replace(base, **overrides)
+
+
+class Nodes:
+    """In-process nodes a test started; :meth:`close` closes their clients, then stops them."""
+
+    def __init__(self) -> None:
+        self.running: list[Running] = []
+
+    async def start(self, data_dir: Path, redis_url: str, **overrides: Any) -> Running:
+        settings = node_settings(data_dir, redis_url, **overrides)
+        node = Node(settings, redis_url, secret=SECRET)
+        await node.start()
+        r = Running(node, settings)
+        self.running.append(r)
+        return r
+
+    async def close(self) -> None:
+        for r in self.running:
+            for c in r.clients:
+                await c.close()
+        for r in self.running:
+            await r.node.stop()
+
+
 @pytest.fixture
 async def make_server(flushed: str, tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """Start in-process nodes on port 0 against the test store; stopped after the test."""
-    running: list[Running] = []
+    nodes = Nodes()
 
     async def start(**overrides: Any) -> Running:
-        settings = replace(
-            Settings(),
-            host="127.0.0.1",
-            port=0,
-            http_port=0,
-            data_dir=tmp_path / "data",
-            redis_url=flushed,
-            secret=SECRET,
-            hold_seconds=0,
-            tick_ms=20,
-        )
-        settings = replace(settings, **overrides)
-        node = Node(settings, flushed, secret=SECRET)
-        await node.start()
-        r = Running(node, settings)
-        running.append(r)
-        return r
+        return await nodes.start(tmp_path / "data", flushed, **overrides)
 
     yield start
-    for r in running:
-        for c in r.clients:
-            await c.close()
-        await r.node.stop()
+    await nodes.close()
 
 
 @pytest.fixture

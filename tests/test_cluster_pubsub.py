@@ -12,20 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from livesrv.server import Node
 from livesrv.settings import Settings
 from livesrv.store.keys import RoomKeys, UserKeys
 from livesrv.store.local_cluster import ClusterNode, LocalCluster
 from livesrv.store.topology import key_slot
 from tests.client import Client
-from tests.conftest import SECRET, Running
+from tests.conftest import Nodes, Running
 from tests.timing import scaled
 
 StartNode = Callable[..., Awaitable[Running]]
@@ -35,34 +33,14 @@ StartNode = Callable[..., Awaitable[Running]]
 async def node_on(cluster_urls: list[str], tmp_path: Path) -> AsyncIterator[StartNode]:
     """``await node_on(i, **settings)``: an in-process node whose ``redis_url`` is master i
     alone (it discovers the rest); stopped after the test."""
-    running: list[Running] = []
+    nodes = Nodes()
 
     async def start(master: int, **overrides: Any) -> Running:
-        url = cluster_urls[master]
-        settings = replace(
-            Settings(),
-            host="127.0.0.1",
-            port=0,
-            http_port=0,
-            data_dir=tmp_path / f"node{len(running)}",
-            redis_url=url,
-            secret=SECRET,
-            hold_seconds=0,
-            tick_ms=20,
-            **overrides,
-        )
-        node = Node(settings, url, secret=SECRET)
-        await node.start()
-        r = Running(node, settings)
-        running.append(r)
-        return r
+        data_dir = tmp_path / f"node{len(nodes.running)}"
+        return await nodes.start(data_dir, cluster_urls[master], **overrides)
 
     yield start
-    for r in running:
-        for c in r.clients:
-            await c.close()
-    for r in running:
-        await r.node.stop()
+    await nodes.close()
 
 
 def owner_port(cluster: LocalCluster, name: str) -> int:

@@ -14,7 +14,6 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,11 @@ from livesrv.store.keys import shard_of
 from livesrv.store.local_cluster import ClusterNode, LocalCluster
 from livesrv.store.topology import key_slot
 from tests.client import Client
-from tests.conftest import SECRET, Running
+from tests.conftest import SECRET, Nodes, Running, node_settings
 from tests.timing import scaled
 
 NodeFactory = Callable[[str], Awaitable[Running]]
+UNLIMITED: dict[str, Any] = {"ops_per_second": 100_000.0, "ops_burst": 100_000}
 
 
 @pytest.fixture(scope="module")
@@ -46,39 +46,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 def _settings(tmp_path: Path, url: str) -> Settings:
-    return replace(
-        Settings(),
-        host="127.0.0.1",
-        port=0,
-        http_port=0,
-        data_dir=tmp_path / "data",
-        redis_url=url,
-        secret=SECRET,
-        hold_seconds=0,
-        tick_ms=20,
-        ops_per_second=100_000.0,
-        ops_burst=100_000,
-    )
+    return node_settings(tmp_path / "data", url, **UNLIMITED)
 
 
 @pytest.fixture
 async def make_node(cluster: LocalCluster, tmp_path: Path) -> AsyncIterator[NodeFactory]:
     """In-process livesrv nodes pointed at one master of the cluster."""
-    running: list[Running] = []
+    nodes = Nodes()
 
     async def start(url: str) -> Running:
-        settings = _settings(tmp_path, url)
-        node = Node(settings, url, secret=SECRET)
-        await node.start()
-        r = Running(node, settings)
-        running.append(r)
-        return r
+        return await nodes.start(tmp_path / "data", url, **UNLIMITED)
 
     yield start
-    for r in running:
-        for c in r.clients:
-            await c.close()
-        await r.node.stop()
+    await nodes.close()
 
 
 def users_in_shard(prefix: str, shard: int, n: int, shards: int = 16) -> list[str]:
