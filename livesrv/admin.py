@@ -1,6 +1,6 @@
 """The admin HTTP app (aiohttp): health, metrics, the admin API, and the demo page.
 
-Routes (PROTOCOL.md, docs/protocol.md): ``/healthz``, ``/metrics``, ``/client.json``,
+Routes (docs/protocol.md): ``/healthz``, ``/metrics``, ``/client.json``,
 ``/demo/login`` (``--demo`` only), ``/api/...`` (admin bearer token), static ``/``.
 """
 
@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
     from .server import Node
 
 NODE: web.AppKey[Node] = web.AppKey("node")
+
+
+def client_demo_dir() -> Path:
+    """The demo page: ``client_demo/`` of the repository, shipped inside the package (a link
+    in a checkout, the files themselves in a wheel)."""
+    return (Path(__file__).resolve().parent / "client_demo").resolve()
+
+
 STATUS = {
     "bad_request": 400,
     "unauthorized": 401,
@@ -311,8 +320,6 @@ async def api_withdrawal_status(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    from .server import client_demo_dir
-
     page = client_demo_dir() / "index.html"
     if not page.exists():
         return web.Response(text="livesrv is running; the demo page is not installed\n")
@@ -320,8 +327,6 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 def make_app(node: Node) -> web.Application:
-    from .server import client_demo_dir
-
     app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024)
     app[NODE] = node
     r = app.router

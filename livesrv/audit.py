@@ -1,4 +1,4 @@
-"""The ledger invariants of ECONOMY.md, recomputed from the store.
+"""The ledger invariants of docs/economy.md, recomputed from the store.
 
 Each check reports its figures, not just pass or fail. The ledger and outbox streams are
 append-only and kept whole, so every figure can be recomputed from them.

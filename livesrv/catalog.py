@@ -1,4 +1,4 @@
-"""The catalogue: coin packages, gifts, shares and prices (ECONOMY.md), as data.
+"""The catalogue: coin packages, gifts, shares and prices (docs/economy.md), as data.
 
 The built-in catalogue is ``catalog.json`` beside this module; an operator replaces it
 with ``--catalog FILE`` of the same shape.

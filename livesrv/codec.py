@@ -78,7 +78,7 @@ def codec_for(subprotocol: str | None) -> Codec:
 
 
 def select_subprotocol(offered: list[str] | tuple[str, ...]) -> str | None:
-    """The first offered subprotocol the server supports (PROTOCOL.md, Transport)."""
+    """The first offered subprotocol the server supports (docs/protocol.md, Transport)."""
     for name in offered:
         if name in CODECS:
             return name

@@ -10,7 +10,6 @@ import resource
 import signal
 import socket
 from collections.abc import Sequence
-from pathlib import Path
 
 from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -241,9 +240,3 @@ def announce_urls(ws_url: str, http_url: str, settings: Settings) -> None:
     print(http_url, flush=True)
     if settings.demo:
         print(f"demo page: {http_url}/", flush=True)
-
-
-def client_demo_dir() -> Path:
-    """The demo page: ``client_demo/`` of the repository, shipped inside the package (a link
-    in a checkout, the files themselves in a wheel)."""
-    return (Path(__file__).resolve().parent / "client_demo").resolve()

@@ -1,4 +1,4 @@
-"""Session tokens: HS256 JWTs with claims ``sub``, ``role`` and ``exp`` (PROTOCOL.md)."""
+"""Session tokens: HS256 JWTs with claims ``sub``, ``role`` and ``exp`` (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Idempotency (PROTOCOL.md, Money rules): a replayed key moves nothing and returns the
+"""Idempotency (docs/protocol.md, Money rules): a replayed key moves nothing and returns the
 first result, a conflicting one fails and moves nothing, concurrent sends of one key debit
 once, and a receipt credits once, for anyone."""
 

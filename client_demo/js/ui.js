@@ -54,7 +54,7 @@ export function setCount(node, value) {
 const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
 export const dollars = (cents) => money.format((Number(cents) || 0) / 100);
 
-/** 200 diamonds are one dollar (ECONOMY.md). */
+/** 200 diamonds are one dollar (docs/economy.md). */
 export const diamondsToCents = (diamonds) => Math.floor((Number(diamonds) || 0) / 2);
 
 export function formatDate(unixSeconds) {

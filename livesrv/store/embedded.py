@@ -80,6 +80,24 @@ def _set_pdeathsig() -> None:  # runs in the child between fork and exec
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def spawn_server(conf: Path, cwd: Path, logfile: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start a store process with ``conf`` in ``cwd``: its own session (a Ctrl-C reaches
+    livesrv first), tied to this process by the parent-death signal, output to ``logfile``
+    (closed here; the child keeps its copy)."""
+    try:
+        return subprocess.Popen(
+            [find_server_binary(), str(conf)],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_set_pdeathsig,  # noqa: PLW1509 - only prctl, no locks
+        )
+    finally:
+        logfile.close()
+
+
 class EmbeddedStore:
     """A private valkey-server process bound to one data dir.
 
@@ -135,16 +153,7 @@ class EmbeddedStore:
             stale.unlink(missing_ok=True)
         self._write_conf()
         logfile: IO[bytes] = (self.dir / "store.log").open("ab")
-        self.process = subprocess.Popen(
-            [find_server_binary(), str(self.conf)],
-            cwd=self.dir,
-            stdin=subprocess.DEVNULL,
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_set_pdeathsig,  # noqa: PLW1509 - only prctl, no locks
-        )
-        logfile.close()
+        self.process = spawn_server(self.conf, self.dir, logfile)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -35,7 +35,7 @@ from typing import IO, Any
 import redis
 
 from ..errors import StoreError
-from .embedded import _set_pdeathsig, find_server_binary
+from .embedded import spawn_server
 
 SLOTS = 16384
 HOST = "127.0.0.1"
@@ -290,16 +290,7 @@ class LocalCluster:
             conf = node.dir / "node.conf"
             conf.write_text(self._conf(node))
             logfile: IO[bytes] = (node.dir / "node.log").open("ab")
-            node.process = subprocess.Popen(
-                [find_server_binary(), str(conf)],
-                cwd=node.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_set_pdeathsig,  # noqa: PLW1509 - only prctl, no locks
-            )
-            logfile.close()
+            node.process = spawn_server(conf, node.dir, logfile)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and node.process.poll() is None:
                 if _listening(node.port):
