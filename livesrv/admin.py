@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,14 +20,15 @@ from aiohttp import web
 from . import audit, receipts, shop, subscriptions, tokens, wallet, withdrawals
 from .errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
 from .paging import query_args
-from .requests import IDENT, MAX_INT, Field, check
+from .requests import ADMIN_BODIES, IDENT, Field, check
 from .rooms import live_rooms
-from .store.facade import STORE_FAILURES, store_errors
+from .store.facade import STORE_FAILURES, as_protocol_error, store_errors
 
 if TYPE_CHECKING:
     from .server import Node
 
 NODE: web.AppKey[Node] = web.AppKey("node")
+access_log = logging.getLogger("livesrv.access")
 
 
 def client_demo_dir() -> Path:
@@ -74,6 +77,39 @@ async def errors_middleware(request: web.Request, handler: Route) -> web.StreamR
         return error_response(exc)
 
 
+@web.middleware
+async def access_middleware(request: web.Request, handler: Route) -> web.StreamResponse:
+    """One ``livesrv.access`` line per request: method, path, status, milliseconds (and the
+    exception, at ERROR, for a request that failed unexpectedly: it answers 500 internal)."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception as exc:
+        away = as_protocol_error(exc)  # a store failure no handler translated: unavailable
+        if away is not None:
+            access_log.warning("%s %s: the store failed: %r", request.method, request.path, exc)
+            status = STATUS.get(away.code, 500)
+            return error_response(away)
+        access_log.exception("%s %s failed", request.method, request.path)
+        return error_response(LivesrvError())
+    finally:
+        ms = round((time.perf_counter() - start) * 1000, 1)
+        access_log.info(
+            "%s %s %d %.1f ms",
+            request.method,
+            request.path,
+            status,
+            ms,
+            extra={"method": request.method, "path": request.path, "status": status, "ms": ms},
+        )
+
+
 def _admin(request: web.Request) -> tokens.Identity:
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():  # the scheme is case-insensitive
@@ -107,6 +143,11 @@ def _arg(body: dict[str, Any], field: Field) -> Any:
     return check(field, value)
 
 
+def _args(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The body's arguments checked against ``ADMIN_BODIES[name]`` (None when left out)."""
+    return {field.name: _arg(body, field) for field in ADMIN_BODIES[name]}
+
+
 def _user(request: web.Request, name: str = "user") -> str:
     """An id from the path, checked like every id (the whole string, no trailing newline)."""
     value = request.match_info[name]
@@ -134,8 +175,7 @@ async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE]
     if not _loopback(request.remote):
         _admin(request)
-    node.metrics.rooms.set(len(node.hub.rooms))
-    node.metrics.events_delivered._value.set(node.hub.delivered)  # noqa: SLF001
+    node.sync_metrics()
     with contextlib.suppress(*STORE_FAILURES):
         node.metrics.settle_backlog.set(await node.worker.backlog())
     return web.Response(body=node.metrics.render(), content_type="text/plain")
@@ -162,16 +202,21 @@ async def client_json(request: web.Request) -> web.Response:
 
 async def demo_login(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    body = await _body(request)
-    user = _arg(body, Field("user", "ident"))
-    role = body.get("role", "viewer")
-    if role not in ("viewer", "creator"):
-        raise BadRequest("role must be viewer or creator")
+    args = _args(await _body(request), "demo_login")
+    user, role = args["user"], args["role"] or "viewer"
     token = tokens.issue(node.secret, user, role, 24 * 3600)
     w = await wallet.grant(
         node.backend, user, node.settings.demo_coins, f"demo-starter:{user}", "demo starter coins"
     )
     return web.json_response({"token": token, "user": user, "role": role, "coins": w["coins"]})
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this app (public: it holds no secret)."""
+    from .openapi import document
+
+    server = f"{request.scheme}://{request.host}"
+    return web.json_response(document(demo=request.app[NODE].settings.demo, server_url=server))
 
 
 async def not_found(request: web.Request) -> web.Response:
@@ -200,11 +245,9 @@ async def seed_demo(node: Node) -> None:
 
 async def api_tokens(request: web.Request) -> web.Response:
     _admin(request)
-    body = await _body(request)
-    user = _arg(body, Field("user", "ident"))
-    role = _arg(body, Field("role", "ident"))
-    ttl = body.get("ttl", tokens.DEFAULT_TTL)
-    token = tokens.issue(request.app[NODE].secret, user, role, ttl)
+    a = _args(await _body(request), "tokens")
+    ttl = a["ttl"] or tokens.DEFAULT_TTL
+    token = tokens.issue(request.app[NODE].secret, a["user"], a["role"], ttl)
     return web.json_response({"token": token})
 
 
@@ -215,11 +258,9 @@ async def api_wallet(request: web.Request) -> web.Response:
 
 async def api_grant(request: web.Request) -> web.Response:
     _admin(request)
-    body = await _body(request)
-    coins = _arg(body, Field("coins", "int", True, 1, MAX_INT))
-    key = _arg(body, Field("key", "key", True, 1, 64))
-    reason = _arg(body, Field("reason", "text", False, 1, 200)) or ""
-    result = await wallet.grant(request.app[NODE].backend, _user(request), coins, key, reason)
+    a = _args(await _body(request), "grant")
+    b, user = request.app[NODE].backend, _user(request)
+    result = await wallet.grant(b, user, a["coins"], a["key"], a["reason"] or "")
     return web.json_response(result)
 
 
@@ -229,16 +270,12 @@ async def api_receipts(request: web.Request) -> web.Response:
     No new power: an admin token can grant coins outright.
     """
     _admin(request)
-    body = await _body(request)
-    user = _arg(body, Field("user", "ident"))
-    package = _arg(body, Field("package", "ident"))
-    rid = _arg(body, Field("id", "ident"))
-    issued = _arg(body, Field("issued", "int", False, 0, 999_999_999_999))
+    a = _args(await _body(request), "receipts")
     node = request.app[NODE]
-    if package not in node.backend.catalog.packages:
-        raise NotFound(f"unknown package {package!r}")
-    receipt = receipts.sign(node.receipt_key, user, package, rid, issued)
-    return web.json_response({"receipt": receipt, "id": rid})
+    if a["package"] not in node.backend.catalog.packages:
+        raise NotFound(f"unknown package {a['package']!r}")
+    receipt = receipts.sign(node.receipt_key, a["user"], a["package"], a["id"], a["issued"])
+    return web.json_response({"receipt": receipt, "id": a["id"]})
 
 
 async def api_rooms(request: web.Request) -> web.Response:
@@ -259,24 +296,13 @@ async def api_products(request: web.Request) -> web.Response:
     if request.method == "GET":
         limit, cursor = query_args(request.query)
         return web.json_response(await shop.listing(b, None, cursor, limit))
-    body = await _body(request)
-    product = await shop.create(
-        b,
-        who,
-        product=_arg(body, Field("product", "ident")),
-        title=_arg(body, Field("title", "text", True, 1, 100)),
-        seller=_arg(body, Field("seller", "ident")),
-        price=_arg(body, Field("price", "int", True, 1, 1_000_000)),
-        stock=_arg(body, Field("stock", "int", True, 0, 1_000_000)),
-        commission=_arg(body, Field("commission", "int", False, 0, 9200)),
-    )
+    product = await shop.create(b, who, **_args(await _body(request), "products"))
     return web.json_response(product, status=201)
 
 
 async def api_restock(request: web.Request) -> web.Response:
     who = _admin(request)
-    body = await _body(request)
-    qty = _arg(body, Field("qty", "int", True, 1, 1_000_000))
+    qty = _args(await _body(request), "restock")["qty"]
     product = _user(request, "product")
     return web.json_response(await shop.restock(request.app[NODE].backend, who, product, qty))
 
@@ -295,8 +321,7 @@ async def api_orders(request: web.Request) -> web.Response:
 
 async def api_sub_price(request: web.Request) -> web.Response:
     _admin(request)
-    body = await _body(request)
-    price = _arg(body, Field("price", "int", True, 1))
+    price = _args(await _body(request), "sub_price")["price"]
     b = request.app[NODE].backend
     return web.json_response(await subscriptions.set_price(b, _user(request), price))
 
@@ -327,7 +352,9 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 def make_app(node: Node) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[access_middleware, errors_middleware], client_max_size=64 * 1024
+    )
     app[NODE] = node
     r = app.router
     r.add_get("/healthz", healthz)
@@ -345,6 +372,7 @@ def make_app(node: Node) -> web.Application:
         # Without --demo the demo routes do not exist, for every method (the static files
         # under "/" would otherwise answer 405 to a POST).
         r.add_route("*", "/demo/{tail:.*}", not_found)
+    r.add_get("/api/openapi.json", openapi_json)
     r.add_post("/api/tokens", api_tokens)
     r.add_get("/api/users/{user}/wallet", api_wallet)
     r.add_post("/api/users/{user}/grant", api_grant)

@@ -22,6 +22,7 @@ import orjson
 from . import rooms
 from .codec import Codec
 from .errors import Unavailable
+from .outage import Backoff
 from .rooms import RoomInfo, event
 from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, now_ms
 from .store.keys import RoomKeys
@@ -196,7 +197,9 @@ class Hub:
         self._learn(rc, info)
         rc.viewers, rc.viewers_changed = viewers, rc.viewers_changed or not again
         replay: list[dict[str, Any]] = []
-        gap = False
+        # a since beyond the room's seq: the client saw events the store lost (a failover
+        # or a restart lost its last writes); their seqs are never reused (room_event.lua)
+        gap = since is not None and since > info.seq
         if since is not None and since < info.seq:
             # At most replay_limit events, the newest ones: live events follow them with no
             # hole, and the client pages the older ones with ``history`` if it wants them.
@@ -287,6 +290,7 @@ class Hub:
 
     async def _listen(self) -> None:
         queue = self._sub.queue
+        backoff = Backoff()
         while not self._stopping:
             try:
                 if self._resync:
@@ -297,12 +301,13 @@ class Hub:
                     self._resync = True
                     await self._resubscribe()
                     self._resync = False
+                    backoff.reset()
                 else:
                     await self._on_message(*item)
             except asyncio.CancelledError:
                 raise
-            except STORE_DOWN:
-                await asyncio.sleep(0.2)  # the store is away again; catch up once it is back
+            except (*STORE_DOWN, Unavailable):  # the store is away again; catch up once back
+                await asyncio.sleep(backoff.next())
             except Exception:
                 log.exception("hub listener failed on a message; going on")
 
@@ -362,9 +367,11 @@ class Hub:
         )
         if skipped and missing:
             log.warning(
-                "room %s: %d logged events missed, delivering the newest %d",
+                "room %s: seq went from %d to %d (missed events, or a store that restarted or "
+                "failed over); delivering the newest %d",
                 rc.room,
-                missing[-1]["seq"] - rc.last_seq,
+                rc.last_seq,
+                missing[-1]["seq"],
                 len(missing),
             )
             rc.last_seq = missing[0]["seq"] - 1

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, audit, fleet, receipts, tokens
+from . import __version__, audit, fleet, logs, receipts, tokens
 from .errors import LivesrvError, StoreError, Unavailable
-from .settings import Settings
+from .settings import LEDGER_FIELDS, STORE_FIELDS, Settings
 from .store.embedded import ServeLock, StoreHandle
 from .store.facade import STORE_FAILURES, Backend
 from .store.topology import host_port, split_seeds
@@ -34,6 +34,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--secret", help="token signing key (LIVESRV_SECRET); default: kept in the data dir"
     )
     p.add_argument("--catalog", type=Path, help="catalogue JSON file (LIVESRV_CATALOG)")
+    p.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        help="text, or json: one object per line (LIVESRV_LOG_FORMAT, default text)",
+    )
 
 
 def _receipt_key(p: argparse.ArgumentParser) -> None:
@@ -71,8 +76,8 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--appendfsync",
-        choices=["everysec", "always"],
-        help="embedded store fsync policy (LIVESRV_APPENDFSYNC)",
+        choices=["always", "everysec", "no"],
+        help="embedded store fsync policy (LIVESRV_APPENDFSYNC, default everysec)",
     )
     _receipt_key(serve)
     serve.add_argument(
@@ -128,6 +133,21 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+# The settings each command reads (None: all of them). Only these LIVESRV_* variables are
+# parsed and checked, so a bad variable that a command ignores cannot stop it.
+_LOGS = frozenset({"log_format"})  # every command logs
+_KEYS = _LOGS | {"data_dir", "secret", "receipt_key"}
+_LEDGER = _LOGS | STORE_FIELDS | LEDGER_FIELDS
+USES: dict[str, frozenset[str] | None] = {
+    "serve": None,
+    "token": _LOGS | {"data_dir", "secret"},
+    "receipt": _KEYS,
+    "audit": _LEDGER,
+    "settle": _LEDGER,
+    "fleet": _LEDGER,
+}
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     names = (
         "data_dir",
@@ -144,20 +164,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "settle",
         "receipt_key",
         "receipt_verifier",
+        "log_format",
     )
-    return Settings.from_env(**{n: getattr(args, n, None) for n in names})
+    return Settings.from_env(only=USES[args.command], **{n: getattr(args, n, None) for n in names})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LIVESRV_LOG", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("websockets").setLevel(logging.WARNING)  # no line per connection
     try:
         settings = settings_from(args)
+        logs.setup(os.environ.get("LIVESRV_LOG", "INFO"), settings.log_format)
         command = {
             "serve": cmd_serve,
             "token": cmd_token,
@@ -181,15 +197,51 @@ def _loop_policy() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+class DataDirError(ValueError):
+    """A command that reads what serve keeps in the data dir was pointed at a data dir
+    without it (it would otherwise make a new secret, or audit an empty new store)."""
+
+
+def _need(settings: Settings, command: str, name: str, what: str, instead: str) -> None:
+    """Raise DataDirError unless ``data_dir/name`` exists, naming the directory looked in
+    and the ways to point the command at the right one."""
+    data_dir = settings.data_dir
+    if (data_dir / name).exists():
+        return
+    where = data_dir.resolve()
+    why = "does not exist" if not data_dir.exists() else f"has no {name} (serve makes it)"
+    raise DataDirError(
+        f"{command} needs {what} kept in serve's data dir, but {where} {why}.\n"
+        f"  Point {command} at the data dir serve uses (--data-dir DIR or LIVESRV_DATA_DIR; "
+        f"the default ./livesrv-data is relative to the current directory), or {instead}."
+    )
+
+
+def _need_secret(settings: Settings, command: str, instead: str = "") -> None:
+    if not settings.secret:
+        give = "give the secret with --secret or LIVESRV_SECRET"
+        _need(settings, command, "secret", "the signing secret", give + instead)
+
+
+def _need_store(settings: Settings, command: str) -> None:
+    if not settings.redis_url:
+        use = "name a running store with --redis-url or LIVESRV_REDIS_URL"
+        _need(settings, command, "store", "the store", use)
+
+
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    _need_secret(settings, "token")
     secret = tokens.resolve_secret(settings.secret, settings.data_dir)
     print(tokens.issue(secret, args.user, args.role, args.ttl))
     return 0
 
 
 def cmd_receipt(settings: Settings, args: argparse.Namespace) -> int:
-    secret = tokens.resolve_secret(settings.secret, settings.data_dir)
-    key = receipts.resolve_key(settings.receipt_key, secret)
+    if settings.receipt_key:  # the key is all a receipt needs
+        key = receipts.resolve_key(settings.receipt_key, "")
+    else:
+        _need_secret(settings, "receipt", " (or the key: --receipt-key, LIVESRV_RECEIPT_KEY)")
+        key = receipts.resolve_key(None, tokens.resolve_secret(settings.secret, settings.data_dir))
     lines = [receipts.sign(key, args.user, args.package, rid, args.issued) for rid in args.ids]
     print("\n".join(lines))
     return 0
@@ -220,7 +272,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 when every invariant holds, 1 on a violation, 2 when the audit cannot run
-    (store unreachable, a cluster master down, ...: one line on stderr)."""
+    (store unreachable, a cluster master down, no store in the data dir, ...)."""
+    _need_store(settings, "audit")
     store = StoreHandle(settings, own=False)
     try:
         report = asyncio.run(_audit(settings, store))
@@ -254,6 +307,7 @@ async def _audit(settings: Settings, store: StoreHandle) -> dict[str, Any]:
 def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     from .settlement import SettlementWorker
 
+    _need_store(settings, "settle")
     store = StoreHandle(settings, own=False)
 
     async def go() -> None:
@@ -300,6 +354,7 @@ async def _guard_fleet(settings: Settings, url: str) -> None:
 
 def cmd_fleet(settings: Settings, args: argparse.Namespace) -> int:
     """Print the fleet record, or delete it with ``--reset``."""
+    _need_store(settings, "fleet")
     store = StoreHandle(settings, own=False)
 
     async def go() -> str:

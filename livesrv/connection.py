@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from . import gifts, paging, rooms, shop, subscriptions, tokens, wallet, withdrawals
+from . import gifts, logs, paging, rooms, shop, subscriptions, tokens, wallet, withdrawals
 from .codec import Codec, codec_for
 from .errors import (
     BadRequest,
@@ -101,6 +101,7 @@ class Session:
         "_protocol",
         "_transport",
         "_buffer_limit",
+        "opened",
     )
 
     def __init__(self, ws: ServerConnection, node: Node) -> None:
@@ -132,6 +133,7 @@ class Session:
         self.in_rooms: set[str] = set()  # joined on this connection (bounded)
         self._close_after: tuple[int, str] | None = None  # close once this reply is out
         self._closing: asyncio.Task[None] | None = None
+        self.opened = time.monotonic()
 
     # -- output: replies and events share one ordered, non-blocking path ---------------
 
@@ -165,6 +167,8 @@ class Session:
     async def run(self) -> None:
         metrics = self.node.metrics
         metrics.connections.inc()
+        metrics.worker_connections.inc()
+        peer = logs.ws_open(self.ws.remote_address)
         try:
             if await self._await_hello():
                 async for data in self.ws:
@@ -177,6 +181,9 @@ class Session:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._closing)
             metrics.connections.dec()
+            metrics.worker_connections.dec()
+            sent = self._protocol.close_sent
+            logs.ws_close(peer, self.user, self.opened, sent.code if sent else None)
             if self.who is not None:
                 await self.node.hub.detach(self)
 

@@ -1,18 +1,58 @@
-"""Prometheus metrics of one livesrv process (its own registry, so tests can run many)."""
+"""Prometheus metrics of one livesrv process (its own registry, so tests can run many), or
+of the whole process group under ``serve --workers N``.
+
+With workers, each process writes its values to memory-mapped files in a directory of the
+run (``DATA_DIR/metrics/run-<pid of serve>``, made at start, removed at exit, and left-overs
+of dead runs removed at the next start), and ``/metrics``, whichever worker answers, reads
+them all: counters and histograms are summed over every worker the run had, gauges over
+the live ones (``livesum``), the settlement backlog is the most recent reading.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+RUN_PREFIX = "run-"
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        """The metrics of this process.
+
+        Args:
+            multiprocess_dir: The run's directory when this is one of several workers
+                (:func:`enable_multiprocess` was called in this process), else None.
+        """
+        self.multiprocess_dir = multiprocess_dir
         r = self.registry = CollectorRegistry()
         self._op_children: dict[tuple[str, str], Any] = {}
-        self.connections = Gauge("livesrv_connections", "Open WebSocket connections", registry=r)
-        self.rooms = Gauge("livesrv_rooms", "Rooms with members on this node", registry=r)
+        self.connections = Gauge(
+            "livesrv_connections",
+            "Open WebSocket connections (all workers)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.worker_connections = Gauge(
+            "livesrv_worker_connections",
+            "Open WebSocket connections of each worker process (label pid with --workers)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.rooms = Gauge(
+            "livesrv_rooms",
+            "Rooms with members on this node (summed over workers: a room with members on "
+            "two workers counts twice)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.ops = Counter(
             "livesrv_ops",
             "Requests by op and result (ok or error code)",
@@ -44,6 +84,7 @@ class Metrics:
             "livesrv_settlement_backlog",
             "Outbox entries not yet settled (undelivered + pending)",
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
 
     def op(self, name: str, result: str) -> None:
@@ -53,5 +94,58 @@ class Metrics:
             child = self._op_children[(name, result)] = self.ops.labels(name, result)
         child.inc()
 
+    def sync(self, rooms: int, delivered: int) -> None:
+        """Copy the figures the hub and server keep as plain numbers (cheaper on their hot
+        paths) into the metrics; each worker does it every second and before a scrape."""
+        self.rooms.set(rooms)
+        self.events_delivered._value.set(delivered)  # noqa: SLF001
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The Prometheus text of this process, or of every worker of the run."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+def run_dir(data_dir: Path) -> Path:
+    """Make a fresh, empty metrics directory for this run under ``data_dir``, and remove
+    those of earlier runs whose process is gone."""
+    parent = data_dir / "metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.glob(RUN_PREFIX + "*"):
+        pid = old.name.removeprefix(RUN_PREFIX)
+        if not pid.isdigit() or not _alive(int(pid)) or int(pid) == os.getpid():
+            shutil.rmtree(old, ignore_errors=True)
+    path = parent / f"{RUN_PREFIX}{os.getpid()}"
+    path.mkdir()
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def enable_multiprocess(path: Path) -> None:
+    """Make every metric this process creates from now on write to ``path`` (call it in
+    a worker before its :class:`Metrics`). prometheus-client reads the directory from its
+    environment variable."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    prometheus_values.ValueClass = prometheus_values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def worker_gone(path: Path, pid: int) -> None:
+    """A worker exited: its live gauges stop counting (its counters still do)."""
+    with contextlib.suppress(OSError):
+        mark_process_dead(pid, str(path))  # type: ignore[no-untyped-call]
+
+
+def remove_run_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

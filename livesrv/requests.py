@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest
+from .tokens import ROLES
 
 IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always fullmatch: "$" also matches before "\n"
 MAX_INT = (1 << 53) - 1  # the largest integer the protocol carries exactly (JS, Lua doubles)
@@ -24,6 +25,7 @@ class Field:
     required: bool = True
     lo: int = 0
     hi: int = MAX_INT
+    choices: tuple[str, ...] = ()  # when not empty, the only values allowed
 
 
 def _f(name: str, kind: str, lo: int = 0, hi: int = MAX_INT, required: bool = True) -> Field:
@@ -66,6 +68,28 @@ OPS: dict[str, tuple[Field, ...]] = {
     "products": (_f("seller", "ident", required=False), *PAGE),
     "orders": PAGE,
     "withdrawals": PAGE,
+}
+
+# The JSON bodies of the admin HTTP API (livesrv.admin), checked with the same fields; the
+# OpenAPI document (livesrv.openapi) is generated from these and from OPS.
+DEMO_ROLES = ("viewer", "creator")
+ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
+    "demo_login": (_f("user", "ident"), Field("role", "ident", False, choices=DEMO_ROLES)),
+    "tokens": (
+        _f("user", "ident"),
+        Field("role", "ident", choices=ROLES),
+        _f("ttl", "int", 1, 366 * 86400, required=False),
+    ),
+    "grant": (_f("coins", "int", 1), KEY, _f("reason", "text", 1, 200, False)),
+    "receipts": (
+        _f("user", "ident"),
+        _f("package", "ident"),
+        _f("id", "ident"),
+        _f("issued", "int", 0, 999_999_999_999, required=False),
+    ),
+    "products": (*OPS["product_create"][:2], _f("seller", "ident"), *OPS["product_create"][2:]),
+    "restock": OPS["product_restock"][1:],
+    "sub_price": OPS["sub_price"],
 }
 
 
@@ -147,4 +171,6 @@ def check(field: Field, value: Any) -> Any:
         raise BadRequest(f"{name} must be {field.lo}-{field.hi} printable ASCII characters")
     if field.kind == "text" and not field.lo <= len(value) <= field.hi:
         raise BadRequest(f"{name} must be {field.lo}-{field.hi} characters")
+    if field.choices and value not in field.choices:
+        raise BadRequest(f"{name} must be one of {', '.join(field.choices)}")
     return value

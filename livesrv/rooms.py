@@ -84,6 +84,7 @@ async def _room_state(
         (status, seq, session, the room's creator or "").
     """
     k = RoomKeys(room)
+    fence, generation = b.fence(room)
     status, seq, session, creator = await b.run(
         "room_state",
         [k.meta, k.log, k.top],
@@ -95,8 +96,10 @@ async def _room_state(
             orjson.dumps(ev).decode(),
             b.settings.log_maxlen,
             k.channel,
+            fence,
         ],
     )
+    b.fenced(room, generation)
     return status, int(seq), int(session), creator
 
 
@@ -225,6 +228,7 @@ async def log_event(
     """
     k = RoomKeys(room)
     evid = evid or ""
+    fence, generation = b.fence(room)
     seq, _ = await b.run(
         "room_event",
         [k.meta, k.log, k.event_id(evid), k.top],
@@ -239,8 +243,10 @@ async def log_event(
             meta[0],
             meta[1],
             exp,
+            fence,
         ],
     )
+    b.fenced(room, generation)
     if seq == -2:
         return 0
     if seq < 0:

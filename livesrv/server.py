@@ -10,13 +10,14 @@ import resource
 import signal
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
-from . import fleet, receipts, tokens
+from . import fleet, logs, receipts, tokens
 from .broadcast import Hub
 from .codec import SUBPROTOCOLS, select_subprotocol
 from .connection import Session
@@ -30,13 +31,21 @@ from .store.facade import Backend
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0
+METRICS_SYNC_SECONDS = 1.0  # how often a worker copies its hub's figures into the metrics
 FD_RESERVE = 256  # descriptors kept for the store connections, listeners, logs and files
 
 
 class Node:
     """Everything one process serves. Start with :meth:`start`, stop with :meth:`stop`."""
 
-    def __init__(self, settings: Settings, store_url: str, *, secret: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store_url: str,
+        *,
+        secret: str | None = None,
+        metrics_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.store_url = store_url
         self.secret = secret or tokens.resolve_secret(settings.secret, settings.data_dir)
@@ -44,7 +53,7 @@ class Node:
         self.receipts = receipts.make_verifier(
             settings.receipt_verifier, settings.receipt_key, self.secret
         )
-        self.metrics = Metrics()
+        self.metrics = Metrics(metrics_dir)  # metrics_dir: one of several workers
         self.backend = Backend.create(settings, store_url)
         self.hub = Hub(self.backend)
         self.worker = SettlementWorker(self.backend, self.metrics)
@@ -57,6 +66,7 @@ class Node:
         self.http_guard = HttpGuard(settings.http_max_connections, settings.http_header_timeout)
         self.ws_budget = ws_budget(settings, _fd_limit())
         self._worker_task: asyncio.Task[None] | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
         self.ws_port = 0
         self.http_port = 0
 
@@ -115,6 +125,16 @@ class Node:
         self.http_port = site.bound_port
         if s.settle:
             self._worker_task = asyncio.create_task(self.worker.run(), name="settlement")
+        if self.metrics.multiprocess_dir is not None:  # the other workers' scrapes read it
+            self._metrics_task = asyncio.create_task(self._sync_metrics(), name="metrics")
+
+    def sync_metrics(self) -> None:
+        self.metrics.sync(len(self.hub.rooms), self.hub.delivered)
+
+    async def _sync_metrics(self) -> None:
+        while True:
+            self.sync_metrics()
+            await asyncio.sleep(METRICS_SYNC_SECONDS)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Before the handshake: the path must be /ws, and the process within its budget."""
@@ -162,6 +182,10 @@ class Node:
                 await asyncio.wait_for(going, DRAIN_SECONDS)
                 await asyncio.wait_for(self.ws_server.wait_closed(), DRAIN_SECONDS)
         self.worker.stopping = True
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._metrics_task
         if self._worker_task is not None:
             self._worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -217,9 +241,10 @@ async def run_until_signalled(
     announce: bool = True,
     ws_sock: socket.socket | None = None,
     http_sock: socket.socket | None = None,
+    metrics_dir: Path | None = None,
 ) -> None:
     """Run a node until SIGTERM or SIGINT, then stop it cleanly."""
-    node = Node(settings, store_url)
+    node = Node(settings, store_url, metrics_dir=metrics_dir)
     await node.start(ws_sock=ws_sock, http_sock=http_sock)
     if announce:
         announce_urls(node.ws_url, node.http_url, settings)
@@ -235,8 +260,10 @@ async def run_until_signalled(
 
 
 def announce_urls(ws_url: str, http_url: str, settings: Settings) -> None:
-    """Print the URLs on their own lines, so that scripts can read them."""
+    """Print the URLs on their own lines, so that scripts can read them, and log the
+    start-up line."""
     print(ws_url, flush=True)
     print(http_url, flush=True)
     if settings.demo:
         print(f"demo page: {http_url}/", flush=True)
+    logs.startup(settings, ws_url, http_url)

@@ -7,8 +7,9 @@ Each field has a ``LIVESRV_<NAME>`` environment variable; CLI flags override it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields, replace
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,18 @@ class Settings:
     port: int = 8765
     http_port: int = 8080
     workers: int = 1
+    log_format: str = "text"  # text | json: one JSON object per line (livesrv/logs.py)
     # store
     data_dir: Path = Path("./livesrv-data")
     redis_url: str | None = None
     appendfsync: str = "everysec"
     shards: int = 16
+    store_down_log_every: float = 30.0  # seconds between "store still unavailable" lines
+    # when a money reply may be sent (docs/design.md, "Durability"): auto | master |
+    # replicas | aof | replicas+aof; auto is replicas when every master has one, else master
+    durability: str = "auto"
+    durability_replicas: int = 1  # replicas that must hold a write before its reply
+    durability_timeout_ms: int = 1000  # longer without them: ``unavailable`` (retry is safe)
     # security
     secret: str | None = None
     receipt_verifier: str = "hmac"  # "any" with demo unless set (livesrv/receipts.py)
@@ -72,26 +80,47 @@ class Settings:
     settle_reap_ms: int = 600_000  # settlement consumers idle this long, holding nothing, go
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from ``LIVESRV_*`` variables, then apply non-None overrides.
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        only: Collection[str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from ``LIVESRV_*`` variables, then apply non-None overrides, and
+        check each value against its field's rule (:data:`RULES`).
 
         Args:
             env: The environment to read (``os.environ`` when None).
+            only: The fields to read from the environment (None: all). A command reads only
+                the settings it uses, so a bad variable it ignores cannot stop it; the
+                other fields keep their defaults.
             **overrides: Values from CLI flags; None means "not given".
 
         Returns:
             The settings.
 
         Raises:
-            ValueError: A variable does not parse as its field's type.
+            ValueError: A variable does not parse as its field's type, or a variable or
+                flag is outside its allowed values (the message names it, the value and
+                what is allowed).
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
+        shown: dict[str, str] = {}  # each value as given, for the error messages
         for f in fields(cls):
+            if only is not None and f.name not in only:
+                continue
             raw = env.get("LIVESRV_" + f.name.upper())
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, str(f.type), raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+                shown[f.name] = f"LIVESRV_{f.name.upper()}={raw}"
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = value
+                shown[name] = f"--{name.replace('_', '-')} {value}"
+        for name, value in values.items():
+            _check(name, value, shown[name])
         settings = cls(**values)
         if (
             settings.demo
@@ -112,6 +141,39 @@ class Settings:
         return self.hold_seconds * 1000
 
 
+# Settings a command that opens the store reads (``Settings.from_env(only=...)``): where the
+# store is and how it is laid out, and what the ledger's scripts and settlement need.
+STORE_FIELDS = frozenset(
+    {
+        "data_dir",
+        "redis_url",
+        "appendfsync",
+        "shards",
+        "durability",
+        "durability_replicas",
+        "durability_timeout_ms",
+        "store_down_log_every",
+    }
+)
+LEDGER_FIELDS = frozenset(
+    {
+        "catalog",
+        "demo",
+        "hold_seconds",
+        "day_limit",
+        "min_withdrawal",
+        "demo_coins",
+        "idempotency_ttl",
+        "log_maxlen",
+        "presence_refresh",
+        "presence_ttl",
+        "settle_batch",
+        "settle_claim_ms",
+        "settle_reap_ms",
+    }
+)
+
+
 def _parse(name: str, type_name: str, raw: str) -> Any:
     try:
         if type_name.startswith("bool"):
@@ -128,4 +190,93 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
             return Path(raw)
         return raw
     except ValueError as exc:
-        raise ValueError(f"LIVESRV_{name.upper()}={raw!r} is not a valid {type_name}") from exc
+        rule = RULES.get(name)
+        allowed = f" (allowed: {rule.text})" if rule else ""
+        raise ValueError(
+            f"LIVESRV_{name.upper()}={raw!r} is not a valid {type_name.split(' ')[0]}{allowed}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values a setting accepts: ``ok`` says whether one is allowed, ``text`` says
+    which are (as error messages state it)."""
+
+    text: str
+    ok: Callable[[Any], bool]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and isfinite(value)
+
+
+def between(lo: int, hi: int | None = None) -> Rule:
+    """Integers from ``lo`` to ``hi`` (no upper bound when None)."""
+    text = f"an integer {lo}-{hi}" if hi is not None else f"an integer >= {lo}"
+    return Rule(text, lambda v: _number(v) and v >= lo and (hi is None or v <= hi))
+
+
+def positive() -> Rule:
+    """Finite numbers above zero."""
+    return Rule("a number > 0", lambda v: _number(v) and v > 0)
+
+
+def one_of(*names: str) -> Rule:
+    return Rule(" | ".join(names), lambda v: v in names)
+
+
+def _store_urls(value: Any) -> bool:
+    seeds = [s.strip() for s in str(value).split(",") if s.strip()]
+    return bool(seeds) and all(s.partition("://")[0] in STORE_SCHEMES for s in seeds)
+
+
+STORE_SCHEMES = ("redis", "rediss", "unix")
+PORT = between(0, 65535)
+RULES: dict[str, Rule] = {
+    "host": Rule("a non-empty address", lambda v: bool(str(v).strip())),
+    "port": PORT,
+    "http_port": PORT,
+    "workers": between(1, 1024),
+    "log_format": one_of("text", "json"),
+    "redis_url": Rule("redis://, rediss:// or unix:// URLs, separated by commas", _store_urls),
+    "appendfsync": one_of("always", "everysec", "no"),
+    "shards": between(1, 16384),
+    "store_down_log_every": positive(),
+    "durability": one_of("auto", "master", "replicas", "aof", "replicas+aof"),
+    "durability_replicas": between(0),
+    "durability_timeout_ms": between(1),
+    "hold_seconds": between(0),
+    "day_limit": between(1),
+    "min_withdrawal": between(1),
+    "demo_coins": between(0),
+    "idempotency_ttl": between(1),
+    "tick_ms": between(1, 60_000),
+    "log_maxlen": between(1),
+    "replay_limit": between(1),
+    "send_buffer_limit": between(1),
+    "socket_sndbuf": between(0),
+    "presence_refresh": positive(),
+    "presence_ttl": positive(),
+    "max_frame": between(1),
+    "hello_timeout": positive(),
+    "ops_per_second": positive(),
+    "ops_burst": between(1),
+    "abuse_limit": between(1),
+    "max_connections": between(0),
+    "max_connections_per_user": between(1),
+    "max_rooms_per_connection": between(1),
+    "max_live_rooms_per_creator": between(1),
+    "http_max_connections": between(1),
+    "http_header_timeout": positive(),
+    "http_keepalive_timeout": positive(),
+    "settle_batch": between(1, 100_000),
+    "settle_claim_ms": between(1),
+    "settle_reap_ms": between(1),
+}
+
+
+def _check(name: str, value: Any, shown: str) -> None:
+    """Raise ValueError naming the flag or variable and its value (``shown``) and the rule."""
+    rule = RULES.get(name)
+    if rule is not None and not rule.ok(value):
+        raise ValueError(f"{shown} is not allowed: must be {rule.text}")

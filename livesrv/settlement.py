@@ -24,6 +24,7 @@ import orjson
 from . import rooms, shop
 from .errors import Unavailable
 from .metrics import Metrics
+from .outage import Backoff, Outage
 from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, ReplyError, now_ms
 from .store.keys import ShardKeys, UserKeys
 
@@ -110,7 +111,8 @@ class SettlementWorker:
                     await task
 
     async def _read_loop(self, shards: list[ShardKeys]) -> None:
-        down = False
+        outage = Outage("settlement", log, self.b.settings.store_down_log_every)
+        backoff = Backoff()
         ready = False
         while not self.stopping:
             try:
@@ -118,14 +120,14 @@ class SettlementWorker:
                     await self.ensure_groups(shards)
                     ready = True
                 await self._read(shards, block_ms=250)
-                down = False
+                outage.ok()
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except STORE_DOWN as exc:
-                if not down:
-                    log.warning("settlement: store unavailable (%s); retrying", exc)
-                down, ready = True, False
-                await asyncio.sleep(0.5)
+                outage.failed(exc)
+                ready = False
+                await asyncio.sleep(backoff.next())
             except Exception:
                 log.exception("settlement step failed; retrying")
                 ready = False
@@ -135,6 +137,8 @@ class SettlementWorker:
         """Matured holds about once a second, abandoned entries and dead consumers every
         5 s, abandoned shop reservations every 50 s (all also right at start)."""
         ticks = 0
+        outage = Outage("settlement upkeep", log, self.b.settings.store_down_log_every)
+        backoff = Backoff()
         while not self.stopping:
             try:
                 if ticks % 4 == 0:
@@ -145,10 +149,14 @@ class SettlementWorker:
                     await self.reap_consumers()
                 if ticks % 200 == 0:
                     await shop.sweep(self.b)
+                outage.ok()
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except (*STORE_DOWN, Unavailable) as exc:
-                log.warning("settlement upkeep: store unavailable (%s); retrying", exc)
+                outage.failed(exc)
+                await asyncio.sleep(backoff.next())  # the same tick again, later
+                continue
             except Exception:
                 log.exception("settlement upkeep failed; retrying")
             ticks += 1
@@ -244,6 +252,8 @@ class SettlementWorker:
         later; the first failure is raised after the acknowledgement."""
         if not entries:
             return 0
+        # the debits read may not be on a replica yet: credit only what a failover keeps
+        await self.b.replicated(shard.outbox)
         live = [(entry_id, fields) for entry_id, fields in entries if fields]
         results = await asyncio.gather(
             *(self.settle_entry(shard, i, f) for i, f in live), return_exceptions=True

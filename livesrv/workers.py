@@ -11,7 +11,9 @@ import signal
 import socket
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 
+from . import metrics
 from .server import announce_urls, run_until_signalled
 from .settings import Settings
 
@@ -25,8 +27,9 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _child(settings: Settings, store_url: str, ready: Connection) -> None:
+def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: Path) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+    metrics.enable_multiprocess(metrics_dir)  # /metrics on any worker shows them all
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -39,7 +42,12 @@ def _child(settings: Settings, store_url: str, ready: Connection) -> None:
     ready.close()
     asyncio.run(
         run_until_signalled(
-            settings, store_url, announce=False, ws_sock=ws_sock, http_sock=http_sock
+            settings,
+            store_url,
+            announce=False,
+            ws_sock=ws_sock,
+            http_sock=http_sock,
+            metrics_dir=metrics_dir,
         )
     )
 
@@ -52,18 +60,30 @@ def run_workers(settings: Settings, store_url: str) -> int:
     settings = replace(
         settings, port=ws_hold.getsockname()[1], http_port=http_hold.getsockname()[1]
     )
+    metrics_dir = metrics.run_dir(settings.data_dir)
+    try:
+        return _supervise(settings, store_url, metrics_dir, (ws_hold, http_hold))
+    finally:
+        metrics.remove_run_dir(metrics_dir)
+
+
+def _supervise(
+    settings: Settings, store_url: str, metrics_dir: Path, holds: tuple[socket.socket, ...]
+) -> int:
     ctx = mp.get_context("fork")
     procs = []
     for _ in range(settings.workers):
         parent_end, child_end = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(settings, store_url, child_end), daemon=False)
+        proc = ctx.Process(
+            target=_child, args=(settings, store_url, child_end, metrics_dir), daemon=False
+        )
         proc.start()
         child_end.close()
         if not parent_end.poll(30) or not parent_end.recv():
             raise RuntimeError("a worker did not start")
         procs.append(proc)
-    ws_hold.close()
-    http_hold.close()
+    for hold in holds:
+        hold.close()
     host = settings.host
     announce_urls(
         f"ws://{host}:{settings.port}/ws", f"http://{host}:{settings.http_port}", settings
@@ -86,4 +106,7 @@ def run_workers(settings: Settings, store_url: str) -> int:
         p.join(30)
         if p.is_alive():
             p.kill()
+            p.join(5)
+        if p.pid is not None:
+            metrics.worker_gone(metrics_dir, p.pid)
     return 0 if stop else 1

@@ -20,8 +20,10 @@ baseline server (``loadtests/naive_server.py``), then load processes
   how the slow ones are cut (close code 4409);
 - RSS per idle connection at 10k and 20k connections.
 
-Results: ``loadtests/results/bench.json`` (``bench-quick.json`` with ``--quick``) and PNG
-plots beside it. The process exits 1 when any request failed or any event was not delivered.
+Results: ``loadtests/results/bench.json`` and PNG plots beside it; with ``--quick``,
+``bench-quick.json`` and its plots in ``loadtests/results/quick/`` (ignored by git); ``--out
+DIR`` writes them elsewhere. The last line printed names the directory and the files.
+The process exits 1 when any request failed or any event was not delivered.
 """
 
 from __future__ import annotations
@@ -1287,7 +1289,14 @@ def _scenarios(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="livesrv benchmark harness")
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results directory (default loadtests/results, or loadtests/results/quick with "
+        "--quick: ignored by git); printed at the end",
+    )
     parser.add_argument(
         "--only", default="", help="comma list of: gifts,ceiling,fanout,slow,connections"
     )
@@ -1311,6 +1320,12 @@ def main(argv: list[str] | None = None) -> int:
         "(loadtests/bench_cluster.py; with --quick: small sizes)",
     )
     parser.add_argument(
+        "--durability",
+        action="store_true",
+        help="gifts on a 3-master, 3-replica cluster with LIVESRV_DURABILITY master and "
+        "replicas side by side (loadtests/bench_durability.py)",
+    )
+    parser.add_argument(
         "--quiet-timeout",
         type=float,
         default=None,
@@ -1325,6 +1340,12 @@ def main(argv: list[str] | None = None) -> int:
         help="record each measured phase of livesrv with py-spy into DIR",
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / "quick" if args.quick else RESULTS
+    if args.durability:
+        from loadtests import bench_durability
+
+        return bench_durability.main(args.quick, args.out)
     if args.cluster:
         from loadtests import bench_cluster
 
@@ -1355,6 +1376,9 @@ def main(argv: list[str] | None = None) -> int:
         PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     result = run(plan, args.out, only=only, progress=not args.no_progress)
     print(json.dumps(result["summary"], indent=1))
+    name = "bench-quick" if plan.quick else "bench"
+    written = sorted(p.name for p in args.out.glob(f"{name}*"))
+    print(f"results written to {args.out.resolve()}: {', '.join(written)}")
     s = result["summary"]
     return 0 if s["errors"] == 0 and s["delivery_complete"] else 1
 

@@ -15,8 +15,8 @@ the harness's load workers (:mod:`loadtests.loadworker`):
 
 On a 2-core machine the three nodes, the masters and the load share two cores: the run shows
 that the cluster is correct under load and what it costs, not a speed-up.
-Results: ``loadtests/results/bench-cluster.json`` (``bench-cluster-quick.json`` with
-``--quick``).
+Results: ``loadtests/results/bench-cluster.json`` (``bench-cluster-quick.json`` in
+``loadtests/results/quick/`` with ``--quick``; ``--out DIR`` to choose).
 """
 
 from __future__ import annotations

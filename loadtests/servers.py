@@ -353,13 +353,16 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def cluster_store(base: Path, masters: int = 3) -> Iterator[tuple[list[str], list[int]]]:
-    """A local cluster (:mod:`livesrv.store.local_cluster`), no replicas. Yields (master
-    URLs, every node's pid)."""
+def cluster_store(
+    base: Path, masters: int = 3, replicas: int = 0
+) -> Iterator[tuple[list[str], list[int]]]:
+    """A local cluster (:mod:`livesrv.store.local_cluster`), ``replicas`` per master. Yields
+    (master URLs, every node's pid)."""
     from livesrv.store.local_cluster import LocalCluster
 
-    c = LocalCluster(base, masters=masters)
+    c = LocalCluster(base, masters=masters, replicas=replicas)
     c.start()
+    c.wait_ok()
     try:
         yield c.urls, [n.pid for n in c.nodes if n.pid]
     finally:

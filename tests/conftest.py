@@ -234,3 +234,10 @@ from tests.cluster_fixtures import (  # noqa: E402, F401
     cluster_urls,
     local_cluster,
 )
+
+# the failover fixtures (3 masters + 3 replicas for one module, nodes on its current masters)
+from tests.failover_fixtures import (  # noqa: E402, F401
+    failover_cluster,
+    failover_nodes,
+    failover_ready,
+)

@@ -44,6 +44,10 @@ def test_bench_quick_runs_clean(tmp_path: Path) -> None:
     assert summary["errors"] == 0, json.dumps(summary, indent=1)
     assert summary["delivery_complete"], json.dumps(summary, indent=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the last line says where it wrote what
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"results written to {tmp_path}: "), last
+    assert "bench-quick.json" in last.split(": ", 1)[1].split(", "), last
 
     # gifts: every level sent some, none failed, every gift was settled
     assert result["gifts"], "no gift level ran"

@@ -41,7 +41,7 @@ FLAG_SECRET = "secret-from-the-command-line-0123456789abcdef"
 
 
 def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a livesrv command to completion (with no secret in the environment unless given)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("LIVESRV_")}
@@ -50,7 +50,8 @@ def run(
         capture_output=True,
         text=True,
         timeout=scaled(timeout),
-        env={**base, **(env or {})},
+        env={**base, "PYTHONPATH": str(Path(__file__).parent.parent), **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -233,21 +234,25 @@ def _claims(token: str, secret: str) -> dict[str, Any]:
 
 async def test_token_secret_resolution(serve_process: Serve, tmp_path: Path) -> None:
     d = tmp_path / "d"
-    r = await arun("token", "alice", "--role", "creator", "--data-dir", str(d))
-    assert r.returncode == 0, r.stderr
+    # before any serve made the secret, token refuses rather than make one of its own
+    early = await arun("token", "alice", "--data-dir", str(d))
+    assert (early.returncode, early.stdout) == (2, "")
+    assert f"{d} does not exist" in early.stderr and not d.exists()
+
+    # serve makes the secret; token signs with it, and serve accepts what token signed
+    p = serve_process(*FAST, data_dir=d, env={"LIVESRV_SECRET": ""})
     kept = (d / "secret").read_text().strip()
     assert len(kept) >= 32
     assert (d / "secret").stat().st_mode & 0o777 == 0o600
+    r = await arun("token", "alice", "--role", "creator", "--data-dir", str(d))
+    assert r.returncode == 0, r.stderr
     claims = _claims(r.stdout, kept)
     assert (claims["sub"], claims["role"]) == ("alice", "creator")
     assert abs(claims["exp"] - (time.time() + tokens.DEFAULT_TTL)) < 60
-
-    # the kept secret is used again, by token and by serve
-    r2 = await arun("token", "bob", "--ttl", "60", "--data-dir", str(d))
+    r2 = await arun("token", "bob", "--ttl", "60", env={"LIVESRV_DATA_DIR": str(d)})
     claims2 = _claims(r2.stdout, kept)
     assert (claims2["sub"], claims2["role"]) == ("bob", "viewer")
     assert abs(claims2["exp"] - (time.time() + 60)) < 30
-    p = serve_process(*FAST, data_dir=d, env={"LIVESRV_SECRET": ""})
     c = await Client.open(p.ws_url)
     assert (await c.ok("hello", token=r.stdout.strip()))["role"] == "creator"
     await c.close()
@@ -275,6 +280,49 @@ async def test_token_secret_resolution(serve_process: Serve, tmp_path: Path) -> 
     assert bad_user.returncode != 0 and "user" in bad_user.stderr
     bad_role = await arun("token", "x", "--role", "king", "--data-dir", str(d))
     assert bad_role.returncode == 2 and bad_role.stdout == ""
+
+
+NEEDS_DATA_DIR = {
+    "token": (("token", "alice"), "the signing secret", "--secret or LIVESRV_SECRET"),
+    "receipt": (
+        ("receipt", "--user", "u", "--package", "p65", "--id", "pay-1"),
+        "the signing secret",
+        "--receipt-key",
+    ),
+    "audit": (("audit",), "the store", "--redis-url or LIVESRV_REDIS_URL"),
+    "settle": (("settle", "--once"), "the store", "--redis-url or LIVESRV_REDIS_URL"),
+    "fleet": (("fleet",), "the store", "--redis-url or LIVESRV_REDIS_URL"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(NEEDS_DATA_DIR))
+async def test_commands_run_elsewhere_say_they_have_no_data_dir(
+    command: str, tmp_path: Path
+) -> None:
+    """Run from another directory (the default data dir is relative), a command that needs
+    serve's data dir names the directory it looked in and how to point it at the right one,
+    exits 2 and makes nothing: no new secret, no new empty store to audit."""
+    args, what, instead = NEEDS_DATA_DIR[command]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = await arun(*args, cwd=elsewhere)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    looked = elsewhere / "livesrv-data"
+    assert f"{command} needs {what} kept in serve's data dir, but {looked} does not exist" in (
+        r.stderr
+    )
+    assert "--data-dir DIR or LIVESRV_DATA_DIR" in r.stderr and instead in r.stderr
+    assert "Traceback" not in r.stderr
+    assert list(elsewhere.iterdir()) == []
+
+    # a data dir that exists but is not serve's (no secret, no store): the same refusal
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r2 = await arun(*args, env={"LIVESRV_DATA_DIR": str(empty)})
+    assert (r2.returncode, r2.stdout) == (2, ""), r2.stderr
+    name = "secret" if what == "the signing secret" else "store"
+    assert f"but {empty} has no {name} (serve makes it)" in r2.stderr
+    assert list(empty.iterdir()) == []
 
 
 # -- receipt ----------------------------------------------------------------------------
@@ -358,12 +406,12 @@ async def test_audit_exit_codes(serve_process: Serve, tmp_path: Path) -> None:
     ok = await arun(*audit_args(d))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     lines = ok.stdout.strip().splitlines()
-    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * 6
+    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * 7
     assert lines[-1] == "audit: all invariants hold"
     assert "coins_conserved: credited=1000, held=985, spent=15" in ok.stdout
     as_json = await arun(*audit_args(d, "--json"))
     report = json.loads(as_json.stdout)
-    assert as_json.returncode == 0 and report["ok"] is True and len(report["checks"]) == 6
+    assert as_json.returncode == 0 and report["ok"] is True and len(report["checks"]) == 7
 
     # a balance changed behind the ledger's back
     store = EmbeddedStore(d)

@@ -1,5 +1,5 @@
 """The money side beyond gifts (issue 3): subscriptions, live shopping, withdrawals with a
-hold, and the rolling-day spend limit. Every scenario ends with the six-check audit.
+hold, and the rolling-day spend limit. Every scenario ends with the full audit.
 
 All of it runs over real WebSockets against in-process nodes and the real store; the ops
 that move value run in both codecs.
@@ -26,11 +26,12 @@ AUDIT_CHECKS = {
     "diamonds_accounted",
     "idempotency",
     "stock_conserved",
+    "receipts_claimed",
 }
 
 
 async def audited(server: Running) -> dict[str, dict[str, Any]]:
-    """Settle, run the audit, assert all six checks pass; return the checks by name."""
+    """Settle, run the audit, assert every check passes; return the checks by name."""
     report = await server.audit()
     checks = {c["name"]: c for c in report["checks"]}
     assert set(checks) == AUDIT_CHECKS

@@ -148,7 +148,10 @@ async def test_store_away_answers_unavailable_then_recovers(
     await fan.ok("chat", room="r", text="back")
     await creator.event("chat", lambda e: e["text"] == "back")
     seqs = creator.seqs("r")
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    # in order, none repeated; the restarted store (a new replication id) may have lost
+    # its last writes, so the room's seq jumped once, by 1,000,000, past any it lost
+    steps = [b - a for a, b in zip(seqs, seqs[1:], strict=False)]
+    assert all(s == 1 or s >= 1_000_000 for s in steps) and sum(s > 1 for s in steps) <= 1, seqs
     # wallet events flow again
     await fan.event("wallet", lambda e: e["coins"] == 943)
     # settlement resumed: 17 gift coins -> 8 diamonds; the 40-coin purchase pays the

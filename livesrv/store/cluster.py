@@ -37,6 +37,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from .durability import Durability
 from .pipeline import AutoPipeline
 from .topology import Topology, key_slot, node_url, parse_redirect
 
@@ -57,16 +58,27 @@ class ClusterScripts:
     Args:
         topology: The cluster's slot map.
         timeout: Per-connection timeout (see :class:`~.pipeline.AutoPipeline`).
+        durability: What script replies wait for (:mod:`.durability`), on every master.
     """
 
-    def __init__(self, topology: Topology, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, topology: Topology, *, timeout: float = 5.0, durability: Durability | None = None
+    ) -> None:
         self.topology = topology
         self.timeout = timeout
+        self.durability = durability or Durability()
         self._conns: dict[str, AutoPipeline] = {}
         self._sources: list[str] = []
         self._refresh: asyncio.Task[None] | None = None
         self._next_refresh = 0.0
         self.seen: collections.Counter[str] = collections.Counter()  # MOVED, ASK, TRYAGAIN...
+        self._changes = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a connection to a master is made or lost, or a slot is
+        redirected or refused: the store behind some slot may have changed."""
+        return self._changes + sum(c.generation for c in self._conns.values())
 
     def register(self, source: str) -> str:
         self._sources.append(source)
@@ -78,7 +90,7 @@ class ClusterScripts:
         """The auto-pipelined connection to one master (made on first use)."""
         conn = self._conns.get(url)
         if conn is None:
-            conn = AutoPipeline(url, timeout=self.timeout)
+            conn = AutoPipeline(url, timeout=self.timeout, durability=self.durability)
             for source in self._sources:
                 conn.register(source)
             self._conns[url] = conn
@@ -105,11 +117,13 @@ class ClusterScripts:
                     return await conn.evalsha_asking(sha, keys, args)
                 return await conn.evalsha(sha, keys, args)
             except (redis.ConnectionError, redis.TimeoutError):
+                self._changes += 1
                 self._refresh_soon()  # a replica may be taking over; not re-sent (may have run)
                 raise
             except redis.ResponseError as exc:
                 text = str(exc)
                 redirect = parse_redirect(text)
+                self._changes += 1
                 if redirect is not None:
                     hops += 1
                     if hops > MAX_REDIRECTS:
@@ -169,13 +183,18 @@ class ClusterScripts:
 
 def command_client(topology: Topology, *, pool_size: int = 64) -> aioredis.Redis:
     """redis-py's cluster client (it follows MOVED / ASK by itself), started from every
-    seed and every master the slot map named, so one seed that died does not stop it.
+    seed and every node ``CLUSTER NODES`` named (replicas included), so one seed that died
+    does not stop it.
+
+    Those start-up nodes are kept (``dynamic_startup_nodes=False``): redis-py would otherwise
+    replace them with the nodes ``CLUSTER SLOTS`` lists, which leaves out a replica that has
+    no data yet, and then a client whose masters all died cannot find the promoted replica.
 
     Typed as :class:`redis.asyncio.Redis`: the services use the commands both share.
     """
     first, *others = topology.seeds
     nodes = []
-    for url in dict.fromkeys([*others, *topology.masters]):
+    for url in dict.fromkeys([*others, *topology.masters, *topology.nodes]):
         p = urlparse(url)
         nodes.append(ClusterNode(p.hostname or "localhost", p.port or 6379))
     client = RedisCluster.from_url(
@@ -187,5 +206,6 @@ def command_client(topology: Topology, *, pool_size: int = 64) -> aioredis.Redis
         socket_connect_timeout=2,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
         require_full_coverage=False,  # a slot lost with its master fails only its keys
+        dynamic_startup_nodes=False,
     )
     return cast(aioredis.Redis, client)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from ..catalog import Catalog
 from ..errors import LivesrvError, StoreError, Unavailable
 from ..settings import Settings
 from .cluster import ClusterScripts, command_client
+from .durability import Durability
 from .embedded import connect
 from .keys import ShardKeys, UserKeys
 from .scripts import Scripts
@@ -40,6 +42,7 @@ class Backend:
         scripts: The money and room scripts (routed to the slot's master on a cluster).
         url: The standalone store's URL; on a cluster, the first master's at start-up.
         topology: Standalone or cluster, and which master owns which slot.
+        durability: What a script's reply waits for (:mod:`.durability`).
     """
 
     settings: Settings
@@ -49,6 +52,9 @@ class Backend:
     url: str = ""
     logged: RecentSet = field(default_factory=lambda: RecentSet(100_000))
     topology: Topology = field(default_factory=lambda: Topology(["redis://localhost:6379"]))
+    durability: Durability = field(default_factory=Durability)
+    _fenced: set[str] = field(default_factory=set)
+    _fenced_generation: int = -1
 
     @classmethod
     def create(cls, settings: Settings, url: str, *, pool_size: int = 64) -> Backend:
@@ -70,13 +76,21 @@ class Backend:
             log.warning("%s; using it as a single (not cluster) store", exc)
             topology = Topology.standalone(seeds[0])
         url = topology.masters[0]
+        durability = Durability.choose(
+            settings.durability,
+            settings.durability_replicas,
+            settings.durability_timeout_ms,
+            topology.replicas,
+        )
         if topology.cluster:
             client = command_client(topology, pool_size=pool_size)
         else:
             client = connect(url, pool_size=pool_size)
-        scripts = Scripts.register(client, url, topology)
+        scripts = Scripts.register(client, url, topology, durability)
         catalog = Catalog.load(settings.catalog)
-        return cls(settings, catalog, client, scripts, url, topology=topology)
+        return cls(
+            settings, catalog, client, scripts, url, topology=topology, durability=durability
+        )
 
     @property
     def is_cluster(self) -> bool:
@@ -134,6 +148,36 @@ class Backend:
             return await self.scripts.run(name, keys, args)
         except STORE_FAILURES as exc:
             raise _translate(exc) from exc
+
+    def fence(self, tag: str) -> tuple[str, int]:
+        """Whether the next seq-numbering script for ``tag`` (a room) must check that its
+        master is still the one that logged the room's last events (``room_event.lua``):
+        once per tag after any store connection of this node was made or lost.
+
+        Returns:
+            ("1" or "0" for the script, the generation to pass to :meth:`fenced`).
+        """
+        generation = self.scripts.generation
+        if generation != self._fenced_generation or len(self._fenced) > 100_000:
+            self._fenced.clear()
+            self._fenced_generation = generation
+        return ("0" if tag in self._fenced else "1"), generation
+
+    def fenced(self, tag: str, generation: int) -> None:
+        """Record that a fenced script for ``tag`` ran on the connections of ``generation``."""
+        if generation == self.scripts.generation == self._fenced_generation:
+            self._fenced.add(tag)
+
+    async def replicated(self, key: str) -> None:
+        """Wait until everything the master of ``key``'s slot has done so far is held as the
+        durability policy asks (no wait under ``master``): for a step that acts on what it
+        read there (the settlement credits outbox entries it read).
+
+        Raises:
+            Unavailable: The store is away or the replicas did not acknowledge in time.
+        """
+        if self.durability.waits:
+            await self.run("sync", [key], [])
 
 
 class RecentSet:
@@ -228,7 +272,26 @@ def as_protocol_error(exc: BaseException) -> LivesrvError | None:
         translated = _translate(exc)
         if isinstance(translated, LivesrvError):
             return translated
+    if _inside_store_client(exc):
+        return Unavailable()
     return None
+
+
+_REDIS_PY = os.path.dirname(redis.__file__) + os.sep
+
+
+def _inside_store_client(exc: BaseException) -> bool:
+    """Whether ``exc`` is redis-py's own state going wrong mid-failover rather than ours:
+    its cluster client can hand a connection that another task is disconnecting to a
+    command (``'NoneType' object has no attribute 'writelines'``). The command did not run or
+    its outcome is unknown, as with a dropped connection: ``unavailable``, and the retry
+    with the same key finishes it."""
+    if not isinstance(exc, AttributeError | TypeError | KeyError | IndexError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(_REDIS_PY)
 
 
 @asynccontextmanager

@@ -65,7 +65,22 @@ class ShardKeys:
         return f"{self.tag}:wd:{wid}"
 
     def receipt(self, receipt: str) -> str:
+        """A receipt id's claim record ("user|package"), in the id's shard; never expires."""
         return f"{self.tag}:rcpt:{receipt}"
+
+
+RECEIPTS_MATCH = f"{PREFIX}:{{s*}}:rcpt:*"
+"""SCAN pattern that finds every receipt claim record (and more: see :func:`receipt_id_of`)."""
+
+
+def receipt_id_of(key: str) -> str | None:
+    """The receipt id of a claim record's key; None for any other key (``RECEIPTS_MATCH``
+    also matches, e.g., the idempotency record of a purchase)."""
+    tag, _, rest = key.partition("}")
+    head = f"{PREFIX}:{{s"
+    if not (tag.startswith(head) and tag[len(head) :].isdigit() and rest.startswith(":rcpt:")):
+        return None
+    return rest[len(":rcpt:") :]
 
 
 @dataclass(frozen=True)

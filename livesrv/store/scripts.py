@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from .cluster import ClusterScripts
+from .durability import Durability
 from .pipeline import AutoPipeline
 from .topology import Topology
 
@@ -44,24 +45,36 @@ class Scripts:
 
     @classmethod
     def register(
-        cls, client: aioredis.Redis, url: str | None = None, topology: Topology | None = None
+        cls,
+        client: aioredis.Redis,
+        url: str | None = None,
+        topology: Topology | None = None,
+        durability: Durability | None = None,
     ) -> Scripts:
         """Register every script: on a cluster ``topology``, over one auto-pipelined
-        connection per master; else over one to ``url``."""
+        connection per master; else over one to ``url``. Replies wait for ``durability``."""
         by_name = {n: client.register_script(source(n)) for n in NAMES}
         pipeline: AutoPipeline | ClusterScripts
         if topology is not None and topology.cluster:
-            pipeline = ClusterScripts(topology)
+            pipeline = ClusterScripts(topology, durability=durability)
         elif url is None or not AutoPipeline.supports(url):
+            if durability is not None and durability.waits:
+                raise ValueError(f"durability {durability.name} needs a redis:// or unix:// URL")
             return cls(by_name)
         else:
-            pipeline = AutoPipeline(url)
+            pipeline = AutoPipeline(url, durability=durability)
         return cls(by_name, pipeline, {n: pipeline.register(source(n)) for n in NAMES})
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         if self.pipeline is not None and self.shas is not None:
             return await self.pipeline.evalsha(self.shas[name], keys, args)
         return await self.by_name[name](keys=keys, args=args)
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a store connection is made or lost (or, on a cluster, a slot is
+        redirected): what was true of the store behind a slot may no longer be."""
+        return self.pipeline.generation if self.pipeline is not None else 0
 
     async def close(self) -> None:
         if self.pipeline is not None:

@@ -59,11 +59,14 @@ class Topology:
         seeds: The URLs it was built from.
         cluster: Whether the store is a cluster.
         masters: Master URLs, in slot order (one entry for a standalone store).
+        replicas: The fewest replicas any master had when the map was read.
     """
 
     seeds: list[str]
     cluster: bool = False
     masters: list[str] = field(default_factory=list)
+    replicas: int = 0
+    nodes: list[str] = field(default_factory=list)  # every node seen, to read the map from
     _starts: list[int] = field(default_factory=list)  # first slot of each range, sorted
     _ends: list[int] = field(default_factory=list)
     _owners: list[str] = field(default_factory=list)
@@ -95,7 +98,7 @@ class Topology:
             self._refreshing = asyncio.Lock()
         async with self._refreshing:
             last: Exception | None = None
-            for candidate in [*self.masters, *self.seeds]:
+            for candidate in dict.fromkeys([*self.masters, *self.nodes, *self.seeds]):
                 try:
                     await self._read_from(candidate)
                     return
@@ -125,6 +128,10 @@ class Topology:
                 info = client.info("cluster")
                 enabled = bool(info.get("cluster_enabled"))
                 topo._apply(candidate, client.execute_command("CLUSTER SLOTS") if enabled else None)
+                if enabled:
+                    topo._learn_nodes(client.execute_command("CLUSTER NODES"))
+                else:
+                    topo.replicas = int(client.info("replication").get("connected_slaves", 0))
                 return topo
             except (redis.RedisError, OSError) as exc:
                 last = exc
@@ -137,11 +144,31 @@ class Topology:
         try:
             info = await client.info("cluster")
             rows = None
+            replicas = 0
+            nodes: dict[str, dict[str, object]] = {}
             if info.get("cluster_enabled"):
                 rows = await client.execute_command("CLUSTER SLOTS")
+                nodes = await client.execute_command("CLUSTER NODES")
+            else:
+                replicas = int((await client.info("replication")).get("connected_slaves", 0))
         finally:
             await client.aclose()
         self._apply(url, rows)
+        if rows is None:
+            self.replicas = replicas
+        else:
+            self._learn_nodes(nodes)
+
+    def _learn_nodes(self, nodes: dict[str, dict[str, object]]) -> None:
+        """Record every node of a parsed ``CLUSTER NODES`` (a replica promoted after all the
+        seeds died is still found) and the fewest replicas a master has."""
+        self.replicas = fewest_replicas(nodes)
+        seen = []
+        for address in nodes:
+            host, _, port = address.split("@")[0].rpartition(":")
+            if port.isdigit() and int(port):
+                seen.append(node_url(self.seeds[0], host.strip("[]") or "127.0.0.1", int(port)))
+        self.nodes = seen
 
     def _apply(self, url: str, rows: list[object] | None) -> None:
         """Take a ``CLUSTER SLOTS`` reply as the slot map (None: ``url`` is standalone)."""
@@ -202,6 +229,22 @@ class Topology:
         if url not in self.masters:
             self.masters.append(url)
         return url
+
+
+def fewest_replicas(nodes: dict[str, dict[str, object]]) -> int:
+    """The fewest working replicas any master with slots has, from redis-py's parsed
+    ``CLUSTER NODES`` (``CLUSTER SLOTS`` hides a replica that has no data yet)."""
+    count: dict[str, int] = {}
+    for node in nodes.values():
+        flags = str(node.get("flags", ""))
+        if "master" in flags and node.get("slots") and "fail" not in flags:
+            count.setdefault(str(node["node_id"]), 0)
+    for node in nodes.values():
+        flags = str(node.get("flags", ""))
+        owner = str(node.get("master_id", "-"))
+        if "slave" in flags and "fail" not in flags and owner in count:
+            count[owner] += 1
+    return min(count.values(), default=0)
 
 
 def _slot_rows(rows: list[object]) -> list[tuple[int, int, str, int]]:
