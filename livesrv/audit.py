@@ -15,9 +15,9 @@ import orjson
 
 from .audit_checks import CHECKS, LABELS
 from .errors import BadRequest
-from .paging import all_names, decode_cursor, encode_cursor
+from .services.paging import all_names, decode_cursor, encode_cursor
+from .services.shop import order_id
 from .settlement import GROUP
-from .shop import order_id
 from .store.facade import Backend, now_ms, store_errors
 from .store.keys import (
     PRODUCT_INDEX,

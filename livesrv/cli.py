@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, audit, fleet, logs, receipts, tokens
+from . import __version__, audit, fleet, logs
 from .errors import LivesrvError, StoreError, Unavailable
+from .services import receipts
 from .settings import LEDGER_FIELDS, STORE_FIELDS, Settings
 from .store.embedded import ServeLock, StoreHandle
 from .store.facade import STORE_FAILURES, Backend
 from .store.topology import host_port, split_seeds
+from .wire import tokens
 
 log = logging.getLogger("livesrv")
 
@@ -248,7 +250,7 @@ def cmd_receipt(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from .server import run_until_signalled
+    from .realtime.node import run_until_signalled
 
     receipts.check_name(settings.receipt_verifier)
     lock = ServeLock(settings.data_dir)
@@ -259,7 +261,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _loop_policy()
         if settings.workers > 1:
-            from .workers import run_workers
+            from .realtime.processes import run_workers
 
             asyncio.run(_guard_fleet(settings, store.url))  # each worker checks again
             return run_workers(settings, store.url)

@@ -1,7 +1,7 @@
 """The one exception tree of livesrv.
 
 Every error a client can see is a subclass of :class:`LivesrvError` carrying its protocol
-error ``code``; :func:`livesrv.connection` maps them to error replies in one place.
+error ``code``; :func:`livesrv.realtime.session` maps them to error replies in one place.
 
 Tree::
 

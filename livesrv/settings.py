@@ -42,7 +42,7 @@ class Settings:
     durability_timeout_ms: int = 1000  # longer without them: ``unavailable`` (retry is safe)
     # security
     secret: str | None = None
-    receipt_verifier: str = "hmac"  # "any" with demo unless set (livesrv/receipts.py)
+    receipt_verifier: str = "hmac"  # "any" with demo unless set (livesrv/services/receipts.py)
     receipt_key: str | None = None  # None: derived from the secret
     # economy
     catalog: Path | None = None

@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
-from . import rooms, shop
 from .errors import Unavailable
 from .metrics import Metrics
-from .outage import Backoff, Outage
+from .services import rooms, shop
 from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, ReplyError, now_ms
 from .store.keys import ShardKeys, UserKeys
+from .store.outage import Backoff, Outage
 
 log = logging.getLogger(__name__)
 

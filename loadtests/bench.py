@@ -537,7 +537,7 @@ async def record_gift_calls(
     with the idempotency key replaced by ``MARKER``).
     """
     sys.path.insert(0, str(servers.REPO))
-    from livesrv import gifts, rooms
+    from livesrv.services import gifts, rooms
     from livesrv.settings import Settings
     from livesrv.store import scripts
     from livesrv.store.embedded import EmbeddedStore

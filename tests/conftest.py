@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 import redis
 
-from livesrv import audit, receipts, tokens
-from livesrv.server import Node
+from livesrv import audit
+from livesrv.realtime.node import Node
+from livesrv.services import receipts
 from livesrv.settings import Settings
 from livesrv.store.embedded import EmbeddedStore
+from livesrv.wire import tokens
 from tests.client import JSON, Client
 from tests.timing import scaled
 
@@ -88,7 +90,7 @@ class Running:
         return c
 
     async def grant(self, user: str, coins: int, key: str | None = None) -> int:
-        from livesrv import wallet
+        from livesrv.services import wallet
 
         r = await wallet.grant(self.backend, user, coins, key or f"test-{user}-{coins}", "test")
         return int(r["coins"])

@@ -25,10 +25,11 @@ import jwt
 import pytest
 import redis
 
-from livesrv import receipts, tokens
+from livesrv.services import receipts
 from livesrv.settings import Settings
 from livesrv.store.embedded import EmbeddedStore
 from livesrv.store.keys import UserKeys
+from livesrv.wire import tokens
 from tests.client import Client
 from tests.conftest import SECRET, ServeProcess, livesrv_cmd
 from tests.timing import scaled

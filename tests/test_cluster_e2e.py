@@ -28,10 +28,10 @@ import pytest
 import redis
 from websockets.exceptions import ConnectionClosed
 
-from livesrv import tokens
 from livesrv.store.keys import RoomKeys, UserKeys
 from livesrv.store.local_cluster import LocalCluster
 from livesrv.store.topology import key_slot
+from livesrv.wire import tokens
 from tests.client import MSGPACK, Client
 from tests.cluster_fixtures import ClusterNodes, ClusterServe, clean_env
 from tests.conftest import SECRET, Running, ServeProcess, livesrv_cmd

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from livesrv import shop
-from livesrv.server import Node
+from livesrv.realtime.node import Node
+from livesrv.services import shop
 from livesrv.settings import Settings
 from livesrv.store.facade import Backend
 from livesrv.store.keys import shard_of
@@ -121,7 +121,7 @@ async def test_script_calls_reach_every_master(cluster: LocalCluster, tmp_path: 
 
 
 async def _grant(b: Backend, user: str, coins: int) -> int:
-    from livesrv import wallet
+    from livesrv.services import wallet
 
     r = await wallet.grant(b, user, coins, f"grant-{user}", "test")
     return int(r["coins"])

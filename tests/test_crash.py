@@ -26,8 +26,8 @@ import aiohttp
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from livesrv import tokens
 from livesrv.store.embedded import EmbeddedStore
+from livesrv.wire import tokens
 from tests.client import MSGPACK, Client
 from tests.conftest import SECRET, ServeProcess, livesrv_cmd
 from tests.timing import scaled

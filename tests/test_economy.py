@@ -373,7 +373,7 @@ async def test_abandoned_purchases_are_finished_by_the_sweeper(server: Running) 
     """A node that dies inside a purchase leaves a stock reservation open. The sweeper
     sells it when the buyer was debited and returns the stock when not (closing the key,
     so a late retry can never debit)."""
-    from livesrv import shop, wallet
+    from livesrv.services import shop, wallet
     from livesrv.store.facade import args_hash, now_ms
     from livesrv.store.keys import ProductKeys
 
@@ -501,7 +501,7 @@ async def test_hold_then_withdraw_paid_and_rejected(make_server: ServerFactory) 
     ]
     assert await fan.error("withdrawals") == "forbidden"
 
-    from livesrv import withdrawals
+    from livesrv.services import withdrawals
 
     b = server.backend
     await withdrawals.set_status(b, r1["withdrawal"], "paid")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from livesrv import tokens
 from livesrv.fleet import FleetMismatch
+from livesrv.wire import tokens
 from tests.client import Client
 from tests.conftest import SECRET, Running, ServeProcess, ServerFactory, livesrv_cmd
 from tests.timing import scaled

@@ -8,12 +8,12 @@ import time
 import jwt
 import pytest
 
-from livesrv import tokens
 from livesrv.errors import BadRequest, Unauthorized
-from livesrv.httpguard import head_complete
-from livesrv.requests import IDENT, Field, check, parse
-from livesrv.server import FD_RESERVE, allowed_origins, ws_budget
+from livesrv.http.guard import head_complete
+from livesrv.realtime.node import FD_RESERVE, allowed_origins, ws_budget
 from livesrv.settings import Settings
+from livesrv.wire import tokens
+from livesrv.wire.schema import IDENT, Field, check, parse
 
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
 BAD_IDS = [

@@ -98,7 +98,7 @@ async def test_withdraw_key_reused_after_expiry_never_overwrites_a_withdrawal(
     await fan.ok("gift", room="kl_wd", gift="rainbow_puke", count=1, key="g")  # 50 diamonds
     await short.settle()
     w1 = await creator.ok("withdraw", diamonds=20, key="w")
-    from livesrv import withdrawals
+    from livesrv.services import withdrawals
 
     await withdrawals.set_status(short.backend, w1["withdrawal"], "paid")
     await gone(short, "kl_cr2", "w")
@@ -141,7 +141,7 @@ async def test_gift_event_id_lives_exactly_as_long_as_the_key(short: Running) ->
 async def test_an_event_whose_key_expired_is_never_logged_again(short: Running) -> None:
     """Settlement re-logs events of paid spends from the outbox; once the key's lifetime
     is over it cannot tell whether it was logged, so it logs nothing (no repeat)."""
-    from livesrv import rooms
+    from livesrv.services import rooms
 
     creator = await live_room(short, "kl_cr4", "kl_relog")
     bob = await viewer(short, "kl_bob4", "kl_relog", 400)
@@ -249,7 +249,7 @@ async def test_purchases_cut_off_past_their_key_lifetime_are_finished(short: Run
     """A node died inside two purchases and the keys' lifetime ran out before the sweeper
     came: the paid one is sold (settlement proves it from the outbox), the other returns
     its stock once settlement has caught up; reusing either key then is a new purchase."""
-    from livesrv import shop, wallet
+    from livesrv.services import shop, wallet
     from livesrv.store.facade import now_ms
     from livesrv.store.keys import ProductKeys
 

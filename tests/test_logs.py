@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from livesrv import __version__, logs, tokens
+from livesrv import __version__, logs
+from livesrv.wire import tokens
 from tests.client import Client
 from tests.conftest import SECRET, livesrv_cmd
 from tests.timing import scaled
@@ -176,7 +177,7 @@ def test_an_error_record_carries_its_exception() -> None:
         try:
             raise RuntimeError("boom")
         except RuntimeError:
-            logging.getLogger("livesrv.connection").exception("op %s failed", "gift")
+            logging.getLogger("livesrv.realtime.session").exception("op %s failed", "gift")
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from livesrv import tokens
+from livesrv.wire import tokens
 from tests.client import Client
 from tests.conftest import SECRET, ServeProcess
 from tests.timing import scaled

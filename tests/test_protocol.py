@@ -929,7 +929,7 @@ async def test_unexpected_failure_is_internal(
 ) -> None:
     """No normal flow answers ``internal``; a fault is injected to see the one mapping:
     the reply keeps its id, says nothing about the cause, and the connection stays open."""
-    from livesrv import wallet
+    from livesrv.services import wallet
 
     bob = await server.connect("bob", codec=codec)
 

@@ -1,7 +1,8 @@
 """Coin-purchase receipts (docs/protocol.md, Receipts): only a receipt the configured
 verifier accepts credits coins; an unverifiable one is ``invalid_receipt`` and writes
 nothing; a purchase is identified by its receipt id, so a re-signed receipt credits nothing
-more. The first half runs livesrv.receipts without sockets; the second goes over the wire."""
+more. The first half runs livesrv.services.receipts without sockets; the second goes over
+the wire."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from livesrv import receipts
 from livesrv.errors import BY_CODE, BadRequest, InvalidReceipt
-from livesrv.requests import parse
+from livesrv.services import receipts
 from livesrv.settings import Settings
+from livesrv.wire.schema import parse
 from tests.client import JSON, MSGPACK
 from tests.conftest import SECRET, Running, ServerFactory
 
@@ -32,7 +33,7 @@ def tamper(receipt: str) -> str:
     return receipt[:-1] + ("A" if receipt[-1] != "A" else "B")
 
 
-# -- livesrv.receipts, no sockets ----------------------------------------------------------
+# -- livesrv.services.receipts, no sockets -----------------------------------------------
 
 
 def test_sign_then_verify_returns_the_receipt_id() -> None:

@@ -22,10 +22,15 @@ import jwt
 import msgpack
 import pytest
 
-from livesrv import errors, settlement, tokens
-from livesrv.broadcast import Member, _coalesce, deliver
+from livesrv import errors, settlement
 from livesrv.catalog import Catalog
-from livesrv.codec import (
+from livesrv.errors import BadRequest, Unauthorized
+from livesrv.realtime.hub import Member, _coalesce, deliver
+from livesrv.realtime.session import TokenBucket
+from livesrv.settings import Settings
+from livesrv.store import scripts
+from livesrv.wire import tokens
+from livesrv.wire.codec import (
     JSON,
     JSON_CODEC,
     MSGPACK,
@@ -35,11 +40,7 @@ from livesrv.codec import (
     select_subprotocol,
     ws_frame,
 )
-from livesrv.connection import TokenBucket
-from livesrv.errors import BadRequest, Unauthorized
-from livesrv.requests import Request, parse, request_id
-from livesrv.settings import Settings
-from livesrv.store import scripts
+from livesrv.wire.schema import Request, parse, request_id
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"

@@ -16,9 +16,9 @@ import jwt
 import pytest
 import redis
 
-from livesrv import tokens
 from livesrv.settings import RULES, Settings
 from livesrv.store.embedded import EmbeddedStore
+from livesrv.wire import tokens
 from tests.client import Client
 from tests.conftest import SECRET, ServeProcess, livesrv_cmd
 from tests.timing import scaled

@@ -1,8 +1,8 @@
 """Settlement closes the gap a crash can leave between a debit and its room event."""
 
-from livesrv import wallet
-from livesrv.gifts import earners_of_gift, gift_digest, gift_event_id
-from livesrv.rooms import event
+from livesrv.services import wallet
+from livesrv.services.gifts import earners_of_gift, gift_digest, gift_event_id
+from livesrv.services.rooms import event
 from tests.conftest import Running
 
 

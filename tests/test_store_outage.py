@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from livesrv import tokens
 from livesrv.store.embedded import EmbeddedStore
+from livesrv.wire import tokens
 from tests.client import Client
 from tests.conftest import SECRET, livesrv_cmd
 from tests.timing import scaled

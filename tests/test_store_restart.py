@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from livesrv.server import Node
+from livesrv.realtime.node import Node
 from livesrv.settings import Settings
 from livesrv.store.embedded import EmbeddedStore
 from tests.client import MSGPACK, Client

@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 import orjson
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 JSON = "livesrv.v1.json"
 MSGPACK = "livesrv.v1.msgpack"

@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import audit, receipts, shop, subscriptions, tokens, wallet, withdrawals
-from .errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
-from .paging import query_args
-from .requests import ADMIN_BODIES, IDENT, Field, check
-from .rooms import live_rooms
-from .store.facade import STORE_FAILURES, as_protocol_error, store_errors
+from .. import audit
+from ..errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
+from ..services import receipts, shop, subscriptions, wallet, withdrawals
+from ..services.paging import query_args
+from ..services.rooms import live_rooms
+from ..store.facade import STORE_FAILURES, as_protocol_error, store_errors
+from ..wire import tokens
+from ..wire.schema import ADMIN_BODIES, IDENT, Field, check
 
 if TYPE_CHECKING:
-    from .server import Node
+    from ..realtime.node import Node
 
 NODE: web.AppKey[Node] = web.AppKey("node")
 access_log = logging.getLogger("livesrv.access")
@@ -34,7 +36,7 @@ access_log = logging.getLogger("livesrv.access")
 def client_demo_dir() -> Path:
     """The demo page: ``client_demo/`` of the repository, shipped inside the package (a link
     in a checkout, the files themselves in a wheel)."""
-    return (Path(__file__).resolve().parent / "client_demo").resolve()
+    return (Path(__file__).resolve().parent.parent / "client_demo").resolve()
 
 
 STATUS = {

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from .errors import BadRequest
-from .store.facade import Backend, store_errors
-from .store.keys import NameIndex
+from ..errors import BadRequest
+from ..store.facade import Backend, store_errors
+from ..store.keys import NameIndex
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200

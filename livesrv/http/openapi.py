@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the admin HTTP app (``GET /api/openapi.json``).
 
-Request bodies are generated from the same :class:`~livesrv.requests.Field` declarations
+Request bodies are generated from the same :class:`~livesrv.wire.schema.Field` declarations
 the handlers check (``ADMIN_BODIES``), so the document cannot drift from the checks; the
 routes are listed in :data:`OPERATIONS` and ``tests/test_openapi.py`` compares them with
 the routes the app really has, both ways.
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
+from .. import __version__
+from ..services.paging import CURSOR_MAX, PAGE_DEFAULT, PAGE_MAX
+from ..services.withdrawals import STATUSES
+from ..wire.schema import ADMIN_BODIES, IDENT, Field
 from .admin import STATUS
-from .paging import CURSOR_MAX, PAGE_DEFAULT, PAGE_MAX
-from .requests import ADMIN_BODIES, IDENT, Field
-from .withdrawals import STATUSES
 
 IDENT_PATTERN = "^" + IDENT.pattern + "$"
 PRINTABLE_ASCII = "^[ -~]*$"

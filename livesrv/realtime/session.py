@@ -18,9 +18,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from . import gifts, logs, paging, rooms, shop, subscriptions, tokens, wallet, withdrawals
-from .codec import Codec, codec_for
-from .errors import (
+from .. import logs
+from ..errors import (
     BadRequest,
     CloseCode,
     Forbidden,
@@ -31,12 +30,15 @@ from .errors import (
     RateLimited,
     Unauthorized,
 )
-from .requests import Request, parse, request_id
-from .rooms import RoomInfo
-from .store.facade import as_protocol_error
+from ..services import gifts, paging, rooms, shop, subscriptions, wallet, withdrawals
+from ..services.rooms import RoomInfo
+from ..store.facade import as_protocol_error
+from ..wire import tokens
+from ..wire.codec import Codec, codec_for
+from ..wire.schema import Request, parse, request_id
 
 if TYPE_CHECKING:
-    from .server import Node
+    from .node import Node
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from . import metrics
-from .server import announce_urls, run_until_signalled
-from .settings import Settings
+from .. import metrics
+from ..settings import Settings
+from .node import announce_urls, run_until_signalled
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:

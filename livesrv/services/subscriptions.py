@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..errors import BadRequest, Forbidden, NotFound
+from ..store.facade import Backend, args_hash, store_errors
 from . import wallet
-from .errors import BadRequest, Forbidden, NotFound
 from .rooms import RoomInfo, event, log_event
-from .store.facade import Backend, args_hash, store_errors
 
 DAY = 86400
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import orjson
 
+from ..errors import BadRequest, Forbidden, IdempotencyConflict, InsufficientFunds, NotFound
+from ..store.facade import Backend, args_hash, now_ms, store_errors
+from ..store.keys import ShardKeys
+from ..wire.tokens import Identity
 from . import wallet
-from .errors import BadRequest, Forbidden, IdempotencyConflict, InsufficientFunds, NotFound
 from .paging import decode_cursor, encode_cursor
-from .store.facade import Backend, args_hash, now_ms, store_errors
-from .store.keys import ShardKeys
-from .tokens import Identity
 
 STATUSES = ("requested", "paid", "rejected")
 

@@ -19,14 +19,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from . import rooms
-from .codec import Codec
-from .errors import Unavailable
-from .outage import Backoff
-from .rooms import RoomInfo, event
-from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, now_ms
-from .store.keys import RoomKeys
-from .store.pubsub import Subscription
+from ..errors import Unavailable
+from ..services import rooms
+from ..services.rooms import RoomInfo, event
+from ..store.facade import STORE_DOWN, STORE_FAILURES, Backend, now_ms
+from ..store.keys import RoomKeys
+from ..store.outage import Backoff
+from ..store.pubsub import Subscription
+from ..wire.codec import Codec
 
 log = logging.getLogger(__name__)
 

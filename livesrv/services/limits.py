@@ -11,9 +11,9 @@ older than :data:`STALE_CLAIM_MS` it is pruned the next time the creator is at t
 
 from __future__ import annotations
 
-from .errors import LimitExceeded
-from .store.facade import Backend, now_ms, store_errors
-from .store.keys import RoomKeys
+from ..errors import LimitExceeded
+from ..store.facade import Backend, now_ms, store_errors
+from ..store.keys import RoomKeys
 
 STALE_CLAIM_MS = 30_000
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadRequest
+from ..errors import BadRequest
 from .tokens import ROLES
 
 IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always fullmatch: "$" also matches before "\n"
@@ -34,7 +34,7 @@ def _f(name: str, kind: str, lo: int = 0, hi: int = MAX_INT, required: bool = Tr
 
 ROOM = _f("room", "ident")
 KEY = _f("key", "key", 1, 64)
-# Paged listings (livesrv.paging): the range of limit is checked there, not here.
+# Paged listings (livesrv.services.paging): the range of limit is checked there, not here.
 PAGE = (_f("limit", "int", required=False), _f("cursor", "key", 1, 512, required=False))
 
 OPS: dict[str, tuple[Field, ...]] = {
@@ -70,8 +70,8 @@ OPS: dict[str, tuple[Field, ...]] = {
     "withdrawals": PAGE,
 }
 
-# The JSON bodies of the admin HTTP API (livesrv.admin), checked with the same fields; the
-# OpenAPI document (livesrv.openapi) is generated from these and from OPS.
+# The JSON bodies of the admin HTTP API (livesrv.http.admin), checked with the same fields; the
+# OpenAPI document (livesrv.http.openapi) is generated from these and from OPS.
 DEMO_ROLES = ("viewer", "creator")
 ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
     "demo_login": (_f("user", "ident"), Field("role", "ident", False, choices=DEMO_ROLES)),

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import BadRequest, InvalidReceipt
+from ..errors import BadRequest, InvalidReceipt
 
 VERSION = "v1"
 RECEIPT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import Forbidden, NotFound, NotLive
+from ..store.facade import Backend, args_hash
 from . import wallet
-from .errors import Forbidden, NotFound, NotLive
 from .rooms import RoomInfo, event, log_event
-from .store.facade import Backend, args_hash
 
 
 def earners_of_gift(b: Backend, creator: str) -> list[list[Any]]:

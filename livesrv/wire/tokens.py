@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jwt
 
-from .errors import BadRequest, Unauthorized
+from ..errors import BadRequest, Unauthorized
 
 ROLES = ("viewer", "creator", "admin")
 USER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always fullmatch: "$" also matches before "\n"

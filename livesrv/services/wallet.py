@@ -6,16 +6,16 @@ from typing import Any
 
 import orjson
 
-from .errors import (
+from ..errors import (
     IdempotencyConflict,
     InsufficientFunds,
     KeyExpired,
     LimitExceeded,
     NotFound,
 )
+from ..store.facade import Backend, args_hash, now_ms, store_errors
+from ..store.keys import shard_of
 from .receipts import ReceiptVerifier
-from .store.facade import Backend, args_hash, now_ms, store_errors
-from .store.keys import shard_of
 
 MAX_COINS = (1 << 53) - 1  # the largest exact integer of the protocol and of Lua's doubles
 RECEIPT_KEY_PREFIX = "rcpt:"

@@ -17,16 +17,18 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
-from . import fleet, logs, receipts, tokens
-from .broadcast import Hub
-from .codec import SUBPROTOCOLS, select_subprotocol
-from .connection import Session
-from .errors import CloseCode
-from .httpguard import GuardedSite, HttpGuard
-from .metrics import Metrics
-from .settings import Settings
-from .settlement import SettlementWorker
-from .store.facade import Backend
+from .. import fleet, logs
+from ..errors import CloseCode
+from ..http.guard import GuardedSite, HttpGuard
+from ..metrics import Metrics
+from ..services import receipts
+from ..settings import Settings
+from ..settlement import SettlementWorker
+from ..store.facade import Backend
+from ..wire import tokens
+from ..wire.codec import SUBPROTOCOLS, select_subprotocol
+from .hub import Hub
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class Node:
     async def start(
         self, *, ws_sock: socket.socket | None = None, http_sock: socket.socket | None = None
     ) -> None:
-        from .admin import make_app  # the admin app needs a started node
+        from ..http.admin import make_app  # the admin app needs a started node
 
         try:  # nodes that disagree on money settings must not share a store
             fleet.check_presence(self.settings)

@@ -1,6 +1,6 @@
 """Rooms in the store: open and close, membership counts, the event log and the leaderboard.
 
-The live fan-out of what is logged here is :mod:`livesrv.broadcast`.
+The live fan-out of what is logged here is :mod:`livesrv.realtime.hub`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 
-from .errors import Forbidden, NotFound, NotLive
+from ..errors import Forbidden, NotFound, NotLive
+from ..store.facade import Backend, now_ms, store_errors
+from ..store.keys import LIVE_INDEX, RoomKeys
+from ..wire.tokens import Identity
 from .limits import claim_live_room, release_live_room
 from .paging import adopt_legacy, decode_cursor, encode_cursor, index_add, index_remove, names_after
-from .store.facade import Backend, now_ms, store_errors
-from .store.keys import LIVE_INDEX, RoomKeys
-from .tokens import Identity
 
 TOP_N = 10
 

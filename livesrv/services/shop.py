@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 
-from . import wallet
-from .errors import (
+from ..errors import (
     BadRequest,
     Forbidden,
     IdempotencyConflict,
@@ -24,11 +23,12 @@ from .errors import (
     OutOfStock,
     Unavailable,
 )
+from ..store.facade import Backend, args_hash, now_ms, store_errors
+from ..store.keys import PRODUCT_INDEX, ProductKeys
+from ..wire.tokens import Identity
+from . import wallet
 from .paging import adopt_legacy, all_names, decode_cursor, encode_cursor, index_add, names_after
 from .rooms import RoomInfo, event, log_event
-from .store.facade import Backend, args_hash, now_ms, store_errors
-from .store.keys import PRODUCT_INDEX, ProductKeys
-from .tokens import Identity
 
 ABANDONED_MS = 60_000
 PRODUCT_INTS = ("price", "stock", "commission", "sold", "reserved", "stocked")

@@ -1,0 +1,1 @@
+"""The admin HTTP API, its OpenAPI description and the HTTP connection guard."""

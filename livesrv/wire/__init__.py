@@ -1,0 +1,1 @@
+"""The wire: frame codecs, the op schema and tokens (no I/O)."""
