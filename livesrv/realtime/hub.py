@@ -254,12 +254,6 @@ class Hub:
         if rc is not None:
             rc.likes_local += count
 
-    def push_local(self, room: str, ev: dict[str, Any]) -> None:
-        """Queue an unlogged event for this node's members of a room."""
-        rc = self.rooms.get(room)
-        if rc is not None:
-            rc.pending.append(ev)
-
     # -- store subscription --------------------------------------------------------
 
     async def _channel(self, room: str) -> RoomChannel:

@@ -1,7 +1,8 @@
-"""The WebSocket connection pump: decode a frame, route the op, send what comes back.
+"""The WebSocket session pump: decode a frame, check it, call its op (``ops.py``: one
+service function each), encode what comes back.
 
-No business rule lives here; each op calls one service function. This is also the one
-place where exceptions become error replies and close codes.
+No business rule lives here. This is the one place where exceptions become error replies
+and close codes, and where a client that stops reading is cut.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -26,40 +26,21 @@ from ..errors import (
     LimitExceeded,
     LivesrvError,
     NotFound,
-    NotLive,
     RateLimited,
     Unauthorized,
 )
-from ..services import gifts, paging, rooms, shop, subscriptions, wallet, withdrawals
+from ..services import rooms, wallet
 from ..services.rooms import RoomInfo
 from ..store.facade import as_protocol_error
 from ..wire import tokens
 from ..wire.codec import Codec, codec_for
 from ..wire.schema import Request, parse, request_id
+from .ops import OPS, Then
 
 if TYPE_CHECKING:
     from .node import Node
 
 log = logging.getLogger(__name__)
-
-
-class Then(NamedTuple):
-    """An op result with work to do right after its reply is written (join's replay)."""
-
-    result: dict[str, Any]
-    after: Callable[[], None]
-
-
-Handler = Callable[["Session", dict[str, Any]], Awaitable["dict[str, Any] | Then"]]
-OPS: dict[str, Handler] = {}
-
-
-def op(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        OPS[name] = fn
-        return fn
-
-    return register
 
 
 class TokenBucket:
@@ -300,6 +281,13 @@ class Session:
         assert self.who is not None
         return self.who
 
+    def member_of(self, room: str) -> RoomInfo | None:
+        """The room's info if this connection joined it, else None."""
+        info = self.node.hub.room_info(room)
+        if info is None or not self.node.hub.is_member(self, room):
+            return None
+        return info
+
     def joined(self, room: str) -> RoomInfo:
         """The room's info, for a member of it.
 
@@ -316,206 +304,3 @@ class Session:
         if info is None:
             raise NotFound(f"no room {room!r}")
         return info
-
-
-# -- ops ----------------------------------------------------------------------------
-
-
-@op("wallet")
-async def _wallet(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await wallet.read(s.b, s.user)
-
-
-@op("catalog")
-async def _catalog(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return s.b.catalog.to_wire()
-
-
-@op("rooms")
-async def _rooms(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await rooms.live_rooms(s.b, a.get("cursor"), paging.page_limit(a.get("limit")))
-
-
-@op("buy_coins")
-async def _buy_coins(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await wallet.buy_coins(s.b, s.node.receipts, s.user, a["package"], a["receipt"])
-
-
-@op("room_open")
-async def _room_open(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await rooms.open_room(s.b, s.identity, a["room"], a["title"])
-
-
-@op("room_close")
-async def _room_close(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await rooms.close_room(s.b, s.identity, a["room"])
-
-
-@op("join")
-async def _join(s: Session, a: dict[str, Any]) -> Then:
-    cap = s.node.settings.max_rooms_per_connection
-    if a["room"] not in s.in_rooms and len(s.in_rooms) >= cap:
-        raise LimitExceeded(f"at most {cap} rooms per connection; leave one first")
-    hub = s.node.hub
-    result, replay = await hub.join(s, a["room"], a.get("since"))
-    s.in_rooms.add(a["room"])
-    try:
-        creator = result["creator"]
-        if creator:
-            result["sub_price"] = await subscriptions.price_of(s.b, creator)
-            result["subscribed_until"] = await subscriptions.until_of(s.b, s.user, creator)
-        result["pinned_product"] = None
-        if result["pinned"]:
-            with contextlib.suppress(NotFound):
-                result["pinned_product"] = shop.product_view(await shop.get(s.b, result["pinned"]))
-    except BaseException:
-        hub.synced(s, a["room"])
-        raise
-
-    def after() -> None:
-        # The reply goes first, then the replay, then the live events that waited.
-        if replay:
-            s.send(replay if len(replay) > 1 else replay[0])
-        hub.synced(s, a["room"])
-
-    return Then(result, after)
-
-
-@op("history")
-async def _history(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    limit = a.get("limit", s.node.settings.replay_limit)
-    if not 1 <= limit <= s.node.settings.replay_limit:
-        raise BadRequest(f"limit must be between 1 and {s.node.settings.replay_limit}")
-    if not s.node.hub.is_member(s, a["room"]):
-        raise Forbidden("join the room first")
-    return await rooms.history(s.b, a["room"], a["before"], limit)
-
-
-@op("leave")
-async def _leave(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    s.in_rooms.discard(a["room"])
-    if not await s.node.hub.leave(s, a["room"]):
-        raise Forbidden("not in this room")
-    return {}
-
-
-@op("chat")
-async def _chat(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    info = s.joined(a["room"])
-    if not info.live:
-        raise NotLive()
-    badge = None
-    if info.creator and info.creator != s.user:
-        if await subscriptions.until_of(s.b, s.user, info.creator):
-            badge = "sub"
-        elif info.subscribers_only:
-            raise Forbidden("chat is for subscribers only in this room")
-    await rooms.chat(s.b, a["room"], s.user, a["text"], badge)
-    return {}
-
-
-@op("like")
-async def _like(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    info = s.joined(a["room"])
-    if not info.live:
-        raise NotLive()
-    s.node.hub.add_likes(a["room"], a.get("count", 1))
-    return {}
-
-
-@op("gift")
-async def _gift(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    try:
-        info = s.joined(a["room"])
-        return await gifts.send_gift(s.b, s.user, info, a["gift"], a["count"], a["key"])
-    except (Forbidden, NotLive, NotFound):
-        # A retried gift that went through gets its first result, whatever the room is now.
-        done = await gifts.replayed_gift(s.b, s.user, a["room"], a["gift"], a["count"], a["key"])
-        if done is None:
-            raise
-        return done
-
-
-@op("subscribe")
-async def _subscribe(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await subscriptions.subscribe(s.b, s.user, await s.room(a["room"]), a["key"])
-
-
-@op("sub_price")
-async def _sub_price(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    if not s.identity.is_creator:
-        raise Forbidden("only creators set a subscription price")
-    return await subscriptions.set_price(s.b, s.user, a["price"])
-
-
-@op("chat_mode")
-async def _chat_mode(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    info = await s.room(a["room"])
-    if info.creator != s.user and not s.identity.is_admin:
-        raise Forbidden("only the room's creator can change the chat mode")
-    on = a["subscribers_only"]
-    await rooms.set_chat_mode(s.b, a["room"], on)
-    return {"subscribers_only": on}
-
-
-@op("buy")
-async def _buy(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    try:
-        info = s.joined(a["room"])
-        if not info.live:
-            raise NotLive()
-    except (Forbidden, NotLive):
-        # A retried purchase that went through gets its first result, whatever the room is.
-        done = await shop.replayed_buy(s.b, s.user, a["room"], a["product"], a["qty"], a["key"])
-        if done is None:
-            raise
-        return done
-    return await shop.buy(s.b, s.user, info, a["product"], a["qty"], a["key"])
-
-
-@op("pin")
-async def _pin(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await shop.pin(s.b, s.identity, await s.room(a["room"]), a.get("product"))
-
-
-@op("product_create")
-async def _product_create(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await shop.create(
-        s.b,
-        s.identity,
-        product=a["product"],
-        title=a["title"],
-        seller=s.user,
-        price=a["price"],
-        stock=a["stock"],
-        commission=a.get("commission"),
-    )
-
-
-@op("product_restock")
-async def _product_restock(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await shop.restock(s.b, s.identity, a["product"], a["qty"])
-
-
-@op("products")
-async def _products(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    limit = paging.page_limit(a.get("limit"))
-    return await shop.listing(s.b, a.get("seller"), a.get("cursor"), limit)
-
-
-@op("orders")
-async def _orders(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await shop.orders_of(s.b, s.user, a.get("cursor"), paging.page_limit(a.get("limit")))
-
-
-@op("withdraw")
-async def _withdraw(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    return await withdrawals.withdraw(s.b, s.identity, a["diamonds"], a["key"])
-
-
-@op("withdrawals")
-async def _withdrawals(s: Session, a: dict[str, Any]) -> dict[str, Any]:
-    if not s.identity.is_creator:
-        raise Forbidden("only creators have withdrawals")
-    limit = paging.page_limit(a.get("limit"))
-    return await withdrawals.of_user(s.b, s.user, a.get("cursor"), limit)

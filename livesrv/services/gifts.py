@@ -90,3 +90,24 @@ async def replayed_gift(
     """The first result of a gift already sent with ``key`` and these arguments, or None."""
     reply = await wallet.first_result(b, user, key, gift_digest(room, gift, count))
     return None if reply is None else {"coins": reply["coins"], "combo": reply["combo"]}
+
+
+async def gift_in_room(
+    b: Backend, user: str, room: str, info: RoomInfo | None, gift: str, count: int, key: str
+) -> dict[str, Any]:
+    """A member's gift; ``info`` is the room as the member's session knows it (None: not a
+    member). A retried gift that went through gets its first result, whatever the room is
+    now (left, closed, gone).
+
+    Raises:
+        Forbidden: Not a member. Otherwise as :func:`send_gift`.
+    """
+    try:
+        if info is None:
+            raise Forbidden("join the room first")
+        return await send_gift(b, user, info, gift, count, key)
+    except (Forbidden, NotLive, NotFound):
+        done = await replayed_gift(b, user, room, gift, count, key)
+        if done is None:
+            raise
+        return done

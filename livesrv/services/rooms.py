@@ -6,13 +6,12 @@ The live fan-out of what is logged here is :mod:`livesrv.realtime.hub`.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..errors import Forbidden, NotFound, NotLive
+from ..errors import BadRequest, Forbidden, NotFound, NotLive
 from ..store.facade import Backend, now_ms, store_errors
 from ..store.keys import LIVE_INDEX, RoomKeys
 from ..wire.tokens import Identity
@@ -120,6 +119,17 @@ async def close_room(b: Backend, who: Identity, room: str) -> dict[str, Any]:
         raise NotLive()
     await index_remove(b, LIVE_INDEX, room)  # also from the keys of older versions
     return {"seq": seq}
+
+
+def require_live(room: RoomInfo) -> RoomInfo:
+    """The room, if it is live.
+
+    Raises:
+        NotLive: It is not.
+    """
+    if not room.live:
+        raise NotLive()
+    return room
 
 
 async def info(b: Backend, room: str) -> RoomInfo | None:
@@ -256,11 +266,6 @@ async def log_event(
     return int(seq)
 
 
-async def chat(b: Backend, room: str, user: str, text: str, badge: str | None) -> int:
-    ev = event("chat", room, **{"from": user, "text": text, "badge": badge})
-    return await log_event(b, room, ev, evid="c:" + uuid.uuid4().hex, require_live=True)
-
-
 async def replay(
     b: Backend, room: str, since: int, limit: int, upto: int | None = None
 ) -> tuple[list[dict[str, Any]], bool]:
@@ -283,13 +288,21 @@ async def replay(
     return events, gap
 
 
-async def history(b: Backend, room: str, before: int, limit: int) -> dict[str, Any]:
-    """One page of a room's logged events older than seq ``before``, oldest first.
+async def history(b: Backend, room: str, before: int, limit: int | None) -> dict[str, Any]:
+    """One page of a room's logged events older than seq ``before``, oldest first; at most
+    ``limit`` (1 to ``replay_limit``; None: ``replay_limit``).
+
+    Raises:
+        BadRequest: ``limit`` out of range.
 
     Returns:
         ``{"events": [...], "next": SEQ or None}``: ``next`` is the ``before`` of the page
         after this one (older events), None when the log holds nothing older.
     """
+    most = b.settings.replay_limit
+    limit = most if limit is None else limit
+    if not 1 <= limit <= most:
+        raise BadRequest(f"limit must be between 1 and {most}")
     if before <= 1:
         return {"events": [], "next": None}
     async with store_errors():
@@ -326,12 +339,3 @@ async def live_rooms(b: Backend, cursor: str | None, limit: int) -> dict[str, An
         if live == "1":
             out.append({"room": name, "title": title, "creator": creator, "viewers": viewers})
     return {"rooms": out, "next": encode_cursor("rooms", names[-1]) if more else None}
-
-
-async def set_chat_mode(b: Backend, room: str, subscribers_only: bool) -> None:
-    """Turn subscriber-only chat on or off and tell the room (unlogged ``chat_mode``)."""
-    k = RoomKeys(room)
-    ev = event("chat_mode", room, subscribers_only=subscribers_only)
-    async with store_errors():
-        await b.redis.hset(k.meta, "subs_only", "1" if subscribers_only else "0")
-        await b.redis.spublish(k.channel, orjson.dumps(ev))

@@ -20,6 +20,7 @@ from ..errors import (
     KeyExpired,
     LivesrvError,
     NotFound,
+    NotLive,
     OutOfStock,
     Unavailable,
 )
@@ -270,6 +271,29 @@ async def replayed_buy(
     """The first result of a purchase already made with ``key`` and these arguments."""
     reply = await wallet.first_result(b, user, key, buy_digest(room, product, qty))
     return None if reply is None else {"order": reply["order"], "coins": reply["coins"]}
+
+
+async def buy_in_room(
+    b: Backend, user: str, room: str, info: RoomInfo | None, product: str, qty: int, key: str
+) -> dict[str, Any]:
+    """A member's purchase of the room's product; ``info`` is the room as the member's
+    session knows it (None: not a member). A retried purchase that went through gets its
+    first result, whatever the room is now.
+
+    Raises:
+        Forbidden: Not a member. NotLive: The room is not live. Otherwise as :func:`buy`.
+    """
+    try:
+        if info is None:
+            raise Forbidden("join the room first")
+        if not info.live:
+            raise NotLive()
+    except (Forbidden, NotLive):
+        done = await replayed_buy(b, user, room, product, qty, key)
+        if done is None:
+            raise
+        return done
+    return await buy(b, user, info, product, qty, key)
 
 
 async def _finish(b: Backend, pk: ProductKeys, ref: str, outcome: str, exp: int) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import BadRequest, Forbidden, NotFound
 from ..store.facade import Backend, args_hash, store_errors
+from ..wire.tokens import Identity
 from . import wallet
 from .rooms import RoomInfo, event, log_event
 
@@ -31,6 +32,17 @@ async def set_price(b: Backend, creator: str, price: int) -> dict[str, Any]:
     async with store_errors():
         await b.redis.hset(b.user(creator).settings, "sub_price", price)
     return {"price": price}
+
+
+async def set_own_price(b: Backend, who: Identity, price: int) -> dict[str, Any]:
+    """A creator sets their own price (:func:`set_price`).
+
+    Raises:
+        Forbidden: Not a creator. BadRequest: Not an allowed price.
+    """
+    if not who.is_creator:
+        raise Forbidden("only creators set a subscription price")
+    return await set_price(b, who.user, price)
 
 
 async def until_of(b: Backend, user: str, creator: str) -> int:

@@ -147,6 +147,17 @@ async def of_user(b: Backend, user: str, cursor: str | None, limit: int) -> dict
     return await _page(b, [b.user(user).shard], lambda w: w["user"] == user, cursor, limit)
 
 
+async def mine(b: Backend, who: Identity, cursor: str | None, limit: int) -> dict[str, Any]:
+    """A creator's own withdrawals, newest first (:func:`of_user`).
+
+    Raises:
+        Forbidden: Not a creator.
+    """
+    if not who.is_creator:
+        raise Forbidden("only creators have withdrawals")
+    return await of_user(b, who.user, cursor, limit)
+
+
 async def listing(b: Backend, status: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
     """One page of every withdrawal (with ``status`` only, when given), newest first.
 

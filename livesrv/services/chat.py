@@ -1,0 +1,54 @@
+"""Chat in a LIVE room: who may write, the subscriber badge, subscriber-only mode."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+
+from ..errors import Forbidden, NotLive
+from ..store.facade import Backend, store_errors
+from ..store.keys import RoomKeys
+from ..wire.tokens import Identity
+from . import subscriptions
+from .rooms import RoomInfo, event, log_event
+
+
+async def send(b: Backend, user: str, room: RoomInfo, text: str) -> int:
+    """A member's chat line, logged in the room with the sender's badge.
+
+    Returns:
+        The event's seq.
+
+    Raises:
+        NotLive: The room is not live.
+        Forbidden: Subscriber-only chat and ``user`` is not a subscriber (the creator is).
+    """
+    if not room.live:
+        raise NotLive()
+    badge = None
+    if room.creator and room.creator != user:
+        if await subscriptions.until_of(b, user, room.creator):
+            badge = "sub"
+        elif room.subscribers_only:
+            raise Forbidden("chat is for subscribers only in this room")
+    ev = event("chat", room.room, **{"from": user, "text": text, "badge": badge})
+    return await log_event(b, room.room, ev, evid="c:" + uuid.uuid4().hex, require_live=True)
+
+
+async def set_mode(
+    b: Backend, who: Identity, room: RoomInfo, subscribers_only: bool
+) -> dict[str, bool]:
+    """Turn subscriber-only chat on or off and tell the room (unlogged ``chat_mode``).
+
+    Raises:
+        Forbidden: Neither the room's creator nor an admin.
+    """
+    if room.creator != who.user and not who.is_admin:
+        raise Forbidden("only the room's creator can change the chat mode")
+    k = RoomKeys(room.room)
+    ev = event("chat_mode", room.room, subscribers_only=subscribers_only)
+    async with store_errors():
+        await b.redis.hset(k.meta, "subs_only", "1" if subscribers_only else "0")
+        await b.redis.spublish(k.channel, orjson.dumps(ev))
+    return {"subscribers_only": subscribers_only}
