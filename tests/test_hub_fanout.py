@@ -1,5 +1,5 @@
 """Sans-I/O tests of the hub's fan-out (:mod:`livesrv.realtime.hub`): ``deliver`` encodes
-once per codec and filters by seq; ``_coalesce`` keeps logged and newest unlogged events.
+once per codec and filters by seq; ``coalesce`` keeps logged and newest unlogged events.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from livesrv.realtime.hub import Member, _coalesce, deliver
+from livesrv.realtime.feed import Member, coalesce, deliver
 from livesrv.wire.codec import JSON, JSON_CODEC, MSGPACK, MSGPACK_CODEC, Codec
 from tests.frames import unframe
 
@@ -143,17 +143,17 @@ def test_coalesce_keeps_logged_and_newest_unlogged() -> None:
         _ev("viewers", count=3),
         _ev("top", top=[["a", 1]]),
     ]
-    out = _coalesce(events)
+    out = coalesce(events)
     assert out == [events[1], events[2], events[4], events[5], events[6]]
     assert [e["seq"] for e in out if "seq" in e] == [1, 2]
 
 
 def test_coalesce_without_duplicates_is_unchanged() -> None:
     events = [_ev("gift", 1), _ev("like", total=1), _ev("chat", 2), _ev("viewers", count=2)]
-    assert _coalesce(events) == events
-    assert _coalesce([]) == []
+    assert coalesce(events) == events
+    assert coalesce([]) == []
 
 
 def test_coalesce_many_likes_become_one() -> None:
     events = [_ev("like", total=t) for t in range(1, 101)]
-    assert _coalesce(events) == [events[-1]]
+    assert coalesce(events) == [events[-1]]

@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -26,82 +24,18 @@ from ..store.facade import STORE_DOWN, STORE_FAILURES, Backend, now_ms
 from ..store.keys import RoomKeys
 from ..store.outage import Backoff
 from ..store.pubsub import Subscription
-from ..wire.codec import Codec
+from .feed import OPEN_END, Gap, Listener, Member, RoomFeed, deliver
 
 log = logging.getLogger(__name__)
 
 
-class Listener(Protocol):
-    """What the hub needs of a connection."""
-
-    user: str
-    codec: Codec
-
-    def send_frame(self, frame: bytes) -> None: ...
-
-
-@dataclass(eq=False)
-class Member:
-    """One connection in one room. While ``backlog`` is a list the member is still being
-    brought up to date (join/replay) and events wait there."""
-
-    listener: Listener
-    last_seq: int = 0
-    backlog: list[dict[str, Any]] | None = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class RoomChannel:
-    room: str
-    info: RoomInfo | None = None
-    members: dict[Listener, Member] = field(default_factory=dict)
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    last_seq: int | None = None
-    likes_local: int = 0
-    viewers_changed: bool = False
-    top_changed: bool = False
-    viewers: int = 0
-
-
-def deliver(members: Iterable[Member], batch: list[dict[str, Any]]) -> int:
-    """Send one batch to members, encoding it once per codec. Returns frames written.
-
-    A member's events are those with no seq or a seq above its ``last_seq``; the shared
-    frame is used whenever that is the whole batch.
-    """
-    if not batch:
-        return 0
-    seqs = [ev["seq"] for ev in batch if "seq" in ev]
-    first, last = (seqs[0], seqs[-1]) if seqs else (None, None)
-    frames: dict[str, bytes] = {}
-    written = 0
-    for m in members:
-        if m.backlog is not None:
-            m.backlog.extend(batch)
-            continue
-        codec = m.listener.codec
-        if first is None or m.last_seq < first:
-            frame = frames.get(codec.name)
-            if frame is None:
-                frame = frames[codec.name] = codec.frame(batch if len(batch) > 1 else batch[0])
-        else:
-            mine = [ev for ev in batch if ev.get("seq", m.last_seq + 1) > m.last_seq]
-            if not mine:
-                continue
-            frame = codec.frame(mine if len(mine) > 1 else mine[0])
-        m.listener.send_frame(frame)
-        written += 1
-        if last is not None and last > m.last_seq:
-            m.last_seq = last
-    return written
-
-
 class Hub:
-    """All rooms with members on this node, and the store subscriptions that feed them."""
+    """All rooms with members on this node (a :class:`~.feed.RoomFeed` each), and the store
+    subscriptions that feed them: the I/O around the feeds."""
 
     def __init__(self, backend: Backend) -> None:
         self.b = backend
-        self.rooms: dict[str, RoomChannel] = {}
+        self.rooms: dict[str, RoomFeed] = {}
         self.users: dict[str, set[Listener]] = {}
         self._wallets: dict[str, dict[str, Any]] = {}
         self._sub = Subscription(backend.url, backend.topology)
@@ -194,7 +128,7 @@ class Hub:
                 rc.members.pop(listener, None)
                 self._forget_if_empty(rc)
             raise
-        self._learn(rc, info)
+        rc.learn(info)
         rc.viewers, rc.viewers_changed = viewers, rc.viewers_changed or not again
         replay: list[dict[str, Any]] = []
         # a since beyond the room's seq: the client saw events the store lost (a failover
@@ -256,31 +190,22 @@ class Hub:
 
     # -- store subscription --------------------------------------------------------
 
-    async def _channel(self, room: str) -> RoomChannel:
+    async def _channel(self, room: str) -> RoomFeed:
         rc = self.rooms.get(room)
         if rc is None:
-            rc = self.rooms[room] = RoomChannel(room)
+            rc = self.rooms[room] = RoomFeed(room)
             channel = RoomKeys(room).channel
             self._by_channel[channel] = room
             self._sub.subscribe(channel)  # renewed by the subscription after any reconnect
         return rc
 
-    def _forget_if_empty(self, rc: RoomChannel) -> None:
+    def _forget_if_empty(self, rc: RoomFeed) -> None:
         if rc.members or self.rooms.get(rc.room) is not rc:
             return
         del self.rooms[rc.room]
         channel = RoomKeys(rc.room).channel
         self._by_channel.pop(channel, None)
         self._sub.unsubscribe(channel)
-
-    def _learn(self, rc: RoomChannel, info: RoomInfo) -> None:
-        rc.info = info
-        if rc.last_seq is None:
-            rc.last_seq = info.seq
-            buffered, rc.pending = rc.pending, []
-            for ev in buffered:
-                if "seq" not in ev or ev["seq"] > info.seq:
-                    rc.pending.append(ev)
 
     async def _listen(self) -> None:
         queue = self._sub.queue
@@ -309,8 +234,9 @@ class Hub:
         """After the store came back (the subscription renews itself): deliver the logged
         events and wallet changes published while it was away."""
         for rc in list(self.rooms.values()):
-            if rc.last_seq is not None:
-                await self._fill_gap(rc, 1 << 62)
+            gap = rc.gap_to_end()
+            if gap is not None:
+                await self._fill_gap(rc, gap)
         users = list(self.users)
         if users:
             pipe = self.b.redis.pipeline(transaction=False)
@@ -335,73 +261,31 @@ class Hub:
         if rc is None:
             return
         ev = orjson.loads(data)
-        seq = ev.get("seq")
-        if seq is None:
-            self._on_unlogged(rc, ev)
+        if "seq" not in ev:
+            rc.unlogged(ev)
             return
-        if rc.last_seq is not None:
-            if seq <= rc.last_seq:
-                return
-            if seq > rc.last_seq + 1:
-                await self._fill_gap(rc, seq)
-                if seq <= (rc.last_seq or 0):
-                    return
-            rc.last_seq = seq
-        self._on_logged(rc, ev)
+        gap = rc.accept(ev)
+        if gap is not None:
+            await self._fill_gap(rc, gap)
+            rc.accept(ev, filled=True)
 
-    async def _fill_gap(self, rc: RoomChannel, upto: int) -> None:
-        """Deliver the logged events between ``rc.last_seq`` and ``upto`` (exclusive) from
-        the room log: at most ``replay_limit`` of them, the newest. A node that fell
-        further behind skips the older ones; its members see the seq jump and catch up
-        with ``join since`` (which answers ``gap`` and ``replay_from``)."""
-        assert rc.last_seq is not None
+    async def _fill_gap(self, rc: RoomFeed, gap: Gap) -> None:
+        """Read a gap from the room log (at most ``replay_limit`` events, the newest) and
+        give it to the feed. A node that fell further behind skips the older ones; its
+        members see the seq jump and catch up with ``join since``."""
+        upto = None if gap.upto >= OPEN_END else gap.upto
         limit = self.b.settings.replay_limit
-        missing, skipped = await rooms.replay(
-            self.b, rc.room, rc.last_seq, limit, None if upto >= 1 << 62 else upto
-        )
+        missing, skipped = await rooms.replay(self.b, rc.room, gap.after, limit, upto)
         if skipped and missing:
             log.warning(
                 "room %s: seq went from %d to %d (missed events, or a store that restarted or "
                 "failed over); delivering the newest %d",
                 rc.room,
-                rc.last_seq,
+                gap.after,
                 missing[-1]["seq"],
                 len(missing),
             )
-            rc.last_seq = missing[0]["seq"] - 1
-        for ev in missing:
-            if ev["seq"] < upto and ev["seq"] == rc.last_seq + 1:
-                rc.last_seq = ev["seq"]
-                self._on_logged(rc, ev)
-
-    def _on_logged(self, rc: RoomChannel, ev: dict[str, Any]) -> None:
-        rc.pending.append(ev)
-        info = rc.info
-        name = ev["ev"]
-        if name == "gift":
-            rc.top_changed = True
-        elif info is not None:
-            if name == "room_open":
-                info.live, info.title, info.creator = True, ev["title"], ev["creator"]
-                info.session += 1
-                info.likes = 0
-                rc.top_changed = True
-            elif name == "room_closed":
-                info.live = False
-            elif name == "pinned":
-                info.pinned = ev.get("product")
-        if info is not None:
-            info.seq = max(info.seq, ev["seq"])
-
-    def _on_unlogged(self, rc: RoomChannel, ev: dict[str, Any]) -> None:
-        name = ev["ev"]
-        if name == "viewers":
-            rc.viewers = ev["count"]
-        elif name == "like" and rc.info is not None:
-            rc.info.likes = max(rc.info.likes, ev["total"])
-        elif name == "chat_mode" and rc.info is not None:
-            rc.info.subscribers_only = bool(ev["subscribers_only"])
-        rc.pending.append(ev)
+        rc.fill(missing, gap, skipped)
 
     # -- ticks -------------------------------------------------------------------
 
@@ -459,7 +343,7 @@ class Hub:
         are. On a cluster the rooms are grouped by the master owning their slot and the
         groups run concurrently, so a master that is down delays only its own rooms (their
         counts and leaderboards go out at the first tick it is back)."""
-        groups: dict[str, list[tuple[str, RoomChannel]]] = {}
+        groups: dict[str, list[tuple[str, RoomFeed]]] = {}
         for rc in list(self.rooms.values()):
             plan = groups.setdefault(self._master_of(rc.room), [])
             if rc.likes_local:
@@ -487,7 +371,7 @@ class Hub:
             return topology.url_for_key(RoomKeys(room).meta)
         return ""
 
-    async def _refresh_group(self, plan: list[tuple[str, RoomChannel]]) -> None:
+    async def _refresh_group(self, plan: list[tuple[str, RoomFeed]]) -> None:
         """One master's share of a tick: read its rooms' counters, publish the changes."""
         reads = self.b.redis.pipeline(transaction=False)
         for kind, rc in plan:
@@ -520,7 +404,7 @@ class Hub:
     def _flush_rooms(self) -> None:
         for rc in list(self.rooms.values()):
             if rc.pending:
-                batch, rc.pending = _coalesce(rc.pending), []
+                batch = rc.take_batch()
                 self.delivered += deliver(rc.members.values(), batch) * len(batch)
 
     def _flush_wallets(self) -> None:
@@ -537,20 +421,9 @@ class Hub:
                 for listener in self.users.get(user, ()):
                     listener.send_frame(listener.codec.frame(frame_ev))
 
-    async def _publish_viewers(self, rc: RoomChannel) -> None:
+    async def _publish_viewers(self, rc: RoomFeed) -> None:
         count = await rooms.viewer_count(self.b, rc.room)
         await self._publish(rc, event("viewers", rc.room, count=count))
 
-    async def _publish(self, rc: RoomChannel, ev: dict[str, Any]) -> None:
+    async def _publish(self, rc: RoomFeed, ev: dict[str, Any]) -> None:
         await self.b.redis.spublish(RoomKeys(rc.room).channel, orjson.dumps(ev))
-
-
-def _coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep every logged event, and only the newest of each unlogged kind."""
-    newest: dict[str, int] = {}
-    for i, ev in enumerate(events):
-        if "seq" not in ev:
-            newest[ev["ev"]] = i
-    if len(newest) == sum(1 for ev in events if "seq" not in ev):
-        return events
-    return [ev for i, ev in enumerate(events) if "seq" in ev or newest[ev["ev"]] == i]

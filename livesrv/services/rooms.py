@@ -49,6 +49,27 @@ class RoomInfo:
             likes=int(meta.get("likes", 0)),
         )
 
+    def apply(self, ev: dict[str, Any]) -> None:
+        """Follow a logged event of the room, as ``room_state.lua`` and ``room_event.lua``
+        changed the stored room (the one room state machine; this is its cached view)."""
+        name = ev["ev"]
+        if name == "room_open":
+            self.live, self.title, self.creator = True, ev["title"], ev["creator"]
+            self.session += 1
+            self.likes = 0
+        elif name == "room_closed":
+            self.live = False
+        elif name == "pinned":
+            self.pinned = ev.get("product")
+        self.seq = max(self.seq, ev["seq"])
+
+    def apply_unlogged(self, ev: dict[str, Any]) -> None:
+        """Follow an unlogged event: the like total, the chat mode."""
+        if ev["ev"] == "like":
+            self.likes = max(self.likes, ev["total"])
+        elif ev["ev"] == "chat_mode":
+            self.subscribers_only = bool(ev["subscribers_only"])
+
 
 def event(name: str, room: str, **fields: Any) -> dict[str, Any]:
     """A server event, stamped with the server time in ms (``ts``)."""

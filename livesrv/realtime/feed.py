@@ -1,0 +1,169 @@
+"""One room's feed on one node, sans I/O: seq ordering, gaps, tick batches, coalescing.
+
+Messages and seqs go in (:meth:`RoomFeed.accept`, :meth:`RoomFeed.unlogged`,
+:meth:`RoomFeed.fill`); out come the batch to send at a tick (:meth:`RoomFeed.take_batch`,
+then :func:`deliver`) and, when a logged event arrives ahead of the next seq, the range to
+fetch from the room log first (:class:`Gap`). The hub (``hub.py``) does the I/O around it:
+the store subscription, the log reads, the sockets. Tested with no socket
+(tests/test_feed.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..services.rooms import RoomInfo
+from ..wire.codec import Codec
+
+OPEN_END = 1 << 62  # "no upper bound" for a gap fetch
+
+
+class Listener(Protocol):
+    """What a feed needs of a connection."""
+
+    user: str
+    codec: Codec
+
+    def send_frame(self, frame: bytes) -> None: ...
+
+
+@dataclass(eq=False)
+class Member:
+    """One connection in one room. While ``backlog`` is a list the member is still being
+    brought up to date (join/replay) and events wait there."""
+
+    listener: Listener
+    last_seq: int = 0
+    backlog: list[dict[str, Any]] | None = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Logged events ``after`` < seq < ``upto`` must be read from the room log (and given
+    to :meth:`RoomFeed.fill`) before the event that revealed the gap is accepted."""
+
+    after: int
+    upto: int
+
+
+@dataclass(eq=False)
+class RoomFeed:
+    """What this node holds of one room: its members, the events waiting for the next
+    tick, the last seq delivered, and the counters the tick publishes."""
+
+    room: str
+    info: RoomInfo | None = None
+    members: dict[Listener, Member] = field(default_factory=dict)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    last_seq: int | None = None
+    likes_local: int = 0
+    viewers_changed: bool = False
+    top_changed: bool = False
+    viewers: int = 0
+
+    def learn(self, info: RoomInfo) -> None:
+        """The room as read from the store (on a join): events already buffered that the
+        read includes are dropped."""
+        self.info = info
+        if self.last_seq is None:
+            self.last_seq = info.seq
+            self.pending = [ev for ev in self.pending if "seq" not in ev or ev["seq"] > info.seq]
+
+    def accept(self, ev: dict[str, Any], *, filled: bool = False) -> Gap | None:
+        """A logged event from the store: queued if it is the next seq (or the feed has no
+        seq yet), dropped if already seen; a :class:`Gap` when it is ahead (nothing queued:
+        :meth:`fill` the gap, then accept it again with ``filled``: it is then queued even
+        if the log did not hold every seq before it, and members see the jump)."""
+        seq = ev["seq"]
+        if self.last_seq is not None:
+            if seq <= self.last_seq:
+                return None
+            if seq > self.last_seq + 1 and not filled:
+                return Gap(self.last_seq, seq)
+            self.last_seq = seq
+        self._logged(ev)
+        return None
+
+    def fill(self, missing: list[dict[str, Any]], gap: Gap, skipped: bool) -> None:
+        """The log's events for ``gap`` (at most ``replay_limit``, the newest; ``skipped``:
+        older ones were left out). Members then see the seq jump over what was skipped and
+        catch up with ``join since``."""
+        if self.last_seq is None:
+            return
+        if skipped and missing:
+            self.last_seq = missing[0]["seq"] - 1
+        for ev in missing:
+            if ev["seq"] < gap.upto and ev["seq"] == self.last_seq + 1:
+                self.last_seq = ev["seq"]
+                self._logged(ev)
+
+    def gap_to_end(self) -> Gap | None:
+        """Everything after the last seq (after the subscription was renewed)."""
+        return None if self.last_seq is None else Gap(self.last_seq, OPEN_END)
+
+    def unlogged(self, ev: dict[str, Any]) -> None:
+        """An unlogged event (viewers, like total, chat mode): queued, coalesced at the tick."""
+        name = ev["ev"]
+        if name == "viewers":
+            self.viewers = ev["count"]
+        elif self.info is not None:
+            self.info.apply_unlogged(ev)
+        self.pending.append(ev)
+
+    def take_batch(self) -> list[dict[str, Any]]:
+        """What the tick sends: every logged event, the newest of each unlogged kind."""
+        batch, self.pending = coalesce(self.pending), []
+        return batch
+
+    def _logged(self, ev: dict[str, Any]) -> None:
+        self.pending.append(ev)
+        if ev["ev"] in ("gift", "room_open"):
+            self.top_changed = True
+        if self.info is not None:
+            self.info.apply(ev)
+
+
+def deliver(members: Iterable[Member], batch: list[dict[str, Any]]) -> int:
+    """Send one batch to members, encoding it once per codec. Returns frames written.
+
+    A member's events are those with no seq or a seq above its ``last_seq``; the shared
+    frame is used whenever that is the whole batch.
+    """
+    if not batch:
+        return 0
+    seqs = [ev["seq"] for ev in batch if "seq" in ev]
+    first, last = (seqs[0], seqs[-1]) if seqs else (None, None)
+    frames: dict[str, bytes] = {}
+    written = 0
+    for m in members:
+        if m.backlog is not None:
+            m.backlog.extend(batch)
+            continue
+        codec = m.listener.codec
+        if first is None or m.last_seq < first:
+            frame = frames.get(codec.name)
+            if frame is None:
+                frame = frames[codec.name] = codec.frame(batch if len(batch) > 1 else batch[0])
+        else:
+            mine = [ev for ev in batch if ev.get("seq", m.last_seq + 1) > m.last_seq]
+            if not mine:
+                continue
+            frame = codec.frame(mine if len(mine) > 1 else mine[0])
+        m.listener.send_frame(frame)
+        written += 1
+        if last is not None and last > m.last_seq:
+            m.last_seq = last
+    return written
+
+
+def coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep every logged event, and only the newest of each unlogged kind."""
+    newest: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        if "seq" not in ev:
+            newest[ev["ev"]] = i
+    if len(newest) == sum(1 for ev in events if "seq" not in ev):
+        return events
+    return [ev for i, ev in enumerate(events) if "seq" in ev or newest[ev["ev"]] == i]

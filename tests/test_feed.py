@@ -1,0 +1,138 @@
+"""Sans-I/O tests of one room's feed (:mod:`livesrv.realtime.feed`): seqs in, batches and
+gap fetches out, with no socket and no store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livesrv.realtime.feed import OPEN_END, Gap, RoomFeed
+from livesrv.services.rooms import RoomInfo
+
+
+def info(seq: int, **over: Any) -> RoomInfo:
+    base = dict(
+        room="r",
+        creator="alice",
+        title="t",
+        live=True,
+        seq=seq,
+        session=1,
+        subscribers_only=False,
+        pinned=None,
+        likes=0,
+    )
+    return RoomInfo(**{**base, **over})
+
+
+def logged(seq: int, name: str = "chat", **fields: Any) -> dict[str, Any]:
+    return {"ev": name, "room": "r", "seq": seq, **fields}
+
+
+def seqs(batch: list[dict[str, Any]]) -> list[int]:
+    return [ev["seq"] for ev in batch if "seq" in ev]
+
+
+def test_events_in_order_are_batched_once_each_and_duplicates_dropped() -> None:
+    feed = RoomFeed("r")
+    feed.learn(info(5))
+    for s in (6, 7, 7, 5, 8):
+        assert feed.accept(logged(s)) is None
+    assert seqs(feed.take_batch()) == [6, 7, 8]
+    assert feed.take_batch() == []
+    assert feed.last_seq == 8 and feed.info is not None and feed.info.seq == 8
+
+
+def test_an_event_ahead_asks_for_the_gap_and_is_accepted_after_the_fill() -> None:
+    feed = RoomFeed("r")
+    feed.learn(info(5))
+    ahead = logged(9)
+    gap = feed.accept(ahead)
+    assert gap == Gap(5, 9)
+    assert feed.pending == []  # nothing queued until the gap is filled
+    feed.fill([logged(6), logged(7), logged(8)], gap, skipped=False)
+    assert feed.accept(ahead, filled=True) is None
+    assert seqs(feed.take_batch()) == [6, 7, 8, 9]
+
+
+def test_an_event_after_seqs_the_store_never_held_is_delivered_with_the_jump() -> None:
+    feed = RoomFeed("r")
+    feed.learn(info(4))  # this node saw up to 4; a failover lost 3 and 4 and seq jumped
+    jumped = logged(1_000_003)
+    gap = feed.accept(jumped)
+    assert gap == Gap(4, 1_000_003)
+    feed.fill([], gap, skipped=False)  # the log holds nothing in between
+    assert feed.accept(jumped, filled=True) is None
+    assert seqs(feed.take_batch()) == [1_000_003]
+    assert feed.accept(logged(1_000_004)) is None  # and on from there
+
+
+def test_a_gap_the_log_no_longer_holds_whole_skips_to_the_newest_events() -> None:
+    feed = RoomFeed("r")
+    feed.learn(info(5))
+    gap = feed.accept(logged(500))
+    assert gap == Gap(5, 500)
+    feed.fill([logged(s) for s in range(300, 500)], gap, skipped=True)
+    assert feed.accept(logged(500), filled=True) is None
+    batch = seqs(feed.take_batch())
+    assert batch == list(range(300, 501))  # the seq jumps: members catch up with join since
+
+
+def test_a_fill_ignores_events_outside_the_gap_and_out_of_order() -> None:
+    feed = RoomFeed("r")
+    feed.learn(info(5))
+    gap = feed.accept(logged(8))
+    assert gap is not None
+    feed.fill([logged(7), logged(6), logged(8), logged(9)], gap, skipped=False)
+    assert seqs(feed.pending) == [6]  # 7 came before 6; 8 and 9 are not in the gap
+    assert feed.accept(logged(8), filled=True) is None  # delivered with the jump over 7
+    assert feed.accept(logged(7)) is None  # too late now: already passed
+    assert seqs(feed.take_batch()) == [6, 8]
+
+
+def test_after_the_subscription_is_renewed_everything_after_the_last_seq_is_fetched() -> None:
+    feed = RoomFeed("r")
+    assert feed.gap_to_end() is None  # nothing delivered yet: nothing to catch up on
+    feed.learn(info(3))
+    assert feed.gap_to_end() == Gap(3, OPEN_END)
+
+
+def test_events_buffered_before_the_join_read_are_dropped_when_the_read_includes_them() -> None:
+    feed = RoomFeed("r")
+    feed.accept(logged(4))  # arrived before the room was read: no seq yet, kept
+    feed.accept(logged(6))
+    feed.unlogged({"ev": "viewers", "room": "r", "count": 2})
+    feed.learn(info(5))
+    assert [ev.get("seq") for ev in feed.take_batch()] == [6, None]
+
+
+def test_unlogged_events_are_coalesced_to_the_newest_of_each_kind() -> None:
+    feed = RoomFeed("r")
+    feed.learn(info(1))
+    for total in (3, 9, 12):
+        feed.unlogged({"ev": "like", "room": "r", "total": total})
+    feed.accept(logged(2))
+    feed.unlogged({"ev": "viewers", "room": "r", "count": 4})
+    feed.unlogged({"ev": "viewers", "room": "r", "count": 5})
+    batch = feed.take_batch()
+    assert [(ev["ev"], ev.get("total", ev.get("count", ev.get("seq")))) for ev in batch] == [
+        ("like", 12),
+        ("chat", 2),
+        ("viewers", 5),
+    ]
+    assert feed.viewers == 5 and feed.info is not None and feed.info.likes == 12
+
+
+def test_the_cached_room_follows_its_logged_events() -> None:
+    feed = RoomFeed("r")
+    feed.learn(info(1, live=False, creator=None, session=0))
+    feed.accept(logged(2, "room_open", title="Hello", creator="bob"))
+    room = feed.info
+    assert room is not None
+    assert (room.live, room.title, room.creator, room.session) == (True, "Hello", "bob", 1)
+    assert feed.top_changed  # a new session: a new leaderboard goes out
+    feed.accept(logged(3, "pinned", product="pen"))
+    assert room.pinned == "pen"
+    feed.unlogged({"ev": "chat_mode", "room": "r", "subscribers_only": True})
+    assert room.subscribers_only
+    feed.accept(logged(4, "room_closed"))
+    assert not room.live and room.seq == 4
