@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import sys
@@ -21,8 +20,6 @@ from .store.embedded import ServeLock, StoreHandle
 from .store.facade import STORE_FAILURES, Backend
 from .store.topology import host_port, split_seeds
 from .wire import tokens
-
-log = logging.getLogger("livesrv")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

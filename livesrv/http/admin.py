@@ -13,21 +13,40 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from .. import audit
 from ..errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
+from ..metrics import Metrics
 from ..services import receipts, shop, subscriptions, wallet, withdrawals
 from ..services.paging import query_args
 from ..services.rooms import live_rooms
-from ..store.facade import STORE_FAILURES, as_protocol_error, store_errors
+from ..settings import Settings
+from ..settlement import SettlementWorker
+from ..store.facade import STORE_FAILURES, Backend, as_protocol_error, store_errors
 from ..wire import tokens
 from ..wire.schema import ADMIN_BODIES, IDENT, Field, check
+from .status import STATUS
 
-if TYPE_CHECKING:
-    from ..realtime.node import Node
+
+class Node(Protocol):
+    """What the admin app needs of the node that serves it (``livesrv/realtime/node.py``)."""
+
+    settings: Settings
+    backend: Backend
+    metrics: Metrics
+    worker: SettlementWorker
+    secret: str
+    receipt_key: bytes
+    ws_port: int
+
+    @property
+    def ws_url(self) -> str: ...
+
+    def sync_metrics(self) -> None: ...
+
 
 NODE: web.AppKey[Node] = web.AppKey("node")
 access_log = logging.getLogger("livesrv.access")
@@ -39,21 +58,6 @@ def client_demo_dir() -> Path:
     return (Path(__file__).resolve().parent.parent / "client_demo").resolve()
 
 
-STATUS = {
-    "bad_request": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "not_live": 409,
-    "insufficient_funds": 409,
-    "out_of_stock": 409,
-    "limit_exceeded": 409,
-    "rate_limited": 429,
-    "idempotency_conflict": 409,
-    "invalid_receipt": 402,
-    "unavailable": 503,
-    "internal": 500,
-}
 DEMO_PRODUCTS = (
     ("demo_tee", "livesrv T-shirt", 300, 50),
     ("demo_mug", "Coffee mug", 150, 100),

@@ -15,7 +15,7 @@ from .. import __version__
 from ..services.paging import CURSOR_MAX, PAGE_DEFAULT, PAGE_MAX
 from ..services.withdrawals import STATUSES
 from ..wire.schema import ADMIN_BODIES, IDENT, Field
-from .admin import STATUS
+from .status import STATUS
 
 IDENT_PATTERN = "^" + IDENT.pattern + "$"
 PRINTABLE_ASCII = "^[ -~]*$"

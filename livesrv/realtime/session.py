@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -29,16 +29,33 @@ from ..errors import (
     RateLimited,
     Unauthorized,
 )
+from ..metrics import Metrics
 from ..services import rooms, wallet
+from ..services.receipts import ReceiptVerifier
 from ..services.rooms import RoomInfo
-from ..store.facade import as_protocol_error
+from ..settings import Settings
+from ..store.facade import Backend, as_protocol_error
 from ..wire import tokens
 from ..wire.codec import Codec, codec_for
 from ..wire.schema import Request, parse, request_id
+from .hub import Hub
 from .ops import OPS, Then
 
-if TYPE_CHECKING:
-    from .node import Node
+
+class Host(Protocol):
+    """What a session needs of the node that serves it (``node.py``)."""
+
+    settings: Settings
+    backend: Backend
+    hub: Hub
+    metrics: Metrics
+    secret: str
+    receipts: ReceiptVerifier
+
+    def begin_op(self) -> None: ...
+
+    def end_op(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +104,7 @@ class Session:
         "opened",
     )
 
-    def __init__(self, ws: ServerConnection, node: Node) -> None:
+    def __init__(self, ws: ServerConnection, node: Host) -> None:
         self.ws = ws
         self.node = node
         self._protocol = ws.protocol

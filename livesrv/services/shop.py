@@ -32,7 +32,6 @@ from .paging import adopt_legacy, all_names, decode_cursor, encode_cursor, index
 from .rooms import RoomInfo, event, log_event
 
 ABANDONED_MS = 60_000
-PRODUCT_INTS = ("price", "stock", "commission", "sold", "reserved", "stocked")
 
 
 def product_view(raw: dict[str, str]) -> dict[str, Any]:

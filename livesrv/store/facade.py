@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,10 @@ from .topology import Topology, host_port, split_seeds
 
 log = logging.getLogger(__name__)
 
+ScriptObserver = Callable[[str, list[str], list[Any], float], None]
+"""``(name, keys, args, seconds)``: one script run by :meth:`Backend.run`, and how long it
+took (wall seconds, the wait for the store included)."""
+
 
 @dataclass
 class Backend:
@@ -43,6 +47,11 @@ class Backend:
         url: The standalone store's URL; on a cluster, the first master's at start-up.
         topology: Standalone or cluster, and which master owns which slot.
         durability: What a script's reply waits for (:mod:`.durability`).
+        on_script: When set, called after every script :meth:`run` runs, failed ones included,
+            with its name, keys, arguments and duration in seconds (tracing, metrics, and the
+            benchmark, which records the scripts of a gift to replay them at the store). It
+            runs inline on the hot path: keep it cheap and never raise. None (the default)
+            costs one attribute test per script.
     """
 
     settings: Settings
@@ -53,6 +62,7 @@ class Backend:
     logged: RecentSet = field(default_factory=lambda: RecentSet(100_000))
     topology: Topology = field(default_factory=lambda: Topology(["redis://localhost:6379"]))
     durability: Durability = field(default_factory=Durability)
+    on_script: ScriptObserver | None = None
     _fenced: set[str] = field(default_factory=set)
     _fenced_generation: int = -1
 
@@ -86,7 +96,7 @@ class Backend:
             client = command_client(topology, pool_size=pool_size)
         else:
             client = connect(url, pool_size=pool_size)
-        scripts = Scripts.register(client, url, topology, durability)
+        scripts = Scripts.register(url, topology, durability)
         catalog = Catalog.load(settings.catalog)
         return cls(
             settings, catalog, client, scripts, url, topology=topology, durability=durability
@@ -144,10 +154,24 @@ class Backend:
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run one script; a store that cannot be reached becomes ``Unavailable``."""
+        if self.on_script is not None:
+            return await self._run_observed(self.on_script, name, keys, args)
         try:  # the hot path: inline rather than through the store_errors() context manager
             return await self.scripts.run(name, keys, args)
         except STORE_FAILURES as exc:
             raise _translate(exc) from exc
+
+    async def _run_observed(
+        self, observer: ScriptObserver, name: str, keys: list[str], args: list[Any]
+    ) -> Any:
+        """:meth:`run`, reporting the script and its duration to ``observer``."""
+        t0 = time.perf_counter()
+        try:
+            return await self.scripts.run(name, keys, args)
+        except STORE_FAILURES as exc:
+            raise _translate(exc) from exc
+        finally:
+            observer(name, keys, args, time.perf_counter() - t0)
 
     def fence(self, tag: str) -> tuple[str, int]:
         """Whether the next seq-numbering script for ``tag`` (a room) must check that its

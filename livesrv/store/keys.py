@@ -57,10 +57,6 @@ class ShardKeys:
         """Sorted set of withdrawal ids by creation time."""
         return f"{self.tag}:wds"
 
-    @property
-    def withdrawal_seq(self) -> str:
-        return f"{self.tag}:wdseq"
-
     def withdrawal(self, wid: str) -> str:
         return f"{self.tag}:wd:{wid}"
 
@@ -160,10 +156,6 @@ class RoomKeys:
     @property
     def log(self) -> str:
         return f"{self.tag}:log"
-
-    @property
-    def evids(self) -> str:
-        return f"{self.tag}:evids"
 
     @property
     def top(self) -> str:
