@@ -297,7 +297,7 @@ def start_naive(log_dir: Path, timeout: float = 30.0) -> ServerProcess:
     return server
 
 
-# -- stores for the cluster benchmark (loadtests/bench_cluster.py) ---------------------------
+# -- stores for the cluster benchmark (loadtests/bench/cluster.py) ---------------------------
 @contextmanager
 def standalone_store(base: Path) -> Iterator[tuple[list[str], list[int]]]:
     """One plain (non-cluster) valkey-server on 127.0.0.1, AOF everysec like the cluster's

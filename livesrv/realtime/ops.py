@@ -8,7 +8,7 @@ asking, which rooms it joined).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ..errors import Forbidden, LimitExceeded
 from ..services import (
@@ -22,9 +22,43 @@ from ..services import (
     wallet,
     withdrawals,
 )
+from ..services.receipts import ReceiptVerifier
+from ..services.rooms import RoomInfo
+from ..settings import Settings
+from ..store.facade import Backend
+from ..wire.tokens import Identity
+from .feed import Listener
+from .hub import Hub
 
-if TYPE_CHECKING:
-    from .session import Session
+
+class Caller(Listener, Protocol):
+    """What an op needs of the session that received it (``session.py``): a listener the
+    hub can send to, and who it is."""
+
+    b: Backend
+    in_rooms: set[str]
+
+    @property
+    def node(self) -> CallerNode: ...
+
+    @property
+    def identity(self) -> Identity: ...
+
+    def send(self, message: Any) -> None: ...
+
+    def joined(self, room: str) -> RoomInfo: ...
+
+    def member_of(self, room: str) -> RoomInfo | None: ...
+
+    async def room(self, room: str) -> RoomInfo: ...
+
+
+class CallerNode(Protocol):
+    """What an op needs of the node: settings, the hub, the receipt verifier."""
+
+    settings: Settings
+    hub: Hub
+    receipts: ReceiptVerifier
 
 
 class Then(NamedTuple):
@@ -34,7 +68,7 @@ class Then(NamedTuple):
     after: Callable[[], None]
 
 
-Handler = Callable[["Session", dict[str, Any]], Awaitable["dict[str, Any] | Then"]]
+Handler = Callable[[Caller, dict[str, Any]], Awaitable["dict[str, Any] | Then"]]
 OPS: dict[str, Handler] = {}
 
 
@@ -47,37 +81,37 @@ def op(name: str) -> Callable[[Handler], Handler]:
 
 
 @op("wallet")
-async def _wallet(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _wallet(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await wallet.read(s.b, s.user)
 
 
 @op("catalog")
-async def _catalog(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _catalog(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return s.b.catalog.to_wire()
 
 
 @op("rooms")
-async def _rooms(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _rooms(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await rooms.live_rooms(s.b, a.get("cursor"), paging.page_limit(a.get("limit")))
 
 
 @op("buy_coins")
-async def _buy_coins(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _buy_coins(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await wallet.buy_coins(s.b, s.node.receipts, s.user, a["package"], a["receipt"])
 
 
 @op("room_open")
-async def _room_open(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _room_open(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await rooms.open_room(s.b, s.identity, a["room"], a["title"])
 
 
 @op("room_close")
-async def _room_close(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _room_close(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await rooms.close_room(s.b, s.identity, a["room"])
 
 
 @op("join")
-async def _join(s: Session, a: dict[str, Any]) -> Then:
+async def _join(s: Caller, a: dict[str, Any]) -> Then:
     room = a["room"]
     cap = s.node.settings.max_rooms_per_connection
     if room not in s.in_rooms and len(s.in_rooms) >= cap:
@@ -101,13 +135,13 @@ async def _join(s: Session, a: dict[str, Any]) -> Then:
 
 
 @op("history")
-async def _history(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _history(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     s.joined(a["room"])
     return await rooms.history(s.b, a["room"], a["before"], a.get("limit"))
 
 
 @op("leave")
-async def _leave(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _leave(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     s.in_rooms.discard(a["room"])
     if not await s.node.hub.leave(s, a["room"]):
         raise Forbidden("not in this room")
@@ -115,53 +149,53 @@ async def _leave(s: Session, a: dict[str, Any]) -> dict[str, Any]:
 
 
 @op("chat")
-async def _chat(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _chat(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     await chat.send(s.b, s.user, s.joined(a["room"]), a["text"])
     return {}
 
 
 @op("like")
-async def _like(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _like(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     rooms.require_live(s.joined(a["room"]))
     s.node.hub.add_likes(a["room"], a.get("count", 1))
     return {}
 
 
 @op("gift")
-async def _gift(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _gift(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     info = s.member_of(a["room"])
     return await gifts.gift_in_room(s.b, s.user, a["room"], info, a["gift"], a["count"], a["key"])
 
 
 @op("subscribe")
-async def _subscribe(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _subscribe(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await subscriptions.subscribe(s.b, s.user, await s.room(a["room"]), a["key"])
 
 
 @op("sub_price")
-async def _sub_price(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _sub_price(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await subscriptions.set_own_price(s.b, s.identity, a["price"])
 
 
 @op("chat_mode")
-async def _chat_mode(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _chat_mode(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     room = await s.room(a["room"])
     return await chat.set_mode(s.b, s.identity, room, a["subscribers_only"])
 
 
 @op("buy")
-async def _buy(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _buy(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     info = s.member_of(a["room"])
     return await shop.buy_in_room(s.b, s.user, a["room"], info, a["product"], a["qty"], a["key"])
 
 
 @op("pin")
-async def _pin(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _pin(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await shop.pin(s.b, s.identity, await s.room(a["room"]), a.get("product"))
 
 
 @op("product_create")
-async def _product_create(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _product_create(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await shop.create(
         s.b,
         s.identity,
@@ -175,27 +209,27 @@ async def _product_create(s: Session, a: dict[str, Any]) -> dict[str, Any]:
 
 
 @op("product_restock")
-async def _product_restock(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _product_restock(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await shop.restock(s.b, s.identity, a["product"], a["qty"])
 
 
 @op("products")
-async def _products(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _products(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     limit = paging.page_limit(a.get("limit"))
     return await shop.listing(s.b, a.get("seller"), a.get("cursor"), limit)
 
 
 @op("orders")
-async def _orders(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _orders(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await shop.orders_of(s.b, s.user, a.get("cursor"), paging.page_limit(a.get("limit")))
 
 
 @op("withdraw")
-async def _withdraw(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _withdraw(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     return await withdrawals.withdraw(s.b, s.identity, a["diamonds"], a["key"])
 
 
 @op("withdrawals")
-async def _withdrawals(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+async def _withdrawals(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     limit = paging.page_limit(a.get("limit"))
     return await withdrawals.mine(s.b, s.identity, a.get("cursor"), limit)

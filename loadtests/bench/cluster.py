@@ -22,34 +22,24 @@ Results: ``loadtests/results/bench-cluster.json`` (``bench-cluster-quick.json`` 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 import time
 from collections import Counter, defaultdict
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from loadtests import bench, servers
-from loadtests.bench import (
-    BENCH_ENV,
-    GIFT,
-    GIFT_COUNT,
-    GRANT,
-    Pool,
-    _machine_busy,
-    grant,
-    lat_array,
-    machine,
-    mint,
-    pct,
-    split,
-    wait_settlement,
-)
+from loadtests import servers
 from loadtests.loadworker import raise_nofile
+
+from .config import BENCH_ENV, GIFT, GIFT_COUNT, GRANT, OPTIONS
+from .gifts import wait_settlement
+from .pool import Pool, grant, mint, split
+from .results import write_json
+from .sampling import machine, machine_busy, process_cpu, wait_quiet
+from .stats import lat_array, pct
 
 NODES = 3
 SECRET = "bench-cluster-secret-0123456789abcdef0123456789"
@@ -74,16 +64,7 @@ class ClusterPlan:
         return cls(False, 48, 4, 8.0, 3000, 100.0, 8.0, 6, 20.0)
 
 
-def _cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with suppress(psutil.Error):
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-    return total
-
-
-def _audit(url: str, tmp: Path) -> dict[str, Any]:
+def audit(url: str, tmp: Path) -> dict[str, Any]:
     r = subprocess.run(
         [*servers.livesrv_cmd(), "audit", "--redis-url", url, "--data-dir", str(tmp / "audit")],
         capture_output=True,
@@ -117,8 +98,8 @@ def run_setup(pool: Pool, kind: str, plan: ClusterPlan, tmp: Path, tick: Any) ->
             for n in nodes:
                 n.stop()
         tick(f"{kind}: audit")
-        audit = _audit(urls[0], tmp / kind)
-    return {"store": kind, "masters": len(urls), "gifts": gifts, "fanout": fanout, "audit": audit}
+        audit_ = audit(urls[0], tmp / kind)
+    return {"store": kind, "masters": len(urls), "gifts": gifts, "fanout": fanout, "audit": audit_}
 
 
 Sample = tuple[float, float, float, float, float]
@@ -127,7 +108,13 @@ Sample = tuple[float, float, float, float, float]
 def _measure(pool: Pool, nodes: list[servers.Livesrv], store_pids: list[int]) -> Sample:
     """CPU seconds so far of the nodes, the store, the load workers and the whole machine."""
     nodes_cpu = sum(n.cpu_times() for n in nodes)
-    return nodes_cpu, _cpu(store_pids), sum(pool.cpu_times()), _machine_busy(), time.monotonic()
+    return (
+        nodes_cpu,
+        process_cpu(store_pids),
+        sum(pool.cpu_times()),
+        machine_busy(),
+        time.monotonic(),
+    )
 
 
 def _cores(t0: Sample, t1: Sample) -> dict[str, float]:
@@ -174,7 +161,7 @@ def gift_phase(
             }
         )
     pool.call(0, "reset_wallets")
-    background = bench.wait_quiet()
+    background = wait_quiet()
     start_at = time.time() + 0.5
     m0 = _measure(pool, nodes, store_pids)
     res = pool.call_many(
@@ -256,7 +243,7 @@ def fanout_phase(
     connect_s = time.time() - t0
     connected = sum(held.values())
     time.sleep(2.0)
-    background = bench.wait_quiet()
+    background = wait_quiet()
     pool.call_many({w: ("viewers_reset", {}) for w in vworkers})
     m0 = _measure(pool, nodes, store_pids)
     gres = pool.call(
@@ -327,7 +314,7 @@ def failures(setup: dict[str, Any]) -> list[str]:
 
 def run(quick: bool, out: Path) -> dict[str, Any]:
     raise_nofile()
-    bench.QUIET_TIMEOUT = 3.0 if quick else 30.0  # the machine is shared: wait, but not long
+    OPTIONS.quiet_timeout = 3.0 if quick else 30.0  # the machine is shared: wait, but not long
     plan = ClusterPlan.make(quick)
     tmp = Path(tempfile.mkdtemp(prefix="livesrv-bench-cluster-"))
     result: dict[str, Any] = {
@@ -350,14 +337,10 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
             result["setups"].append(setup)
     finally:
         pool.close()
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     result["summary"] = summary(result)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "bench-cluster-quick" if quick else "bench-cluster"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    write_json(result, out, "bench-cluster-quick" if quick else "bench-cluster")
     return result
 
 

@@ -4,7 +4,7 @@ One 3-master, 3-replica local Valkey Cluster; three ``livesrv serve`` nodes (nod
 master ``i % 3``) are started with ``LIVESRV_DURABILITY=master`` (a reply once the master
 applied the step) and then with ``replicas`` (a reply once a replica holds it: one
 ``WAIT 1`` per master per pipelined batch), alternately, several rounds each, on the same
-cluster. Each round is the cluster bench's gift phase (:func:`loadtests.bench_cluster.
+cluster. Each round is the cluster bench's gift phase (:func:`loadtests.bench.cluster.
 gift_phase`: gifters spread over the three nodes, closed loop, a fresh key per gift,
 settlement checked). The figures quoted are the medians over the rounds of each policy and
 their ratio, measured side by side in one run; the audit runs on the cluster at the end.
@@ -24,17 +24,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from loadtests import bench, servers
-from loadtests.bench import BENCH_ENV, Pool, machine
-from loadtests.bench_cluster import NODES, SECRET, ClusterPlan, _audit, gift_phase
+from loadtests import servers
 from loadtests.loadworker import raise_nofile
+
+from .cluster import NODES, SECRET, ClusterPlan, audit, gift_phase
+from .config import BENCH_ENV, OPTIONS
+from .pool import Pool
+from .results import write_json
+from .sampling import machine
 
 POLICIES = ("master", "replicas")
 
 
 def run(quick: bool, out: Path) -> dict[str, Any]:
     raise_nofile()
-    bench.QUIET_TIMEOUT = 3.0 if quick else 30.0
+    OPTIONS.quiet_timeout = 3.0 if quick else 30.0
     plan = ClusterPlan.make(quick)
     rounds = 2 if quick else 4
     tmp = Path(tempfile.mkdtemp(prefix="livesrv-bench-durability-"))
@@ -65,16 +69,14 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
                         }
                     )
             tick("audit")
-            result["audit"] = _audit(urls[0], tmp)
+            result["audit"] = audit(urls[0], tmp)
     finally:
         pool.close()
         shutil.rmtree(tmp, ignore_errors=True)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     result["summary"] = summary(result)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "bench-durability-quick" if quick else "bench-durability"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    print(f"results written to {(out / f'{name}.json').resolve()}")
+    path = write_json(result, out, "bench-durability-quick" if quick else "bench-durability")
+    print(f"results written to {path.resolve()}")
     return result
 
 
