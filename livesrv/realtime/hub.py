@@ -372,34 +372,27 @@ class Hub:
         return ""
 
     async def _refresh_group(self, plan: list[tuple[str, RoomFeed]]) -> None:
-        """One master's share of a tick: read its rooms' counters, publish the changes."""
-        reads = self.b.redis.pipeline(transaction=False)
+        """One master's share of a tick: the rooms service reads its rooms' counters and
+        publishes the changes; the leaderboards come back for this node's members."""
+        likes = {rc.room: rc.likes_local for kind, rc in plan if kind == "like"}
         for kind, rc in plan:
-            k = RoomKeys(rc.room)
             if kind == "like":
-                reads.hincrby(k.meta, "likes", rc.likes_local)
                 rc.likes_local = 0
-            elif kind == "viewers":
-                reads.zcount(k.presence, rooms.seen_since(self.b), "+inf")
-            else:
-                reads.zrevrange(k.top, 0, rooms.TOP_N - 1, withscores=True)
         try:
-            values = await reads.execute()
+            tops = await rooms.publish_counters(
+                self.b,
+                likes,
+                [rc.room for kind, rc in plan if kind == "viewers"],
+                [rc.room for kind, rc in plan if kind == "top"],
+            )
         except BaseException:
             for kind, rc in plan:  # read again next tick (a like total is not re-added)
                 rc.viewers_changed |= kind == "viewers"
                 rc.top_changed |= kind == "top"
             raise
-        publish = self.b.redis.pipeline(transaction=False)
-        for (kind, rc), value in zip(plan, values, strict=True):
+        for kind, rc in plan:
             if kind == "top":
-                rc.pending.append(event("top", rc.room, top=rooms.top_list(value)))
-            else:
-                field = "total" if kind == "like" else "count"
-                ev = event(kind, rc.room, **{field: int(value)})
-                publish.spublish(RoomKeys(rc.room).channel, orjson.dumps(ev))
-        if len(publish):
-            await publish.execute()
+                rc.pending.append(event("top", rc.room, top=tops[rc.room]))
 
     def _flush_rooms(self) -> None:
         for rc in list(self.rooms.values()):
@@ -422,8 +415,4 @@ class Hub:
                     listener.send_frame(listener.codec.frame(frame_ev))
 
     async def _publish_viewers(self, rc: RoomFeed) -> None:
-        count = await rooms.viewer_count(self.b, rc.room)
-        await self._publish(rc, event("viewers", rc.room, count=count))
-
-    async def _publish(self, rc: RoomFeed, ev: dict[str, Any]) -> None:
-        await self.b.redis.spublish(RoomKeys(rc.room).channel, orjson.dumps(ev))
+        await rooms.publish_counters(self.b, {}, [rc.room], [])

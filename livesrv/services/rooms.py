@@ -223,6 +223,43 @@ async def refresh_presence(b: Backend, present: dict[str, set[str]]) -> dict[str
     return {n: int(c) for n, c in zip(names, counts, strict=True) if int(c) >= 0}
 
 
+async def publish_counters(
+    b: Backend, likes: dict[str, int], viewers: list[str], tops: list[str]
+) -> dict[str, list[list[Any]]]:
+    """A node's counters of one tick, for rooms whose keys share a master (two pipelined
+    round trips however many rooms): add its likes to each room's total and publish the
+    totals (unlogged ``like``), publish the viewer counts (``viewers``), and read the
+    leaderboards of ``tops``.
+
+    Returns:
+        The leaderboard of each room in ``tops``.
+    """
+    plan = [("like", r) for r in likes] + [("viewers", r) for r in viewers]
+    plan += [("top", r) for r in tops]
+    reads = b.redis.pipeline(transaction=False)
+    for kind, room in plan:
+        k = RoomKeys(room)
+        if kind == "like":
+            reads.hincrby(k.meta, "likes", likes[room])
+        elif kind == "viewers":
+            reads.zcount(k.presence, seen_since(b), "+inf")
+        else:
+            reads.zrevrange(k.top, 0, TOP_N - 1, withscores=True)
+    values = await reads.execute() if plan else []
+    out: dict[str, list[list[Any]]] = {}
+    publish = b.redis.pipeline(transaction=False)
+    for (kind, room), value in zip(plan, values, strict=True):
+        if kind == "top":
+            out[room] = top_list(value)
+        else:
+            field = "total" if kind == "like" else "count"
+            ev = event(kind, room, **{field: int(value)})
+            publish.spublish(RoomKeys(room).channel, orjson.dumps(ev))
+    if len(publish):
+        await publish.execute()
+    return out
+
+
 async def top(b: Backend, room: str) -> list[list[Any]]:
     async with store_errors():
         rows = await b.redis.zrevrange(RoomKeys(room).top, 0, TOP_N - 1, withscores=True)
