@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import sys
@@ -185,6 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StoreError, ValueError, LivesrvError) as exc:
         print(f"livesrv: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"livesrv: cannot listen on {_address_of(exc)}: the address is in use (another "
+            "server?); stop it, or choose --port / --http-port (0: any free port)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -244,6 +254,13 @@ def cmd_receipt(settings: Settings, args: argparse.Namespace) -> int:
     lines = [receipts.sign(key, args.user, args.package, rid, args.issued) for rid in args.ids]
     print("\n".join(lines))
     return 0
+
+
+def _address_of(exc: OSError) -> str:
+    """The address in a bind error's message ("... on address ('127.0.0.1', 8765) ...")."""
+    text = str(exc)
+    start, end = text.find("("), text.find(")")
+    return text[start + 1 : end].replace("'", "").replace(", ", ":") if 0 <= start < end else text
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -156,6 +156,20 @@ async def test_second_serve_on_the_same_data_dir_refuses(
     await c.close()
 
 
+async def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = await arun(
+            "serve", "--data-dir", str(tmp_path / "d"), "--port", str(port), "--http-port", "0"
+        )
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in r.stderr
+    assert "--port" in r.stderr
+
+
 async def test_stale_pid_and_socket_files_are_recovered(
     serve_process: Serve, tmp_path: Path
 ) -> None:
