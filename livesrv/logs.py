@@ -91,8 +91,10 @@ def redact(url: str) -> str:
     return ",".join(out)
 
 
-def startup(settings: Settings, ws_url: str, http_url: str) -> None:
-    """Log the one line that says what this serve is: version, URLs, store, durability."""
+def startup(settings: Settings, ws_url: str, http_url: str, durability: str = "") -> None:
+    """Log the one line that says what this serve is: version, URLs, store, durability (the
+    policy in force, or the configured one when the caller has no store connection)."""
+    durability = durability or settings.durability
     if settings.redis_url:
         store = redact(settings.redis_url)
     else:
@@ -103,7 +105,7 @@ def startup(settings: Settings, ws_url: str, http_url: str) -> None:
         "http_url": http_url,
         "store": store,
         "workers": settings.workers,
-        "durability": settings.durability,
+        "durability": durability,
         "demo": settings.demo,
         "settle": settings.settle,
     }
@@ -114,7 +116,7 @@ def startup(settings: Settings, ws_url: str, http_url: str) -> None:
         http_url,
         store,
         settings.workers,
-        settings.durability,
+        durability,
         "; demo mode" if settings.demo else "",
         extra=fields,
     )

@@ -249,7 +249,7 @@ async def run_until_signalled(
     node = Node(settings, store_url, metrics_dir=metrics_dir)
     await node.start(ws_sock=ws_sock, http_sock=http_sock)
     if announce:
-        announce_urls(node.ws_url, node.http_url, settings)
+        announce_urls(node.ws_url, node.http_url, settings, node.backend.durability.describe())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -261,11 +261,11 @@ async def run_until_signalled(
         await node.stop()
 
 
-def announce_urls(ws_url: str, http_url: str, settings: Settings) -> None:
+def announce_urls(ws_url: str, http_url: str, settings: Settings, durability: str = "") -> None:
     """Print the URLs on their own lines, so that scripts can read them, and log the
     start-up line."""
     print(ws_url, flush=True)
     print(http_url, flush=True)
     if settings.demo:
         print(f"demo page: {http_url}/", flush=True)
-    logs.startup(settings, ws_url, http_url)
+    logs.startup(settings, ws_url, http_url, durability)
