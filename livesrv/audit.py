@@ -15,6 +15,7 @@ import orjson
 
 from .audit_checks import CHECKS, LABELS
 from .errors import BadRequest
+from .services import treasure
 from .services.paging import all_names, decode_cursor, encode_cursor
 from .services.shop import order_id
 from .settlement import GROUP
@@ -67,6 +68,7 @@ async def _gather(b: Backend) -> dict[str, Any]:
         backlog += part["backlog"]
     claims = await _gather_claims(b)
     products, reservations = await _gather_products(b)
+    boxes = await treasure.states(b, treasure.dropped(outbox))  # -- treasure box --
     return {
         "now": now_ms(),  # after the reservations were read: any gone by then had ended
         "wallets": wallets,
@@ -77,6 +79,7 @@ async def _gather(b: Backend) -> dict[str, Any]:
         "products": products,
         "reservations": reservations,
         "claims": claims,
+        "boxes": boxes,
     }
 
 

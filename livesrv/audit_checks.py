@@ -32,6 +32,8 @@ LABELS = {
     "sold_not_paid": "sold, not paid",
     "claimed_not_credited": "receipt claimed, its coins never credited",
     "credited_not_claimed": "coins credited, the receipt's claim is gone",
+    "box_mismatches": "treasure box credited other than its coins",  # -- treasure box --
+    "box_credits_without_debit": "treasure box credit, its debit is gone",
 }
 """How :func:`livesrv.audit.render` introduces each list of named movements."""
 
@@ -287,6 +289,57 @@ def check_receipts(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- paid pins and treasure boxes --
+
+BOX_DONE = ("paid", None)
+"""Box states whose coins must all be credited out (None: the record expired after the
+box was paid, or the box was never placed)."""
+
+
+def check_boxes(d: dict[str, Any]) -> dict[str, Any]:
+    """Coins debited into treasure boxes = coins credited out of them + coins still held
+    in boxes not paid out yet; per box, a paid box credited exactly its coins, an unpaid
+    one no more than them, and no box credit without its debit. Paid pinned messages are
+    spends like gifts (``coins_conserved``, ``by_kind`` ``spend:paid_chat``)."""
+    debited: dict[str, dict[str, Any]] = {}
+    for _, _, f in d["outbox"]:
+        if f["kind"] == "box":
+            p = orjson.loads(f["p"])
+            debited[p["box"]] = {"box": p["box"], "room": p["room"], "dropper": f["user"]}
+            debited[p["box"]]["coins"] = int(f["coins"])
+    credited = Counter[str]()
+    for e in d["ledger"]:
+        if e["t"] == "credit" and e["kind"] == "box":
+            credited[e["ref"]] += int(e["coins"])
+    held = 0
+    wrong: list[dict[str, Any]] = []
+    for box, m in debited.items():
+        state = d.get("boxes", {}).get(box)
+        out = credited[box]
+        if state in BOX_DONE and out != m["coins"] or state not in BOX_DONE and out > m["coins"]:
+            wrong.append({**m, "state": state or "gone", "credited": out})
+        elif state not in BOX_DONE:
+            held += m["coins"] - out
+    unknown = [{"box": box, "credited": c} for box, c in credited.items() if box not in debited]
+    into, out_of = sum(m["coins"] for m in debited.values()), sum(credited.values())
+    return {
+        "name": "boxes_conserved",
+        "ok": into == out_of + held and not wrong and not unknown,
+        "boxes": len(debited),
+        "coins_into_boxes": into,
+        "coins_out_of_boxes": out_of,
+        "coins_in_open_boxes": held,
+        "paid_chat_spent": sum(
+            int(e["coins"]) for e in d["ledger"] if e["t"] == "spend" and e["kind"] == "paid_chat"
+        ),
+        "box_mismatches": wrong[:NAMED_MAX],
+        "box_credits_without_debit": unknown[:NAMED_MAX],
+    }
+
+
+# -- end paid pins and treasure boxes --
+
+
 CHECKS = (
     check_coins,
     check_negative,
@@ -295,4 +348,5 @@ CHECKS = (
     check_idempotency,
     check_stock,
     check_receipts,
+    check_boxes,  # -- treasure box --
 )

@@ -7,7 +7,7 @@ with ``--catalog FILE`` of the same shape.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,11 @@ class Catalog:
     default_commission_bps: int
     diamond_cents_num: int
     diamond_cents_den: int
+    # -- paid pinned messages (issue 13) --
+    # (minimum coins, seconds pinned), ascending by coins: a paid message pays at least the
+    # first minimum and is pinned for the seconds of the highest tier its coins reach
+    paid_chat_tiers: tuple[tuple[int, int], ...] = ((5, 0), (100, 120), (5000, 3600))
+    paid_chat_share_bps: int = 5000
 
     @classmethod
     def load(cls, path: Path | None = None) -> Catalog:
@@ -79,6 +84,7 @@ class Catalog:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"invalid catalogue: {exc}") from exc
+        cat = _with_paid_chat(cat, d)
         for bps in (cat.gift_share_bps, cat.sub_share_bps, cat.shop_platform_bps):
             if not 0 <= bps <= BPS:
                 raise ValueError("invalid catalogue: shares are basis points 0..10000")
@@ -106,7 +112,30 @@ class Catalog:
                 for p in self.packages.values()
             ],
             "sub_prices": list(self.sub_prices),
+            # -- paid pinned messages: [min coins, seconds pinned] --
+            "paid_chat_tiers": [list(t) for t in self.paid_chat_tiers],
         }
+
+
+def _with_paid_chat(cat: Catalog, d: dict[str, Any]) -> Catalog:
+    """The catalogue with its paid-message tiers and share (``paid_chat_tiers``: a list of
+    ``[min_coins, seconds]``, minimums strictly ascending; ``paid_chat_share_bps``).
+
+    Raises:
+        ValueError: Bad tiers or share.
+    """
+    try:
+        raw = d.get("paid_chat_tiers", [list(t) for t in cat.paid_chat_tiers])
+        tiers = tuple((_int(c), _int(s)) for c, s in raw)
+        share = _int(d.get("paid_chat_share_bps", cat.paid_chat_share_bps))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid catalogue: paid_chat_tiers: {exc}") from exc
+    mins = [c for c, _ in tiers]
+    if not tiers or mins[0] <= 0 or any(a >= b for a, b in zip(mins, mins[1:], strict=False)):
+        raise ValueError("invalid catalogue: paid_chat_tiers minimums must ascend from >= 1")
+    if any(s < 0 for _, s in tiers) or not 0 <= share <= BPS:
+        raise ValueError("invalid catalogue: paid_chat seconds >= 0, share 0..10000 bps")
+    return replace(cat, paid_chat_tiers=tiers, paid_chat_share_bps=share)
 
 
 def _int(v: Any) -> int:

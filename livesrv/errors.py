@@ -17,6 +17,10 @@ Tree::
     ├── RateLimited                   "rate_limited"
     ├── IdempotencyConflict           "idempotency_conflict"
     ├── InvalidReceipt                "invalid_receipt" (buy_coins: the receipt proves no payment)
+    ├── Banned                        "banned"         (moderation: banned from the room)
+    ├── Muted                         "muted"          (moderation: muted in the room, until when)
+    ├── SlowMode                      "slow_mode"      (moderation: one chat per N s, retry after)
+    ├── BoxClosed                     "box_closed"     (box_claim after the box's countdown)
     └── Unavailable                   "unavailable"    (outcome unknown: retry with the same key)
         └── KeyExpired                (the key's lifetime ended mid-request: retry)
     StoreError                        (the store cannot be started or reached; not a reply)
@@ -94,6 +98,44 @@ class InvalidReceipt(LivesrvError):
     default_message = "the receipt is not a valid payment receipt"
 
 
+# -- moderation --
+
+
+class Banned(LivesrvError):
+    code = "banned"
+    default_message = "you are banned from this room"
+
+
+class Muted(LivesrvError):
+    """Chat refused while muted; the error reply also carries ``until`` (unix ms)."""
+
+    code = "muted"
+    default_message = "you are muted in this room"
+
+    def __init__(self, message: str | None = None, until: int = 0) -> None:
+        super().__init__(message)
+        self.extra = {"until": until}
+
+
+class SlowMode(LivesrvError):
+    """Chat refused by slow mode; the error reply also carries ``retry_after_ms``."""
+
+    code = "slow_mode"
+    default_message = "slow mode: wait before chatting again"
+
+    def __init__(self, message: str | None = None, retry_after_ms: int = 0) -> None:
+        super().__init__(message)
+        self.extra = {"retry_after_ms": retry_after_ms}
+
+
+# -- end moderation --
+
+
+class BoxClosed(LivesrvError):  # -- treasure box --
+    code = "box_closed"
+    default_message = "this treasure box is no longer open for claims"
+
+
 class Unavailable(LivesrvError):
     code = "unavailable"
     default_message = "the store is unavailable; retry with the same key"
@@ -126,6 +168,10 @@ BY_CODE: dict[str, type[LivesrvError]] = {
         IdempotencyConflict,
         InvalidReceipt,
         Unavailable,
+        Banned,  # -- moderation --
+        Muted,
+        SlowMode,
+        BoxClosed,  # -- treasure box --
     )
 }
 

@@ -60,7 +60,10 @@ class Metrics:
             registry=r,
         )
         self.coins_spent = Counter(
-            "livesrv_coins_spent", "Coins spent, by kind (gift, sub, shop)", ["kind"], registry=r
+            "livesrv_coins_spent",
+            "Coins spent, by kind (gift, sub, shop, paid_chat, box)",
+            ["kind"],
+            registry=r,
         )
         self.events_delivered = Counter(
             "livesrv_events_delivered", "Events written to sockets", registry=r
@@ -85,6 +88,9 @@ class Metrics:
             "Outbox entries not yet settled (undelivered + pending)",
             registry=r,
             multiprocess_mode="livemostrecent",
+        )
+        self.boxes_opened = Counter(  # -- treasure box --
+            "livesrv_boxes_opened", "Treasure boxes opened and paid out", registry=r
         )
 
     def op(self, name: str, result: str) -> None:

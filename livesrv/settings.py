@@ -78,6 +78,23 @@ class Settings:
     settle_batch: int = 256
     settle_claim_ms: int = 5000
     settle_reap_ms: int = 600_000  # settlement consumers idle this long, holding nothing, go
+    # -- live match, goals, hype train (services/match.py, services/goals.py) --
+    match_duration: float = 300.0  # seconds a LIVE match runs
+    match_invite_ttl: float = 60.0  # seconds an invitation can be accepted
+    match_booster_gift: str = "rocket"  # the gift that starts a x2 window for its side
+    match_boost_seconds: float = 30.0  # length of one x2 window (windows queue)
+    match_final_seconds: float = 30.0  # the "last seconds" mark before the end
+    hype_viewers: int = 3  # distinct gifters within hype_window that start a hype train (0: off)
+    hype_window: float = 300.0
+    hype_countdown: float = 60.0  # seconds a train runs after its last contribution
+    hype_cooldown: float = 300.0  # seconds after a train ends before another can start
+    hype_level_coins: int = 100  # level k of a train needs level_coins x k(k+1)/2 coins
+    hype_levels: int = 5
+    # -- treasure box --
+    box_max_open: int = 5  # open treasure boxes per room at once
+    box_max_claimers: int = 1000  # claims one box takes
+    box_min_seconds: int = 10  # a box's countdown: at least ...
+    box_max_seconds: int = 300  # ... and at most
 
     @classmethod
     def from_env(
@@ -230,6 +247,11 @@ def _store_urls(value: Any) -> bool:
     return bool(seeds) and all(s.partition("://")[0] in STORE_SCHEMES for s in seeds)
 
 
+def _seconds(lo: float, hi: float) -> Rule:
+    """Seconds (an integer or a fraction) from ``lo`` to ``hi`` (live match, hype train)."""
+    return Rule(f"{lo} to {hi} seconds", lambda v: _number(v) and lo <= v <= hi)
+
+
 STORE_SCHEMES = ("redis", "rediss", "unix")
 PORT = between(0, 65535)
 RULES: dict[str, Rule] = {
@@ -272,6 +294,23 @@ RULES: dict[str, Rule] = {
     "settle_batch": between(1, 100_000),
     "settle_claim_ms": between(1),
     "settle_reap_ms": between(1),
+    # -- live match, goals, hype train --
+    "match_duration": _seconds(0.1, 86400),
+    "match_invite_ttl": _seconds(0.1, 86400),
+    "match_booster_gift": Rule("a gift id", lambda v: bool(str(v).strip())),
+    "match_boost_seconds": _seconds(0.1, 3600),
+    "match_final_seconds": _seconds(0, 3600),
+    "hype_viewers": between(0, 1000),
+    "hype_window": _seconds(0.1, 86400),
+    "hype_countdown": _seconds(0.1, 86400),
+    "hype_cooldown": _seconds(0, 86400),
+    "hype_level_coins": between(1, 1_000_000_000),
+    "hype_levels": between(1, 100),
+    # -- treasure box --
+    "box_max_open": between(1, 1000),
+    "box_max_claimers": between(1, 100_000),
+    "box_min_seconds": between(1, 3600),
+    "box_max_seconds": between(1, 3600),
 }
 
 

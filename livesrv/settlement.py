@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ import orjson
 
 from .errors import Unavailable
 from .metrics import Metrics
-from .services import rooms, shop
+from .services import match, rooms, shop, treasure
 from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, ReplyError, now_ms
 from .store.keys import ShardKeys, UserKeys
 from .store.outage import Backoff, Outage
@@ -52,6 +53,11 @@ def credits_for(shard: int, entry_id: str, fields: dict[str, str]) -> list[Credi
         Credit(earner, kind, int(bps), coins, f"{shard}:{entry_id}:{i}")
         for i, (earner, kind, bps) in enumerate(payload["e"])
     ]
+
+
+def _pair(meta: Any) -> tuple[str, str]:
+    """The room meta field an outbox entry's event sets when logged (``paid_chat``: the pin)."""
+    return (str(meta[0]), str(meta[1])) if meta else ("", "")
 
 
 def diamonds_for(earned_coins: int, bps: int) -> int:
@@ -143,6 +149,11 @@ class SettlementWorker:
             try:
                 if ticks % 4 == 0:
                     await self.release_holds()
+                opened = await treasure.open_due(self.b)  # -- treasure box: open what is due --
+                if opened and self.metrics is not None:
+                    self.metrics.boxes_opened.inc(opened)
+                if ticks % 4 == 0:
+                    await match.finish_due(self.b)  # -- live match: end what no node ended --
                 if ticks % 20 == 0:
                     await self.ensure_groups()
                     await self.claim_abandoned()
@@ -269,7 +280,7 @@ class SettlementWorker:
 
     async def settle_entry(self, shard: ShardKeys, entry_id: str, fields: dict[str, str]) -> None:
         payload = orjson.loads(fields["p"])
-        steps = []
+        steps: list[Awaitable[Any]] = []
         ev = payload.get("ev")
         # Log the room event of a paid spend if nobody did (a crash between the debit and
         # the log); skipped when this process logged it itself, which is the common case.
@@ -289,8 +300,12 @@ class SettlementWorker:
                     top_user=top_user,
                     top_coins=int(fields["coins"]) if top_user else 0,
                     exp=int(payload.get("x", 0)),
+                    meta=_pair(payload.get("meta")),  # a paid pin with its event
                 )
             )
+        if fields["kind"] == "box":  # -- treasure box: put the box in its room, if not yet --
+            box_args = (payload["room"], payload["box"], fields["user"], int(fields["coins"]))
+            steps.append(treasure.ensure_box(self.b, *box_args, int(payload["seconds"])))
         if fields["kind"] == "shop" and "ref" in payload:
             # a paid purchase's reservation is sold: the proof that outlives the key's records
             steps.append(shop.mark_sold(self.b, payload["product"], payload["ref"], payload["x"]))

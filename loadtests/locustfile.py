@@ -24,8 +24,11 @@ What is reported:
                          (server time in ms when the event was created; same clock here).
     request_type "close" a connection the server closed, by close code (a failure).
 
-The client is ``websocket-client`` (blocking sockets, cooperative under locust's gevent
-monkey-patching); one reader greenlet per connection matches replies to requests by id.
+The client is ``livesrv.client`` (request/reply matching, typed errors, reconnect with
+``join since``, keyed ops sent again with their key) through ``loadtests/gevent_client.py``:
+one asyncio loop in one native thread serves every user of the process, and each user's
+greenlet blocks only itself while its call is under way. A dropped connection is reported
+as a "close" row and reopened by the library.
 """
 
 from __future__ import annotations
@@ -35,27 +38,30 @@ from gevent import monkey
 monkey.patch_all()  # first, before anything imports ssl (locust itself does the same)
 
 import contextlib  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import struct  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections import deque  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
+import orjson  # noqa: E402
 import requests  # noqa: E402
-import websocket  # noqa: E402
-from gevent.event import AsyncResult  # noqa: E402
 from locust import User, between, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
+
+from livesrv import client as lib  # noqa: E402
+
+try:  # run from the repository root, or by locust with loadtests/ on the path
+    from loadtests.gevent_client import BlockingClient  # noqa: E402
+except ImportError:  # pragma: no cover
+    from gevent_client import BlockingClient  # type: ignore[no-redef]  # noqa: E402
 
 HTTP_URL = os.environ.get("LIVESRV_HTTP_URL", "http://127.0.0.1:8080").rstrip("/")
 ROOM = os.environ.get("LIVESRV_ROOM", "locust")
 TIMEOUT = float(os.environ.get("LIVESRV_TIMEOUT", "10"))
-SUBPROTOCOL = "livesrv.v1.json"
 CHEAP_GIFTS = ("rose", "rose", "rose", "finger_heart", "panda")
 GIFT_COINS = {"rose": 1, "finger_heart": 5, "panda": 5}
 
@@ -107,27 +113,24 @@ def mint_receipt(user: str, package: str) -> str:
 
 
 class LivesrvSocket:
-    """One protocol connection that reports every reply and event to locust."""
+    """One protocol connection (``livesrv.client``) that reports every reply and event."""
 
     def __init__(self, environment: Environment, url: str) -> None:
         self.env = environment
-        self.ids = itertools.count(1)
-        self.pending: dict[Any, AsyncResult] = {}
         self.closing = False
+        self.seen: deque[tuple[str, float, int]] = deque()  # appended on the loop's thread
         t0 = time.perf_counter()
         try:
-            self.ws = websocket.create_connection(
-                url,
-                subprotocols=[SUBPROTOCOL],
-                timeout=TIMEOUT,
-                enable_multithread=True,
+            # no token: ``hello`` is the first request, reported as its own row; the
+            # library keeps that token to say hello again after a reconnect
+            self.client = BlockingClient(
+                url, None, on_event=self._on_event, on_close=self._on_close, call_timeout=TIMEOUT
             )
         except Exception as exc:
             self._fire("ws", "connect", t0, 0, exc)
             raise
         self._fire("ws", "connect", t0, 0, None)
-        self.ws.settimeout(None)
-        self.reader = gevent.spawn(self._read_loop)
+        self.flusher = gevent.spawn(self._flush_loop)
 
     def _fire(self, kind: str, name: str, t0: float, length: int, exc: Exception | None) -> None:
         self.env.events.request.fire(
@@ -139,86 +142,54 @@ class LivesrvSocket:
             context={},
         )
 
-    def _read_loop(self) -> None:
-        code = 1006  # no close frame: reset or EOF
-        while True:
-            try:
-                opcode, data = self.ws.recv_data()
-            except Exception:
-                break
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-                break
-            self._dispatch(data)
-        if not self.closing:
-            self.env.events.request.fire(
-                request_type="close",
-                name=str(code),
-                response_time=0,
-                response_length=0,
-                exception=ConnectionError(f"server closed the connection ({code})"),
-                context={},
-            )
-        for ar in self.pending.values():
-            ar.set_exception(ConnectionError("connection closed"))
-        self.pending.clear()
+    # the two callbacks run on the client's loop thread: they only queue, a greenlet reports
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        ts = ev.get("ts")
+        latency = max(0.0, time.time() * 1000.0 - ts) if isinstance(ts, (int, float)) else 0.0
+        self.seen.append((str(ev.get("ev")), latency, 0))
 
-    def _dispatch(self, data: bytes) -> None:
-        now_ms = time.time() * 1000.0
-        try:
-            msg = json.loads(data)
-        except ValueError:
-            return
-        batch = msg if isinstance(msg, list) else [msg]
-        size = len(data) // max(len(batch), 1)
-        for m in batch:
-            if not isinstance(m, dict):
-                continue
-            if "ev" in m:
-                ts = m.get("ts")
+    def _on_close(self, code: int | None) -> None:
+        if not self.closing:
+            self.seen.append(("", 0.0, code or 1006))
+
+    def _flush_loop(self) -> None:
+        while True:
+            while self.seen:
+                name, latency, code = self.seen.popleft()
                 self.env.events.request.fire(
-                    request_type="event",
-                    name=str(m["ev"]),
-                    response_time=max(0.0, now_ms - ts) if isinstance(ts, (int, float)) else 0,
-                    response_length=size,
-                    exception=None,
+                    request_type="close" if code else "event",
+                    name=str(code) if code else name,
+                    response_time=latency,
+                    response_length=0,
+                    exception=ConnectionError(f"server closed the connection ({code})")
+                    if code
+                    else None,
                     context={},
                 )
-            else:
-                ar = self.pending.pop(m.get("id"), None)
-                if ar is not None:
-                    ar.set(m)
+            gevent.sleep(0.05)
 
     def request(self, op: str, **args: Any) -> dict[str, Any] | None:
         """Send one request, wait for its reply and report it. Returns the reply when ok."""
-        rid = next(self.ids)
-        ar = AsyncResult()
-        self.pending[rid] = ar
-        payload = json.dumps({"id": rid, "op": op, **args})
         t0 = time.perf_counter()
         try:
-            self.ws.send(payload)
-            reply = ar.get(timeout=TIMEOUT)
-        except gevent.Timeout:
-            self.pending.pop(rid, None)
+            reply = self.client.call(op, timeout=TIMEOUT, **args)
+        except lib.ProtocolError as exc:
+            self._fire("ws", op, t0, 0, OpError(exc.code))
+            return None
+        except lib.CallTimeout:
             self._fire("ws", op, t0, 0, TimeoutError(f"no reply in {TIMEOUT}s"))
             return None
         except Exception as exc:
-            self.pending.pop(rid, None)
             self._fire("ws", op, t0, 0, exc)
             return None
-        if reply.get("ok"):
-            self._fire("ws", op, t0, len(json.dumps(reply)), None)
-            return reply
-        code = (reply.get("error") or {}).get("code", "error")
-        self._fire("ws", op, t0, 0, OpError(str(code)))
-        return None
+        self._fire("ws", op, t0, len(orjson.dumps(reply)), None)
+        return reply
 
     def close(self) -> None:
         self.closing = True
         with contextlib.suppress(Exception):
-            self.ws.close()
-        self.reader.kill(block=False)
+            self.client.close()
+        self.flusher.kill(block=False)
 
 
 class LivesrvUser(User):

@@ -1,107 +1,147 @@
-"""A small protocol v1 test client over a real WebSocket, for either codec."""
+"""The test suite's protocol v1 client: ``livesrv.client`` with everything recorded.
+
+The tests look at the raw traffic (every frame, every event, every reply, the close code)
+and send frames the library never would (bad ids, garbage, oversize frames), so this
+helper wraps one library connection with reconnect, retries and dedupe switched off: what
+the server sends is what the test sees. ``ok`` and ``error`` go through the library's
+``call`` (its request/reply matching and typed errors); ``request`` sends a map as it is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-import json
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import ClientConnection
 
+from livesrv import client as lib
 from tests.timing import scaled
 
-JSON = "livesrv.v1.json"
-MSGPACK = "livesrv.v1.msgpack"
+JSON = lib.JSON
+MSGPACK = lib.MSGPACK
+
+
+class _Recording(lib.Client):
+    """The library client, handing every frame, reply and event to the helper too."""
+
+    def __init__(self, helper: Client, url: str, codec: str, connect_kwargs: dict[str, Any]):
+        super().__init__(
+            url,
+            None,
+            codec=codec,
+            reconnect=None,
+            retry=None,
+            dedupe=False,
+            event_buffer=1,
+            connect_kwargs=connect_kwargs,
+        )
+        self.helper = helper
+
+    def _frame_received(self, frame: Any) -> None:
+        self.helper.frames.append(frame)
+        super()._frame_received(frame)
+        self.helper.changed()
+
+    def _reply_received(self, msg: dict[str, Any]) -> None:
+        self.helper.replies[msg.get("id")] = msg
+        super()._reply_received(msg)
+
+    def _event_received(self, ev: dict[str, Any]) -> None:
+        self.helper.events.append(ev)  # kept in the list the tests read, not in the buffer
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            await super()._read(ws)
+        finally:
+            self.helper.reader_done = True
+            self.helper.changed()
 
 
 class Client:
     """One connection: ``call`` sends a request and awaits its reply; events are kept."""
 
-    def __init__(self, ws: ClientConnection, codec: str) -> None:
-        self.ws = ws
+    def __init__(self, url: str, codec: str = JSON, **kw: Any) -> None:
+        self.conn = _Recording(self, url, codec, kw)
         self.codec = codec
         self.events: list[dict[str, Any]] = []
         self.replies: dict[Any, dict[str, Any]] = {}
         self.frames: list[Any] = []
+        self.reader_done = False
         self._ids = itertools.count(1)
-        self._changed = asyncio.Condition()
-        self._reader = asyncio.create_task(self._read())
-        self.close_code: int | None = None
+        self._changed = asyncio.Event()
 
     @classmethod
     async def open(cls, url: str, codec: str = JSON, **kw: Any) -> Client:
-        ws = await connect(url, subprotocols=[codec], max_size=None, **kw)  # type: ignore[list-item]
-        return cls(ws, codec)
+        """Connect without ``hello``; ``kw`` goes to the WebSocket handshake (``origin``)."""
+        helper = cls(url, codec, **kw)
+        await helper.conn.open()
+        return helper
+
+    @property
+    def ws(self) -> ClientConnection:
+        return self.conn.ws
+
+    @property
+    def close_code(self) -> int | None:
+        return self.conn.close_code
+
+    def changed(self) -> None:
+        """Wake every ``wait`` (a frame came, or the connection ended)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def encode(self, message: Any) -> str | bytes:
-        if self.codec == MSGPACK:
-            return msgpack.packb(message, use_bin_type=True)
-        return json.dumps(message)
+        return self.conn.encode(message)
 
     def decode(self, data: str | bytes) -> Any:
-        if isinstance(data, bytes):
-            return msgpack.unpackb(data, raw=False)
-        return json.loads(data)
-
-    async def _read(self) -> None:
-        try:
-            async for data in self.ws:
-                frame = self.decode(data)
-                self.frames.append(frame)
-                for msg in frame if isinstance(frame, list) else [frame]:
-                    if "ev" in msg:
-                        self.events.append(msg)
-                    else:
-                        self.replies[msg.get("id")] = msg
-                async with self._changed:
-                    self._changed.notify_all()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.close_code = self.ws.close_code
-            async with self._changed:
-                self._changed.notify_all()
+        return self.conn.decode(data)
 
     async def send_raw(self, data: str | bytes) -> None:
-        await self.ws.send(data)
+        await self.conn.send_raw(data)
 
     async def request(self, message: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
         """Send a request map as is and await the reply with its id."""
-        await self.ws.send(self.encode(message))
-        rid = message.get("id")
-        return await self.wait(lambda: self.replies.pop(rid, None), timeout)
+        reply = await self.conn.request(message, scaled(timeout))
+        with contextlib.suppress(TypeError):
+            self.replies.pop(message.get("id"), None)
+        return reply
 
     async def call(self, op: str, **args: Any) -> dict[str, Any]:
+        """Send ``op`` and return its reply, success or failure."""
         return await self.request({"id": next(self._ids), "op": op, **args})
 
     async def ok(self, op: str, **args: Any) -> dict[str, Any]:
         """Call and assert success."""
-        reply = await self.call(op, **args)
-        assert reply["ok"] is True, reply
+        try:
+            reply = await self.conn.call(op, timeout=scaled(10), **args)
+        except lib.ProtocolError as exc:
+            raise AssertionError(exc.reply) from None
+        self.replies.pop(reply.get("id"), None)
         return reply
 
     async def error(self, op: str, **args: Any) -> str:
         """Call, assert failure, return the error code."""
-        reply = await self.call(op, **args)
-        assert reply["ok"] is False, reply
-        return str(reply["error"]["code"])
+        try:
+            reply = await self.conn.call(op, timeout=scaled(10), **args)
+        except lib.ProtocolError as exc:
+            self.replies.pop(exc.reply.get("id"), None)
+            return exc.code
+        raise AssertionError(reply)
 
     async def wait(self, probe: Callable[[], Any], timeout: float = 10) -> Any:
         """Wait until ``probe()`` returns something truthy, and return it."""
         async with asyncio.timeout(scaled(timeout)):
-            async with self._changed:
-                while True:
-                    value = probe()
-                    if value:
-                        return value
-                    if self._reader.done():
-                        raise ConnectionError(f"closed with {self.close_code}")
-                    await self._changed.wait()
+            while True:
+                changed = self._changed
+                value = probe()
+                if value:
+                    return value
+                if self.reader_done:
+                    raise ConnectionError(f"closed with {self.close_code}")
+                await changed.wait()
 
     async def event(
         self,
@@ -118,15 +158,11 @@ class Client:
 
     async def closed(self, timeout: float = 15) -> int | None:
         with contextlib.suppress(ConnectionError):
-            await self.wait(lambda: self._reader.done(), timeout)
+            await self.wait(lambda: self.reader_done, timeout)
         return self.close_code
 
     def seqs(self, room: str) -> list[int]:
         return [e["seq"] for e in self.events if e.get("room") == room and "seq" in e]
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
+        await self.conn.close()

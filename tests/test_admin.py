@@ -18,6 +18,7 @@ AUDIT_CHECKS = [
     "idempotency",
     "stock_conserved",
     "receipts_claimed",
+    "boxes_conserved",
 ]
 
 

@@ -120,7 +120,8 @@ async def test_json_logs_one_object_per_line(serve: Callable[..., Serve]) -> Non
     assert start["level"] == "INFO" and start["logger"] == "livesrv"
     assert start["version"] == __version__
     assert (start["ws_url"], start["http_url"]) == (s.ws_url, s.http_url)
-    assert start["workers"] == 1 and start["durability"] == "auto"
+    # the policy in force: auto on the embedded store (no replica) is master
+    assert start["workers"] == 1 and start["durability"].startswith("master (a reply once")
     assert start["store"].startswith("embedded in ")
     assert s.ws_url in start["msg"] and s.http_url in start["msg"]
 
@@ -148,7 +149,7 @@ async def test_text_logs_and_the_flag_wins(serve: Callable[..., Serve]) -> None:
     lines = s.lines()
     assert all(TEXT_LINE.fullmatch(ln) for ln in lines), lines
     assert f"INFO livesrv: livesrv {__version__} serving {s.ws_url} and {s.http_url}" in lines[0]
-    assert "1 worker(s); durability auto" in lines[0]
+    assert "1 worker(s); durability master (a reply once the master applied" in lines[0]
     assert any(re.search(r"livesrv\.access: GET /healthz 200 \d+\.\d ms$", ln) for ln in lines)
     assert any(re.search(r"livesrv\.access: GET /api/audit 401 \d+\.\d ms$", ln) for ln in lines)
     ws_close = re.compile(

@@ -364,6 +364,14 @@ async def test_join_result(server: Running, codec: str) -> None:
         "subscribed_until": 0,
         "pinned_product": None,
         "likes": 0,
+        "match": None,  # -- live match, goal, hype train (none running) --
+        "goal": None,
+        "hype": None,
+        "mods": [],  # -- moderation --
+        "slow_mode": 0,
+        "muted_until": 0,
+        "pins": [],  # -- paid pins, treasure boxes --
+        "boxes": [],
     }
     await bob.ok("gift", room="r1", gift="panda", count=2, key="g1")
     await alice.ok("chat", room="r1", text="thanks")

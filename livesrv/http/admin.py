@@ -20,7 +20,17 @@ from aiohttp import web
 from .. import audit
 from ..errors import BadRequest, Forbidden, LivesrvError, NotFound, Unauthorized
 from ..metrics import Metrics
-from ..services import receipts, shop, subscriptions, wallet, withdrawals
+from ..services import (  # -- paid_chat, rooms, treasure: paid pins and treasure boxes --
+    moderation,
+    paid_chat,
+    receipts,
+    rooms,
+    shop,
+    subscriptions,
+    treasure,
+    wallet,
+    withdrawals,
+)
 from ..services.paging import query_args
 from ..services.rooms import live_rooms
 from ..settings import Settings
@@ -350,6 +360,62 @@ async def api_withdrawal_status(request: web.Request) -> web.Response:
     return web.json_response(await withdrawals.set_status(request.app[NODE].backend, wid, status))
 
 
+# -- moderation --
+
+
+async def api_moderation(request: web.Request) -> web.Response:
+    """A room's moderation state (GET), or one moderation action as an admin (POST)."""
+    who = _admin(request)
+    b, room = request.app[NODE].backend, _user(request, "room")
+    if request.method == "GET":
+        return web.json_response(await moderation.state(b, room))
+    a = _args(await _body(request), "moderation")
+    action = a["action"]
+    value = a["seconds"] if action in ("mute", "slow_mode") else a["seq"]
+    if value is None and action in ("mute", "slow_mode", "chat_delete"):
+        raise BadRequest("seq is required" if action == "chat_delete" else "seconds is required")
+    result = await moderation.act(b, who, room, action, a["user"] or "", value or 0)
+    return web.json_response(result)
+
+
+# -- end moderation --
+
+
+# -- paid pins and treasure boxes --
+
+
+async def api_room_pins(request: web.Request) -> web.Response:
+    """A room's pinned paid messages (the ``pins`` of a join reply)."""
+    _admin(request)
+    room = _user(request, "room")
+    return web.json_response({"room": room, "pins": await paid_chat.pins(_backend(request), room)})
+
+
+async def api_room_unpin(request: web.Request) -> web.Response:
+    """End a pinned paid message early as an admin (no refund), like ``unpin``."""
+    who = _admin(request)
+    b, room, pin = _backend(request), _user(request, "room"), _user(request, "pin")
+    info = await rooms.info(b, room)
+    if info is None:
+        raise NotFound(f"no room {room!r}")
+    return web.json_response(await paid_chat.unpin(b, who, info, pin))
+
+
+async def api_room_boxes(request: web.Request) -> web.Response:
+    """A room's open treasure boxes (the ``boxes`` of a join reply)."""
+    _admin(request)
+    room = _user(request, "room")
+    boxes = await treasure.join_view(_backend(request), room)
+    return web.json_response({"room": room, "boxes": boxes})
+
+
+def _backend(request: web.Request) -> Backend:
+    return request.app[NODE].backend
+
+
+# -- end paid pins and treasure boxes --
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     page = client_demo_dir() / "index.html"
     if not page.exists():
@@ -392,6 +458,11 @@ def make_app(node: Node) -> web.Application:
     r.add_put("/api/creators/{user}/sub_price", api_sub_price)
     r.add_get("/api/withdrawals", api_withdrawals)
     r.add_post("/api/withdrawals/{wid}/{action}", api_withdrawal_status)
+    r.add_route("GET", "/api/rooms/{room}/moderation", api_moderation)  # -- moderation --
+    r.add_route("POST", "/api/rooms/{room}/moderation", api_moderation)
+    r.add_get("/api/rooms/{room}/pins", api_room_pins)  # -- paid pins, treasure boxes --
+    r.add_post("/api/rooms/{room}/pins/{pin}/unpin", api_room_unpin)
+    r.add_get("/api/rooms/{room}/boxes", api_room_boxes)
     r.add_get("/", index)
     static = client_demo_dir()
     if static.is_dir():

@@ -127,7 +127,7 @@ class Operation:
 
 PUBLIC: dict[str, Any] = {"admin": False, "tags": ("public",)}
 ADMIN_ERRORS = (400, 401, 403, 503)
-OPERATIONS = (
+OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET",
         "/healthz",
@@ -317,6 +317,79 @@ OPERATIONS = (
         ),
     ),
 )
+
+
+# -- moderation (livesrv/services/moderation.py) --
+MODERATION = _obj(
+    room=STR,
+    creator=STR,
+    mods={"type": "array", "items": STR},
+    slow_mode=INT,
+    banned={"type": "array", "items": STR},
+    muted={"type": "array", "items": _obj(user=STR, until=INT)},
+)
+MOD_RESULT = _loose(
+    room=STR,
+    seq={"anyOf": [INT, {"type": "null"}], "description": "the action's event; null: no change"},
+    user=STR,
+    until=INT,
+    chat_seq=INT,
+    seconds=INT,
+    mods={"type": "array", "items": STR},
+)
+OPERATIONS += (
+    Operation(
+        "GET",
+        "/api/rooms/{room}/moderation",
+        "A room's moderation: moderators, slow mode, banned and muted users (200 of each)",
+        MODERATION,
+        (*ADMIN_ERRORS, 404),
+        params=(_id("room", "the room"),),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{room}/moderation",
+        "Moderate a room as an admin: mod_add, mod_remove, mute (user, seconds; 0 unmutes), "
+        "ban, unban (user), chat_delete (seq of a chat line), slow_mode (seconds; 0 off)",
+        MOD_RESULT,
+        (*ADMIN_ERRORS, 404, 409),
+        body="moderation",
+        example={"action": "slow_mode", "seconds": 5},
+        params=(_id("room", "the room"),),
+    ),
+)
+# -- end moderation --
+
+# -- paid pins and treasure boxes (livesrv/services/paid_chat.py, treasure.py) --
+PIN = _obj(**{"from": STR}, text=STR, coins=INT, pin=STR, until=INT)
+BOX = _obj(box=STR, **{"from": STR}, coins=INT, opens_at=INT, claimers=INT)
+OPERATIONS += (
+    Operation(
+        "GET",
+        "/api/rooms/{room}/pins",
+        "A room's pinned paid messages, the most coins first (at most 50)",
+        _obj(room=STR, pins={"type": "array", "items": PIN}),
+        ADMIN_ERRORS,
+        params=(_id("room", "the room"),),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{room}/pins/{pin}/unpin",
+        "End a pinned paid message early (no refund); logs unpinned",
+        _obj(seq=INT),
+        (*ADMIN_ERRORS, 404),
+        params=(_id("room", "the room"), _id("pin", "the pin id")),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{room}/boxes",
+        "A room's open treasure boxes, the soonest to open first",
+        _obj(room=STR, boxes={"type": "array", "items": BOX}),
+        ADMIN_ERRORS,
+        params=(_id("room", "the room"),),
+    ),
+)
+# -- end paid pins and treasure boxes --
 
 
 def _error_response(status: int) -> dict[str, Any]:

@@ -14,4 +14,8 @@ STATUS = {
     "invalid_receipt": 402,
     "unavailable": 503,
     "internal": 500,
+    "banned": 403,  # -- moderation --
+    "muted": 403,
+    "slow_mode": 429,
+    "box_closed": 409,  # -- treasure box --
 }

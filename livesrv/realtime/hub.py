@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from ..errors import Unavailable
-from ..services import rooms
+from ..services import goals, modrules, rooms
+from ..services.match import MatchTicker
 from ..services.rooms import RoomInfo, event
 from ..store.facade import STORE_DOWN, STORE_FAILURES, Backend, now_ms
 from ..store.keys import RoomKeys
@@ -44,9 +45,11 @@ class Hub:
         self._wallet_channels: dict[str, str] = {}  # wallet channel -> user signed in here
         self.delivered = 0  # events delivered to sockets (for metrics)
         self._resync = False  # catching up after the subscription dropped failed: retry
+        self._ejecting: set[asyncio.Task[None]] = set()  # moderation: banned users leaving
         # The loops also stop on this flag: on Python 3.11 a cancellation can be lost inside
         # redis-py (asyncio.wait_for swallows it when the send completes at the same time).
         self._stopping = False
+        self.matches = MatchTicker(backend)  # -- live match --
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -333,6 +336,7 @@ class Hub:
         the store is away: events already received still go out)."""
         try:
             await self._refresh_counters()
+            await self._refresh_live()
         finally:
             self._flush_rooms()
             self._flush_wallets()
@@ -394,11 +398,58 @@ class Hub:
             if kind == "top":
                 rc.pending.append(event("top", rc.room, top=tops[rc.room]))
 
+    async def _refresh_live(self) -> None:
+        """-- live match, hype train --: the scores and ends of the running matches of the
+        rooms here, the ends of their hype trains (services/match.py, services/goals.py)."""
+        feeds = [rc for rc in list(self.rooms.values()) if rc.info is not None and rc.members]
+        in_match = [(rc.room, rc.pending) for rc in feeds if rc.info and rc.info.match]
+        await self.matches.tick(in_match)
+        for rc in feeds:
+            if rc.info is not None and rc.info.hype:
+                await goals.end_hype(self.b, rc.room)
+
     def _flush_rooms(self) -> None:
         for rc in list(self.rooms.values()):
             if rc.pending:
                 batch = rc.take_batch()
                 self.delivered += deliver(rc.members.values(), batch) * len(batch)
+                banned = modrules.banned_in(batch)  # -- moderation --
+                if banned:
+                    self._eject(rc, banned)
+
+    # -- moderation --
+
+    def _eject(self, rc: RoomFeed, users: set[str]) -> None:
+        """Remove the connections of users banned from the room (every node does it when
+        the logged ``banned`` event reaches it; they were just sent that event)."""
+        gone = [listener for listener in rc.members if listener.user in users]
+        for listener in gone:
+            rc.members.pop(listener, None)
+            joined = getattr(listener, "in_rooms", None)  # the session's rooms (ops.Caller)
+            if isinstance(joined, set):
+                joined.discard(rc.room)
+        if not gone:
+            return
+        rc.viewers_changed = True
+        task = asyncio.get_running_loop().create_task(
+            self._ejected(rc, {listener.user for listener in gone})
+        )
+        self._ejecting.add(task)
+        task.add_done_callback(self._ejecting.discard)
+
+    async def _ejected(self, rc: RoomFeed, users: set[str]) -> None:
+        """Count the ejected users out of the room's viewers; forget a room left empty."""
+        try:
+            for user in users:
+                await rooms.exit_room(self.b, rc.room, user)
+        except Exception:  # the store is away: presence drops them within its ttl anyway
+            log.warning("room %s: could not count banned users out", rc.room)
+        finally:
+            if not rc.members and self.rooms.get(rc.room) is rc:
+                rc.viewers_changed = False
+                self._forget_if_empty(rc)
+
+    # -- end moderation --
 
     def _flush_wallets(self) -> None:
         if self._wallets:

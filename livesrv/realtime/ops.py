@@ -14,11 +14,16 @@ from ..errors import Forbidden, LimitExceeded
 from ..services import (
     chat,
     gifts,
+    goals,
     joining,
+    match,
+    moderation,
     paging,
+    paid_chat,
     rooms,
     shop,
     subscriptions,
+    treasure,
     wallet,
     withdrawals,
 )
@@ -107,7 +112,9 @@ async def _room_open(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 
 @op("room_close")
 async def _room_close(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await rooms.close_room(s.b, s.identity, a["room"])
+    result = await rooms.close_room(s.b, s.identity, a["room"])
+    await match.room_closed(s.b, a["room"])  # -- live match: the other side wins --
+    return result
 
 
 @op("join")
@@ -117,10 +124,16 @@ async def _join(s: Caller, a: dict[str, Any]) -> Then:
     if room not in s.in_rooms and len(s.in_rooms) >= cap:
         raise LimitExceeded(f"at most {cap} rooms per connection; leave one first")
     hub = s.node.hub
+    view = await moderation.join_view(s.b, room, s.user)  # banned: refused, nothing written
     result, replay = await hub.join(s, room, a.get("since"))
+    result.update(view)
     s.in_rooms.add(room)
     try:
         result.update(await joining.member_view(s.b, s.user, result["creator"], result["pinned"]))
+        result["pins"] = await paid_chat.pins(s.b, room)  # -- paid pins, treasure boxes --
+        result["boxes"] = await treasure.join_view(s.b, room)
+        result["match"] = await match.view(s.b, room)  # -- live match, goal, hype train --
+        result.update(await goals.view(s.b, room))
     except BaseException:
         hub.synced(s, room)
         raise
@@ -150,8 +163,17 @@ async def _leave(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 
 @op("chat")
 async def _chat(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    await chat.send(s.b, s.user, s.joined(a["room"]), a["text"])
+    await chat.send(s.b, s.user, await _joined(s, a["room"]), a["text"])
     return {}
+
+
+async def _joined(s: Caller, room: str) -> RoomInfo:
+    """``s.joined(room)``; a user banned from the room (so removed from it) is told so."""
+    try:
+        return s.joined(room)
+    except Forbidden:
+        await moderation.require_not_banned(s.b, room, s.user)
+        raise
 
 
 @op("like")
@@ -164,12 +186,21 @@ async def _like(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 @op("gift")
 async def _gift(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     info = s.member_of(a["room"])
-    return await gifts.gift_in_room(s.b, s.user, a["room"], info, a["gift"], a["count"], a["key"])
+    try:
+        return await gifts.gift_in_room(
+            s.b, s.user, a["room"], info, a["gift"], a["count"], a["key"]
+        )
+    except Forbidden:
+        if info is None:  # removed from the room by a ban: say so
+            await moderation.require_not_banned(s.b, a["room"], s.user)
+        raise
 
 
 @op("subscribe")
 async def _subscribe(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await subscriptions.subscribe(s.b, s.user, await s.room(a["room"]), a["key"])
+    room = await s.room(a["room"])
+    await moderation.require_not_banned(s.b, a["room"], s.user)
+    return await subscriptions.subscribe(s.b, s.user, room, a["key"])
 
 
 @op("sub_price")
@@ -186,7 +217,14 @@ async def _chat_mode(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 @op("buy")
 async def _buy(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     info = s.member_of(a["room"])
-    return await shop.buy_in_room(s.b, s.user, a["room"], info, a["product"], a["qty"], a["key"])
+    try:
+        return await shop.buy_in_room(
+            s.b, s.user, a["room"], info, a["product"], a["qty"], a["key"]
+        )
+    except Forbidden:
+        if info is None:  # removed from the room by a ban: say so
+            await moderation.require_not_banned(s.b, a["room"], s.user)
+        raise
 
 
 @op("pin")
@@ -233,3 +271,115 @@ async def _withdraw(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 async def _withdrawals(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     limit = paging.page_limit(a.get("limit"))
     return await withdrawals.mine(s.b, s.identity, a.get("cursor"), limit)
+
+
+# -- moderation (livesrv/services/moderation.py; rules: services/modrules.py) --
+
+
+async def _moderate(s: Caller, a: dict[str, Any], action: str, value: int = 0) -> dict[str, Any]:
+    room = a["room"]
+    return await moderation.act(s.b, s.identity, room, action, a.get("user", ""), value)
+
+
+@op("mod_add")
+async def _mod_add(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await _moderate(s, a, "mod_add")
+
+
+@op("mod_remove")
+async def _mod_remove(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await _moderate(s, a, "mod_remove")
+
+
+@op("mods")
+async def _mods(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    await s.room(a["room"])
+    return await moderation.mods(s.b, a["room"])
+
+
+@op("moderation")
+async def _moderation(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await moderation.state_for(s.b, s.identity, a["room"])
+
+
+@op("mute")
+async def _mute(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await _moderate(s, a, "mute", a["seconds"])
+
+
+@op("ban")
+async def _ban(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await _moderate(s, a, "ban")
+
+
+@op("unban")
+async def _unban(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await _moderate(s, a, "unban")
+
+
+@op("chat_delete")
+async def _chat_delete(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await _moderate(s, a, "chat_delete", a["seq"])
+
+
+@op("slow_mode")
+async def _slow_mode(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await _moderate(s, a, "slow_mode", a["seconds"])
+
+
+# -- end moderation --
+
+
+# -- paid pinned messages and treasure boxes (services/paid_chat.py, services/treasure.py) --
+
+
+@op("paid_chat")
+async def _paid_chat(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    info = s.member_of(a["room"])
+    return await paid_chat.send(s.b, s.user, a["room"], info, a["text"], a["coins"], a["key"])
+
+
+@op("unpin")
+async def _unpin(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await paid_chat.unpin(s.b, s.identity, await s.room(a["room"]), a["pin"])
+
+
+@op("box_drop")
+async def _box_drop(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    info = s.member_of(a["room"])
+    return await treasure.drop(s.b, s.user, a["room"], info, a["coins"], a["seconds"], a["key"])
+
+
+@op("box_claim")
+async def _box_claim(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await treasure.claim(s.b, s.user, await _joined(s, a["room"]), a["box"])
+
+
+# -- end paid pinned messages and treasure boxes --
+
+
+# -- live match, goals, hype train (services/match.py, services/goals.py) --
+
+
+@op("match_invite")
+async def _match_invite(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await match.invite(s.b, s.identity, a["room"], a["opponent"])
+
+
+@op("match_accept")
+async def _match_accept(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await match.accept(s.b, s.identity, a["match"])
+
+
+@op("match_decline")
+async def _match_decline(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    return await match.decline(s.b, s.identity, a["match"])
+
+
+@op("goal_set")
+async def _goal_set(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
+    room = await s.room(a["room"])
+    return await goals.set_goal(s.b, s.identity, room, a["kind"], a["target"], a.get("gift"))
+
+
+# -- end live match, goals, hype train --

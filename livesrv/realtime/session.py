@@ -160,7 +160,9 @@ class Session:
         self._closing = task
 
     def reply_error(self, rid: int | str | None, exc: LivesrvError) -> None:
-        self.send({"id": rid, "ok": False, "error": {"code": exc.code, "message": exc.message}})
+        error = {"code": exc.code, "message": exc.message}
+        error.update(getattr(exc, "extra", {}))  # e.g. muted: until, slow_mode: retry_after_ms
+        self.send({"id": rid, "ok": False, "error": error})
 
     # -- the pump ---------------------------------------------------------------------
 

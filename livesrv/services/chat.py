@@ -10,7 +10,7 @@ from ..errors import Forbidden, NotLive
 from ..store.facade import Backend, store_errors
 from ..store.keys import RoomKeys
 from ..wire.tokens import Identity
-from . import subscriptions
+from . import moderation, subscriptions
 from .rooms import RoomInfo, event, log_event
 
 
@@ -23,6 +23,7 @@ async def send(b: Backend, user: str, room: RoomInfo, text: str) -> int:
     Raises:
         NotLive: The room is not live.
         Forbidden: Subscriber-only chat and ``user`` is not a subscriber (the creator is).
+        Banned, Muted, SlowMode: Moderation (``moderation.check_chat``).
     """
     if not room.live:
         raise NotLive()
@@ -32,6 +33,8 @@ async def send(b: Backend, user: str, room: RoomInfo, text: str) -> int:
             badge = "sub"
         elif room.subscribers_only:
             raise Forbidden("chat is for subscribers only in this room")
+    if room.creator != user:  # -- moderation: banned, muted, slow mode (the creator is none)
+        await moderation.check_chat(b, room.room, user)
     ev = event("chat", room.room, **{"from": user, "text": text, "badge": badge})
     return await log_event(b, room.room, ev, evid="c:" + uuid.uuid4().hex, require_live=True)
 

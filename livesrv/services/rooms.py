@@ -15,6 +15,7 @@ from ..errors import BadRequest, Forbidden, NotFound, NotLive
 from ..store.facade import Backend, now_ms, store_errors
 from ..store.keys import LIVE_INDEX, RoomKeys
 from ..wire.tokens import Identity
+from . import live_rules, modrules
 from .limits import claim_live_room, release_live_room
 from .paging import adopt_legacy, decode_cursor, encode_cursor, index_add, index_remove, names_after
 
@@ -34,6 +35,8 @@ class RoomInfo:
     subscribers_only: bool
     pinned: str | None
     likes: int
+    match: str | None = None  # the running LIVE match (services/match.py)
+    hype: bool = False  # a hype train is running (services/goals.py)
 
     @classmethod
     def from_meta(cls, room: str, meta: dict[str, str]) -> RoomInfo:
@@ -47,6 +50,8 @@ class RoomInfo:
             subscribers_only=meta.get("subs_only") == "1",
             pinned=meta.get("pinned") or None,
             likes=int(meta.get("likes", 0)),
+            match=meta.get("match") or None,
+            hype=meta.get("hype") == "1",
         )
 
     def apply(self, ev: dict[str, Any]) -> None:
@@ -61,6 +66,10 @@ class RoomInfo:
             self.live = False
         elif name == "pinned":
             self.pinned = ev.get("product")
+        elif name in ("match_start", "match_end"):  # -- live match, hype train --
+            self.match = ev["match"] if name == "match_start" else None
+        elif name in ("hype_start", "hype_end"):
+            self.hype = name == "hype_start"
         self.seq = max(self.seq, ev["seq"])
 
     def apply_unlogged(self, ev: dict[str, Any]) -> None:
@@ -297,9 +306,12 @@ async def log_event(
     k = RoomKeys(room)
     evid = evid or ""
     fence, generation = b.fence(room)
+    # -- live match, goal, hype train: a gift or subscription is counted in the same step
+    counts = live_rules.counted(ev) != ""
+    mech = live_rules.event_args(b.settings, room, ev, b.settings.match_booster_gift)
     seq, _ = await b.run(
         "room_event",
-        [k.meta, k.log, k.event_id(evid), k.top],
+        [k.meta, k.log, k.event_id(evid), k.top, *(k.mechanics if counts else [])],
         [
             evid,
             orjson.dumps(ev).decode(),
@@ -312,6 +324,7 @@ async def log_event(
             meta[1],
             exp,
             fence,
+            *(mech if counts else []),
         ],
     )
     b.fenced(room, generation)
@@ -343,7 +356,7 @@ async def replay(
         )
     events = [orjson.loads(fields["e"]) for _, fields in reversed(rows)]
     gap = bool(events) and events[0]["seq"] != since + 1
-    return events, gap
+    return await hide_deleted(b, room, events), gap
 
 
 async def history(b: Backend, room: str, before: int, limit: int | None) -> dict[str, Any]:
@@ -370,7 +383,26 @@ async def history(b: Backend, room: str, before: int, limit: int | None) -> dict
     more = len(rows) > limit
     events = [orjson.loads(fields["e"]) for _, fields in reversed(rows[:limit])]
     first = events[0]["seq"] if events else None
+    events = await hide_deleted(b, room, events)
     return {"events": events, "next": first if more and first and first > 1 else None}
+
+
+# -- moderation --
+
+
+async def hide_deleted(b: Backend, room: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Logged events as replay and history show them: a chat line a moderator deleted is a
+    tombstone (``modrules.hide_deleted``). One read, only when the events hold chat lines."""
+    seqs = modrules.chats_in(events)
+    if not seqs:
+        return events
+    async with store_errors():
+        scores = await b.redis.zmscore(RoomKeys(room).deleted, seqs)
+    deleted = {seq for seq, score in zip(seqs, scores, strict=True) if score is not None}
+    return modrules.hide_deleted(events, deleted)
+
+
+# -- end moderation --
 
 
 async def live_rooms(b: Backend, cursor: str | None, limit: int) -> dict[str, Any]:

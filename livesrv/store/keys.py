@@ -173,6 +173,98 @@ class RoomKeys:
     def channel(self) -> str:
         return f"{self.tag}:ch"
 
+    # -- moderation (livesrv/services/moderation.py, moderate.lua, chat_gate.lua) --
+
+    @property
+    def mods(self) -> str:
+        """Set of the room's moderators (appointed by its creator)."""
+        return f"{self.tag}:mods"
+
+    @property
+    def banned(self) -> str:
+        """Set of the users banned from the room."""
+        return f"{self.tag}:banned"
+
+    @property
+    def muted(self) -> str:
+        """Hash: muted user -> until (unix ms); an entry past its time is dropped on read."""
+        return f"{self.tag}:muted"
+
+    @property
+    def deleted(self) -> str:
+        """Sorted set of the seqs of deleted chat lines (score = seq), trimmed with the log."""
+        return f"{self.tag}:deleted"
+
+    def slow(self, user: str) -> str:
+        """A user's slow-mode mark: exists (with a ttl) while the user must wait to chat."""
+        return f"{self.tag}:slow:{user}"
+
+    # -- end moderation --
+
+    # -- paid pins and treasure boxes (services/paid_chat.py, services/treasure.py) --
+
+    @property
+    def boxes(self) -> str:
+        """Sorted set: the room's open treasure boxes -> opening time (unix ms); bounded."""
+        return f"{self.tag}:boxes"
+
+    def box(self, box: str) -> str:
+        """Hash: one treasure box (dropper, coins, opens, state, claim counter, split)."""
+        return f"{self.tag}:box:{box}"
+
+    def box_claims(self, box: str) -> str:
+        """Sorted set: a box's claimers -> claim order (1, 2, ...)."""
+        return f"{self.tag}:boxc:{box}"
+
+    # -- end paid pins and treasure boxes --
+
+    # -- live match, goal, hype train (services/match.py, services/goals.py) --
+
+    @property
+    def match(self) -> str:
+        """Hash: this room's side of its current match (id, other, start, ends, score,
+        boost, ended); counted by room_event.lua with the gift's logging."""
+        return f"{self.tag}:match"
+
+    @property
+    def match_supporters(self) -> str:
+        """Sorted set: this side's supporters -> match points (current match)."""
+        return f"{self.tag}:msup"
+
+    @property
+    def goal(self) -> str:
+        """Hash: the room's goal (id, kind, gift, target, progress, done)."""
+        return f"{self.tag}:goal"
+
+    @property
+    def hype(self) -> str:
+        """Hash: the room's hype train (state, ends, cool, total, level, n)."""
+        return f"{self.tag}:hype"
+
+    @property
+    def hype_recent(self) -> str:
+        """Sorted set: recent gifters -> last gift (ms), to start a train."""
+        return f"{self.tag}:hrec"
+
+    @property
+    def hype_contributors(self) -> str:
+        """Sorted set: the running train's contributors -> coins."""
+        return f"{self.tag}:hcon"
+
+    @property
+    def mechanics(self) -> list[str]:
+        """KEYS 5-10 of room_event.lua (the counting of gifts and subscriptions)."""
+        return [
+            self.match,
+            self.match_supporters,
+            self.goal,
+            self.hype,
+            self.hype_recent,
+            self.hype_contributors,
+        ]
+
+    # -- end live match, goal, hype train --
+
 
 @dataclass(frozen=True)
 class ProductKeys:
@@ -246,5 +338,18 @@ LEGACY_LIVE_ROOMS = f"{PREFIX}:rooms"
 LEGACY_PRODUCTS = f"{PREFIX}:products"
 LIVE_INDEX = NameIndex("live", LIVE_ROOMS, LEGACY_LIVE_ROOMS)
 PRODUCT_INDEX = NameIndex("catalog", PRODUCTS, LEGACY_PRODUCTS)
+# -- treasure box -- sorted sets "room|box" -> opening time (unix ms), split by box id over
+# INDEX_SHARDS keys: the settlement worker of any node opens what is due (treasure.py).
+BOX_DUE = NameIndex("boxdue", f"{PREFIX}:boxdue", f"{PREFIX}:boxdue:set")
+# -- live match -- a match's record (its own slot), and the running matches by end time
+# (sorted set, one key; the settlement upkeep ends any match no node ticked in time).
+
+
+def match_key(match: str) -> str:
+    """Hash: one match (rooms, creators, state, starts, ends, result)."""
+    return f"{PREFIX}:{{m:{match}}}:match"
+
+
+MATCHES_DUE = f"{PREFIX}:matchdue"
 # Hash: what every node on this store must agree on (livesrv/fleet.py), one key.
 FLEET = f"{PREFIX}:fleet"

@@ -68,11 +68,40 @@ OPS: dict[str, tuple[Field, ...]] = {
     "products": (_f("seller", "ident", required=False), *PAGE),
     "orders": PAGE,
     "withdrawals": PAGE,
+    # -- moderation (livesrv/services/moderation.py) --
+    "mod_add": (ROOM, _f("user", "ident")),
+    "mod_remove": (ROOM, _f("user", "ident")),
+    "mods": (ROOM,),
+    "moderation": (ROOM,),
+    "mute": (ROOM, _f("user", "ident"), _f("seconds", "int", 0, 7 * 86400)),
+    "ban": (ROOM, _f("user", "ident")),
+    "unban": (ROOM, _f("user", "ident")),
+    "chat_delete": (ROOM, _f("seq", "int", 1)),
+    "slow_mode": (ROOM, _f("seconds", "int", 0, 3600)),
+    # -- end moderation --
+    # -- paid pinned messages and treasure boxes (services/paid_chat.py, treasure.py) --
+    "paid_chat": (ROOM, _f("text", "text", 1, 200), _f("coins", "int", 1, 1_000_000), KEY),
+    "unpin": (ROOM, _f("pin", "ident")),
+    "box_drop": (ROOM, _f("coins", "int", 1, 1_000_000), _f("seconds", "int", 1, 3600), KEY),
+    "box_claim": (ROOM, _f("box", "ident")),
+    # -- end paid pinned messages and treasure boxes --
+    # -- live match, goals (services/match.py, services/goals.py) --
+    "match_invite": (ROOM, _f("opponent", "ident")),
+    "match_accept": (_f("match", "ident"),),
+    "match_decline": (_f("match", "ident"),),
+    "goal_set": (
+        ROOM,
+        Field("kind", "ident", choices=("coins", "gift", "subs")),
+        _f("target", "int", 1, 1_000_000_000),
+        _f("gift", "ident", required=False),
+    ),
+    # -- end live match, goals --
 }
 
 # The JSON bodies of the admin HTTP API (livesrv.http.admin), checked with the same fields; the
 # OpenAPI document (livesrv.http.openapi) is generated from these and from OPS.
 DEMO_ROLES = ("viewer", "creator")
+MOD_ACTIONS = ("mod_add", "mod_remove", "mute", "ban", "unban", "chat_delete", "slow_mode")
 ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
     "demo_login": (_f("user", "ident"), Field("role", "ident", False, choices=DEMO_ROLES)),
     "tokens": (
@@ -90,6 +119,13 @@ ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
     "products": (*OPS["product_create"][:2], _f("seller", "ident"), *OPS["product_create"][2:]),
     "restock": OPS["product_restock"][1:],
     "sub_price": OPS["sub_price"],
+    # -- moderation: POST /api/rooms/{room}/moderation (the fields the action needs) --
+    "moderation": (
+        Field("action", "ident", choices=MOD_ACTIONS),
+        _f("user", "ident", required=False),
+        _f("seconds", "int", 0, 7 * 86400, required=False),
+        _f("seq", "int", 1, required=False),
+    ),
 }
 
 

@@ -59,4 +59,113 @@ end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], ARGV[8], ARGV[9]) end
 if ARGV[4] ~= '' then redis.call('ZINCRBY', KEYS[4], tonumber(ARGV[5]), ARGV[4]) end
 redis.call('SPUBLISH', ARGV[7], s)
+-- Live mechanics (issue 13; the rules are stated in livesrv/services/live_rules.py): when
+-- KEYS 5-10 are given, a fresh gift or subscription is counted here, in the step that
+-- logs it, so a retried or re-logged one counts exactly once.
+-- KEYS: 5 match side hash, 6 match supporters zset, 7 goal hash, 8 hype train hash,
+--       9 hype recent gifters zset, 10 hype contributors zset
+-- ARGV: 12 'gift' | 'sub' | '', 13 user, 14 coins, 15 gift, 16 count, 17 booster window
+--       ms (0: not a booster), 18 hype viewers, 19 hype window ms, 20 hype countdown ms,
+--       21 hype cooldown ms, 22 hype thresholds (cumulative coins, comma-separated), 23 room
+if #KEYS >= 10 and ARGV[12] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local kind, user, coins, room = ARGV[12], ARGV[13], tonumber(ARGV[14]), ARGV[23]
+  local function emit(body, logged)  -- body: the event's fields as JSON, without braces
+    if logged then
+      local q = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+      local e = string.format('{"seq":%d,%s,"ts":%d}', q, body, now)
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], string.format('%d-0', q), 'e', e)
+      redis.call('SPUBLISH', ARGV[7], e)
+    else
+      redis.call('SPUBLISH', ARGV[7], string.format('{%s,"ts":%d}', body, now))
+    end
+  end
+  -- match: the side's points (x2 inside a booster window; windows queue)
+  local m = redis.call('HMGET', KEYS[5], 'start', 'ends', 'ended', 'boost')
+  if kind == 'gift' and m[1] and m[3] ~= '1' and now >= tonumber(m[1])
+      and now < tonumber(m[2]) then
+    local boost = tonumber(m[4] or '0')
+    if tonumber(ARGV[17]) > 0 then
+      boost = math.max(boost, now) + tonumber(ARGV[17])
+      redis.call('HSET', KEYS[5], 'boost', boost)
+    end
+    local pts = coins
+    if now < boost then pts = coins * 2 end
+    redis.call('HINCRBY', KEYS[5], 'score', pts)
+    redis.call('ZINCRBY', KEYS[6], pts, user)
+  end
+  -- goal: progress (unlogged), then exactly one goal_reached (logged)
+  local g = redis.call('HMGET', KEYS[7], 'id', 'kind', 'gift', 'target', 'done')
+  if g[1] and g[5] ~= '1' then
+    local add = 0
+    if kind == 'gift' and g[2] == 'coins' then
+      add = coins
+    elseif kind == 'gift' and g[2] == 'gift' and g[3] == ARGV[15] then
+      add = tonumber(ARGV[16])
+    elseif kind == 'sub' and g[2] == 'subs' then
+      add = 1
+    end
+    if add > 0 then
+      local p = redis.call('HINCRBY', KEYS[7], 'progress', add)
+      local gift = 'null'
+      if g[3] and g[3] ~= '' then gift = '"' .. g[3] .. '"' end
+      local body = string.format(
+        '"room":"%s","goal":"%s","kind":"%s","gift":%s,"progress":%d,"target":%d',
+        room, g[1], g[2], gift, p, tonumber(g[4]))
+      emit('"ev":"goal",' .. body, false)
+      if p >= tonumber(g[4]) then
+        redis.call('HSET', KEYS[7], 'done', '1')
+        emit('"ev":"goal_reached",' .. body, true)
+      end
+    end
+  end
+  -- hype train: N distinct gifters within the window start it; each gift refreshes it
+  local hv = tonumber(ARGV[18])
+  if kind == 'gift' and hv > 0 then
+    local h = redis.call('HMGET', KEYS[8], 'state', 'ends', 'cool', 'level', 'n')
+    local go = false
+    local level = tonumber(h[4] or '0')
+    local n = tonumber(h[5] or '0')
+    if h[1] == 'run' then
+      go = now < tonumber(h[2])  -- over: live_tick.lua logs its end first
+    elseif now >= tonumber(h[3] or '0') then
+      redis.call('ZADD', KEYS[9], now, user)
+      redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - tonumber(ARGV[19]))
+      if redis.call('ZCARD', KEYS[9]) >= hv then
+        redis.call('DEL', KEYS[9], KEYS[10])
+        n = redis.call('HINCRBY', KEYS[8], 'n', 1)
+        level = 0
+        redis.call('HSET', KEYS[8], 'state', 'run', 'total', 0, 'level', 0)
+        redis.call('HSET', KEYS[1], 'hype', '1')
+        go = true
+        emit(string.format('"ev":"hype_start","room":"%s","train":%d,"ends":%d',
+          room, n, now + tonumber(ARGV[20])), true)
+      end
+    end
+    if go then
+      local total = redis.call('HINCRBY', KEYS[8], 'total', coins)
+      redis.call('ZINCRBY', KEYS[10], coins, user)
+      local ends = now + tonumber(ARGV[20])
+      redis.call('HSET', KEYS[8], 'ends', ends)
+      local reached, need, i = level, 'null', 0
+      for th in string.gmatch(ARGV[22], '%d+') do
+        i = i + 1
+        if total >= tonumber(th) then
+          if i > reached then reached = i end
+        elseif need == 'null' then
+          need = th
+        end
+      end
+      for l = level + 1, reached do
+        emit(string.format('"ev":"hype_level","room":"%s","train":%d,"level":%d,"total":%d',
+          room, n, l, total), true)
+      end
+      if reached > level then redis.call('HSET', KEYS[8], 'level', reached) end
+      emit(string.format(
+        '"ev":"hype","room":"%s","train":%d,"level":%d,"total":%d,"next":%s,"ends":%d',
+        room, n, reached, total, need, ends), false)
+    end
+  end
+end
 return {seq, 1}
