@@ -15,7 +15,7 @@ import orjson
 
 from .audit_checks import CHECKS, LABELS
 from .errors import BadRequest
-from .services import treasure
+from .services import series, treasure
 from .services.paging import all_names, decode_cursor, encode_cursor
 from .services.shop import order_id
 from .settlement import GROUP
@@ -69,6 +69,7 @@ async def _gather(b: Backend) -> dict[str, Any]:
     claims = await _gather_claims(b)
     products, reservations = await _gather_products(b)
     boxes = await treasure.states(b, treasure.dropped(outbox))  # -- treasure box --
+    access = await series.access_records(b, sorted(wallets))  # -- series --
     return {
         "now": now_ms(),  # after the reservations were read: any gone by then had ended
         "wallets": wallets,
@@ -80,6 +81,7 @@ async def _gather(b: Backend) -> dict[str, Any]:
         "reservations": reservations,
         "claims": claims,
         "boxes": boxes,
+        "series_access": access,
     }
 
 

@@ -34,6 +34,8 @@ LABELS = {
     "credited_not_claimed": "coins credited, the receipt's claim is gone",
     "box_mismatches": "treasure box credited other than its coins",  # -- treasure box --
     "box_credits_without_debit": "treasure box credit, its debit is gone",
+    "paid_without_access": "series paid, no access record",  # -- series --
+    "access_without_sale": "series access, its sale is gone",
 }
 """How :func:`livesrv.audit.render` introduces each list of named movements."""
 
@@ -340,6 +342,41 @@ def check_boxes(d: dict[str, Any]) -> dict[str, Any]:
 # -- end paid pins and treasure boxes --
 
 
+def check_series(d: dict[str, Any]) -> dict[str, Any]:
+    """Every series sale (an outbox entry of kind ``series``) has its buyer's access record
+    at the price paid, and every access record has its sale: both are written by one
+    step, so a difference is a lost write. The creator's diamonds from sales are checked
+    by ``diamonds_accounted`` like every earner's."""
+    sold: dict[tuple[str, str], int] = {}
+    for _, _, f in d["outbox"]:
+        if f["kind"] == "series":
+            sold[(f["user"], orjson.loads(f["p"])["series"])] = int(f["coins"])
+    held = {
+        (user, sid): coins
+        for user, records in d.get("series_access", {}).items()
+        for sid, coins in records.items()
+    }
+    unowned = [
+        {"user": u, "series": s, "coins": c, "access": held.get((u, s))}
+        for (u, s), c in sorted(sold.items())
+        if held.get((u, s)) != c
+    ]
+    unsold = [
+        {"user": u, "series": s, "coins": c}
+        for (u, s), c in sorted(held.items())
+        if (u, s) not in sold
+    ]
+    return {
+        "name": "series_access_paid",
+        "ok": not unowned and not unsold,
+        "sales": len(sold),
+        "coins": sum(sold.values()),
+        "access_records": len(held),
+        "paid_without_access": unowned[:NAMED_MAX],
+        "access_without_sale": unsold[:NAMED_MAX],
+    }
+
+
 CHECKS = (
     check_coins,
     check_negative,
@@ -349,4 +386,5 @@ CHECKS = (
     check_stock,
     check_receipts,
     check_boxes,  # -- treasure box --
+    check_series,  # -- series --
 )

@@ -47,6 +47,7 @@ class Catalog:
     # first minimum and is pinned for the seconds of the highest tier its coins reach
     paid_chat_tiers: tuple[tuple[int, int], ...] = ((5, 0), (100, 120), (5000, 3600))
     paid_chat_share_bps: int = 5000
+    series_share_bps: int = 7000  # -- series: the creator's share of a sale --
 
     @classmethod
     def load(cls, path: Path | None = None) -> Catalog:
@@ -81,11 +82,17 @@ class Catalog:
                 default_commission_bps=_int(d.get("default_commission_bps", 1000)),
                 diamond_cents_num=_int(d.get("diamond_cents_num", 1)),
                 diamond_cents_den=_int(d.get("diamond_cents_den", 2)),
+                series_share_bps=_int(d.get("series_share_bps", 7000)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"invalid catalogue: {exc}") from exc
         cat = _with_paid_chat(cat, d)
-        for bps in (cat.gift_share_bps, cat.sub_share_bps, cat.shop_platform_bps):
+        for bps in (
+            cat.gift_share_bps,
+            cat.sub_share_bps,
+            cat.shop_platform_bps,
+            cat.series_share_bps,
+        ):
             if not 0 <= bps <= BPS:
                 raise ValueError("invalid catalogue: shares are basis points 0..10000")
         if any(g.coins <= 0 for g in cat.gifts.values()) or any(

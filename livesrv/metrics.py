@@ -92,6 +92,11 @@ class Metrics:
         self.boxes_opened = Counter(  # -- treasure box --
             "livesrv_boxes_opened", "Treasure boxes opened and paid out", registry=r
         )
+        self.series_sales = Counter(  # -- series --
+            "livesrv_series_sales",
+            "Series sold (counted as the settlement worker pays the creator)",
+            registry=r,
+        )
 
     def op(self, name: str, result: str) -> None:
         """Count one request; the labelled child is cached (this runs for every request)."""

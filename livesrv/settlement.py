@@ -343,6 +343,8 @@ class SettlementWorker:
         if self.metrics is not None:
             self.metrics.settled.inc()
             self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
+            if fields["kind"] == "series":  # -- series --
+                self.metrics.series_sales.inc()
             self.metrics.settle_lag.observe(max(0, now_ms() - int(entry_id.split("-")[0])) / 1000)
 
     async def release_holds(self) -> int:

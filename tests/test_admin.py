@@ -19,6 +19,7 @@ AUDIT_CHECKS = [
     "stock_conserved",
     "receipts_claimed",
     "boxes_conserved",
+    "series_access_paid",
 ]
 
 

@@ -28,6 +28,7 @@ AUDIT_CHECKS = {
     "stock_conserved",
     "receipts_claimed",
     "boxes_conserved",
+    "series_access_paid",
 }
 
 
@@ -413,7 +414,9 @@ async def test_abandoned_purchases_are_finished_by_the_sweeper(server: Running) 
     )
     assert (await b.redis.hgetall(pk.meta))["stock"] == "1"
 
-    assert await shop.sweep(b) == 2
+    # the lost one is finished by this sweep; the paid one by it, or already by the node's
+    # own settlement worker, which marks a paid reservation sold when it settles the debit
+    assert await shop.sweep(b) in (1, 2)
     meta = await b.redis.hgetall(pk.meta)
     assert (meta["stock"], meta["sold"], meta["reserved"]) == ("3", "2", "0")
     # the debited one answers its first result; the other key is closed for good

@@ -99,6 +99,7 @@ def _fill(path: str) -> str:
     values = {"user": "oa_creator", "product": "openapi_tee", "wid": "oa_none", "action": "paid"}
     values["room"] = "oa_room"  # opened by oa_creator (test_each_operation_answers_as_documented)
     values["pin"] = "oa_none"  # no such pinned message: unpin answers its documented 404
+    values["series"] = "oa_series"  # published by oa_creator (-- series --)
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
@@ -111,6 +112,8 @@ async def test_each_operation_answers_as_documented(
     await node.grant("oa_creator", 1)  # the creator exists for sub_price
     creator = await node.connect("oa_creator", "creator")  # the room of the room routes
     await creator.ok("room_open", room="oa_room", title="OpenAPI room")
+    episodes = [{"title": "One", "url": "https://cdn.example.com/1.mp4"}]  # -- series --
+    await creator.ok("series_publish", series="oa_series", title="S", price=5, episodes=episodes)
     for path, item in doc["paths"].items():  # POST /api/products comes before restock
         for method, op in item.items():
             body = op.get("requestBody", {}).get("content", {}).get("application/json")

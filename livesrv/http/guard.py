@@ -18,8 +18,8 @@ connection's aiohttp protocol in :class:`GuardedProtocol`, a pass-through that
 Later requests on a kept-alive connection are bounded by aiohttp's ``keepalive_timeout``
 (set from ``http_keepalive_timeout``): a head not complete that long after the previous
 response is closed like an idle connection. A body gets its own deadline where it is read
-(:func:`livesrv.http.admin._body`). This is the smallest thing that works on every aiohttp this
-project supports, and it needs none of aiohttp's private attributes.
+(:func:`livesrv.http.base.json_body`). This is the smallest thing that works on every aiohttp
+this project supports, and it needs none of aiohttp's private attributes.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ receives to its local members, in seq order, with no seq skipped or repeated (a 
 what arrives is filled from the room log). Each tick (``tick_ms``) a room's new events,
 its coalesced like total, viewer count and leaderboard go out as ONE batch frame, encoded
 once per codec and written to every member's socket without awaiting it. A member that
-cannot keep up is cut with 4409 by :meth:`Listener.send_frame`.
+cannot keep up is cut with 4409 by :meth:`Listener.send_frame`. The store work of a tick
+is :mod:`.ticks`'s; the ``wallet`` events are :mod:`.wallets`'s.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from typing import Any
 import orjson
 
 from ..errors import Unavailable
-from ..services import goals, modrules, rooms
+from ..services import modrules, roomlog, rooms
 from ..services.match import MatchTicker
-from ..services.rooms import RoomInfo, event
-from ..store.facade import STORE_DOWN, STORE_FAILURES, Backend, now_ms
+from ..services.rooms import RoomInfo
+from ..store.facade import STORE_DOWN, Backend
 from ..store.keys import RoomKeys
 from ..store.outage import Backoff
 from ..store.pubsub import Subscription
+from . import ticks
 from .feed import OPEN_END, Gap, Listener, Member, RoomFeed, deliver
+from .wallets import WalletFanout
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,10 @@ class Hub:
         self.b = backend
         self.rooms: dict[str, RoomFeed] = {}
         self.users: dict[str, set[Listener]] = {}
-        self._wallets: dict[str, dict[str, Any]] = {}
         self._sub = Subscription(backend.url, backend.topology)
+        self.wallets = WalletFanout(backend, self._sub, self.users)
         self._tasks: list[asyncio.Task[None]] = []
         self._by_channel: dict[str, str] = {}
-        self._wallet_channels: dict[str, str] = {}  # wallet channel -> user signed in here
         self.delivered = 0  # events delivered to sockets (for metrics)
         self._resync = False  # catching up after the subscription dropped failed: retry
         self._ejecting: set[asyncio.Task[None]] = set()  # moderation: banned users leaving
@@ -77,9 +79,7 @@ class Hub:
         peers = self.users.get(listener.user)
         if peers is None:
             peers = self.users[listener.user] = set()
-            channel = self.b.user(listener.user).wallet_channel
-            self._wallet_channels[channel] = listener.user
-            self._sub.subscribe(channel)
+            self.wallets.watch(listener.user)
         peers.add(listener)
 
     async def detach(self, listener: Listener) -> None:
@@ -89,10 +89,7 @@ class Hub:
             peers.discard(listener)
             if not peers:
                 del self.users[listener.user]
-                channel = self.b.user(listener.user).wallet_channel
-                self._wallet_channels.pop(channel, None)
-                self._wallets.pop(listener.user, None)
-                self._sub.unsubscribe(channel)
+                self.wallets.unwatch(listener.user)
         for name in [n for n, rc in self.rooms.items() if listener in rc.members]:
             with contextlib.suppress(Exception):
                 await self.leave(listener, name)
@@ -140,7 +137,7 @@ class Hub:
         if since is not None and since < info.seq:
             # At most replay_limit events, the newest ones: live events follow them with no
             # hole, and the client pages the older ones with ``history`` if it wants them.
-            replay, gap = await rooms.replay(self.b, room, since, self.b.settings.replay_limit)
+            replay, gap = await roomlog.replay(self.b, room, since, self.b.settings.replay_limit)
             member.last_seq = since
         else:
             member.last_seq = info.seq
@@ -240,24 +237,10 @@ class Hub:
             gap = rc.gap_to_end()
             if gap is not None:
                 await self._fill_gap(rc, gap)
-        users = list(self.users)
-        if users:
-            pipe = self.b.redis.pipeline(transaction=False)
-            for user in users:
-                pipe.hmget(self.b.user(user).wallet, "coins", "diamonds", "pending")
-            for user, (coins, diamonds, pending) in zip(users, await pipe.execute(), strict=True):
-                self._wallets[user] = {
-                    "user": user,
-                    "coins": int(coins or 0),
-                    "diamonds": int(diamonds or 0),
-                    "pending": int(pending or 0),
-                }
+        await self.wallets.resync()
 
     async def _on_message(self, channel: str, data: str) -> None:
-        if channel in self._wallet_channels:
-            w = orjson.loads(data)
-            if w["user"] == self._wallet_channels[channel]:
-                self._wallets[w["user"]] = w
+        if self.wallets.receive(channel, data):
             return
         room = self._by_channel.get(channel)
         rc = self.rooms.get(room) if room else None
@@ -278,7 +261,7 @@ class Hub:
         members see the seq jump and catch up with ``join since``."""
         upto = None if gap.upto >= OPEN_END else gap.upto
         limit = self.b.settings.replay_limit
-        missing, skipped = await rooms.replay(self.b, rc.room, gap.after, limit, upto)
+        missing, skipped = await roomlog.replay(self.b, rc.room, gap.after, limit, upto)
         if skipped and missing:
             log.warning(
                 "room %s: seq went from %d to %d (missed events, or a store that restarted or "
@@ -290,7 +273,7 @@ class Hub:
             )
         rc.fill(missing, gap, skipped)
 
-    # -- ticks -------------------------------------------------------------------
+    # -- ticks (the store work is ticks.py's) ---------------------------------------
 
     async def _tick_forever(self) -> None:
         interval = self.b.settings.tick_ms / 1000
@@ -318,95 +301,18 @@ class Hub:
                 log.exception("hub presence refresh failed; going on")
 
     async def refresh_presence(self) -> None:
-        """Keep this node's viewers counted in every room it has members of (one pipelined
-        write), and have the tick announce any count that changed, e.g. when the viewers
-        of a node that died drop out."""
-        present = {
-            name: {m.listener.user for m in rc.members.values()}
-            for name, rc in self.rooms.items()
-            if rc.members
-        }
-        for name, count in (await rooms.refresh_presence(self.b, present)).items():
-            rc = self.rooms.get(name)
-            if rc is not None and count != rc.viewers:
-                rc.viewers_changed = True
+        """Keep this node's viewers counted in (see :func:`.ticks.refresh_presence`)."""
+        await ticks.refresh_presence(self.b, self.rooms)
 
     async def tick(self) -> None:
         """Publish this node's coalesced counters, then flush every room's batch (also when
         the store is away: events already received still go out)."""
         try:
-            await self._refresh_counters()
-            await self._refresh_live()
+            await ticks.refresh_counters(self.b, list(self.rooms.values()))
+            await ticks.refresh_live(self.b, self.matches, list(self.rooms.values()))
         finally:
             self._flush_rooms()
-            self._flush_wallets()
-
-    async def _refresh_counters(self) -> None:
-        """The store work of a tick (like totals, viewer counts, leaderboards of every room
-        that changed) is two pipelined round trips per master, however many rooms there
-        are. On a cluster the rooms are grouped by the master owning their slot and the
-        groups run concurrently, so a master that is down delays only its own rooms (their
-        counts and leaderboards go out at the first tick it is back)."""
-        groups: dict[str, list[tuple[str, RoomFeed]]] = {}
-        for rc in list(self.rooms.values()):
-            plan = groups.setdefault(self._master_of(rc.room), [])
-            if rc.likes_local:
-                plan.append(("like", rc))
-            if rc.viewers_changed:
-                rc.viewers_changed = False
-                plan.append(("viewers", rc))
-            if rc.top_changed:
-                rc.top_changed = False
-                plan.append(("top", rc))
-        plans = [plan for plan in groups.values() if plan]
-        if len(plans) == 1:
-            await self._refresh_group(plans[0])
-            return
-        failed = await asyncio.gather(*map(self._refresh_group, plans), return_exceptions=True)
-        for exc in failed:
-            if isinstance(exc, BaseException):
-                raise exc
-
-    def _master_of(self, room: str) -> str:
-        topology = self.b.topology
-        if not topology.cluster:
-            return ""
-        with contextlib.suppress(*STORE_FAILURES):
-            return topology.url_for_key(RoomKeys(room).meta)
-        return ""
-
-    async def _refresh_group(self, plan: list[tuple[str, RoomFeed]]) -> None:
-        """One master's share of a tick: the rooms service reads its rooms' counters and
-        publishes the changes; the leaderboards come back for this node's members."""
-        likes = {rc.room: rc.likes_local for kind, rc in plan if kind == "like"}
-        for kind, rc in plan:
-            if kind == "like":
-                rc.likes_local = 0
-        try:
-            tops = await rooms.publish_counters(
-                self.b,
-                likes,
-                [rc.room for kind, rc in plan if kind == "viewers"],
-                [rc.room for kind, rc in plan if kind == "top"],
-            )
-        except BaseException:
-            for kind, rc in plan:  # read again next tick (a like total is not re-added)
-                rc.viewers_changed |= kind == "viewers"
-                rc.top_changed |= kind == "top"
-            raise
-        for kind, rc in plan:
-            if kind == "top":
-                rc.pending.append(event("top", rc.room, top=tops[rc.room]))
-
-    async def _refresh_live(self) -> None:
-        """-- live match, hype train --: the scores and ends of the running matches of the
-        rooms here, the ends of their hype trains (services/match.py, services/goals.py)."""
-        feeds = [rc for rc in list(self.rooms.values()) if rc.info is not None and rc.members]
-        in_match = [(rc.room, rc.pending) for rc in feeds if rc.info and rc.info.match]
-        await self.matches.tick(in_match)
-        for rc in feeds:
-            if rc.info is not None and rc.info.hype:
-                await goals.end_hype(self.b, rc.room)
+            self.wallets.flush()
 
     def _flush_rooms(self) -> None:
         for rc in list(self.rooms.values()):
@@ -451,19 +357,5 @@ class Hub:
 
     # -- end moderation --
 
-    def _flush_wallets(self) -> None:
-        if self._wallets:
-            wallets, self._wallets = self._wallets, {}
-            for user, w in wallets.items():
-                frame_ev = {
-                    "ev": "wallet",
-                    "coins": w["coins"],
-                    "diamonds": w["diamonds"],
-                    "pending": w["pending"],
-                    "ts": now_ms(),
-                }
-                for listener in self.users.get(user, ()):
-                    listener.send_frame(listener.codec.frame(frame_ev))
-
     async def _publish_viewers(self, rc: RoomFeed) -> None:
-        await rooms.publish_counters(self.b, {}, [rc.room], [])
+        await ticks.publish_viewers(self.b, rc.room)

@@ -1,14 +1,14 @@
-"""The op table: each WebSocket op is one line calling one service function.
+"""The op table of the economy and the rooms: each WebSocket op is one line calling one
+service function.
 
 Argument shapes are checked before a handler runs (one schema: ``livesrv/wire/schema.py``);
 rules live in the services; what a handler adds is only what the session knows (who is
-asking, which rooms it joined).
-"""
+asking, which rooms it joined). The LIVE mechanics' ops are in ``ops_live.py``, the
+series' in ``ops_series.py``; the registry in ``optable.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from ..errors import Forbidden, LimitExceeded
 from ..services import (
@@ -20,6 +20,7 @@ from ..services import (
     moderation,
     paging,
     paid_chat,
+    roomlog,
     rooms,
     shop,
     subscriptions,
@@ -27,62 +28,7 @@ from ..services import (
     wallet,
     withdrawals,
 )
-from ..services.receipts import ReceiptVerifier
-from ..services.rooms import RoomInfo
-from ..settings import Settings
-from ..store.facade import Backend
-from ..wire.tokens import Identity
-from .feed import Listener
-from .hub import Hub
-
-
-class Caller(Listener, Protocol):
-    """What an op needs of the session that received it (``session.py``): a listener the
-    hub can send to, and who it is."""
-
-    b: Backend
-    in_rooms: set[str]
-
-    @property
-    def node(self) -> CallerNode: ...
-
-    @property
-    def identity(self) -> Identity: ...
-
-    def send(self, message: Any) -> None: ...
-
-    def joined(self, room: str) -> RoomInfo: ...
-
-    def member_of(self, room: str) -> RoomInfo | None: ...
-
-    async def room(self, room: str) -> RoomInfo: ...
-
-
-class CallerNode(Protocol):
-    """What an op needs of the node: settings, the hub, the receipt verifier."""
-
-    settings: Settings
-    hub: Hub
-    receipts: ReceiptVerifier
-
-
-class Then(NamedTuple):
-    """An op result with work to do right after its reply is written (join's replay)."""
-
-    result: dict[str, Any]
-    after: Callable[[], None]
-
-
-Handler = Callable[[Caller, dict[str, Any]], Awaitable["dict[str, Any] | Then"]]
-OPS: dict[str, Handler] = {}
-
-
-def op(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        OPS[name] = fn
-        return fn
-
-    return register
+from .optable import Caller, Then, joined, op
 
 
 @op("wallet")
@@ -150,7 +96,7 @@ async def _join(s: Caller, a: dict[str, Any]) -> Then:
 @op("history")
 async def _history(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     s.joined(a["room"])
-    return await rooms.history(s.b, a["room"], a["before"], a.get("limit"))
+    return await roomlog.history(s.b, a["room"], a["before"], a.get("limit"))
 
 
 @op("leave")
@@ -163,17 +109,8 @@ async def _leave(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 
 @op("chat")
 async def _chat(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    await chat.send(s.b, s.user, await _joined(s, a["room"]), a["text"])
+    await chat.send(s.b, s.user, await joined(s, a["room"]), a["text"])
     return {}
-
-
-async def _joined(s: Caller, room: str) -> RoomInfo:
-    """``s.joined(room)``; a user banned from the room (so removed from it) is told so."""
-    try:
-        return s.joined(room)
-    except Forbidden:
-        await moderation.require_not_banned(s.b, room, s.user)
-        raise
 
 
 @op("like")
@@ -271,115 +208,3 @@ async def _withdraw(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 async def _withdrawals(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     limit = paging.page_limit(a.get("limit"))
     return await withdrawals.mine(s.b, s.identity, a.get("cursor"), limit)
-
-
-# -- moderation (livesrv/services/moderation.py; rules: services/modrules.py) --
-
-
-async def _moderate(s: Caller, a: dict[str, Any], action: str, value: int = 0) -> dict[str, Any]:
-    room = a["room"]
-    return await moderation.act(s.b, s.identity, room, action, a.get("user", ""), value)
-
-
-@op("mod_add")
-async def _mod_add(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await _moderate(s, a, "mod_add")
-
-
-@op("mod_remove")
-async def _mod_remove(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await _moderate(s, a, "mod_remove")
-
-
-@op("mods")
-async def _mods(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    await s.room(a["room"])
-    return await moderation.mods(s.b, a["room"])
-
-
-@op("moderation")
-async def _moderation(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await moderation.state_for(s.b, s.identity, a["room"])
-
-
-@op("mute")
-async def _mute(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await _moderate(s, a, "mute", a["seconds"])
-
-
-@op("ban")
-async def _ban(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await _moderate(s, a, "ban")
-
-
-@op("unban")
-async def _unban(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await _moderate(s, a, "unban")
-
-
-@op("chat_delete")
-async def _chat_delete(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await _moderate(s, a, "chat_delete", a["seq"])
-
-
-@op("slow_mode")
-async def _slow_mode(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await _moderate(s, a, "slow_mode", a["seconds"])
-
-
-# -- end moderation --
-
-
-# -- paid pinned messages and treasure boxes (services/paid_chat.py, services/treasure.py) --
-
-
-@op("paid_chat")
-async def _paid_chat(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    info = s.member_of(a["room"])
-    return await paid_chat.send(s.b, s.user, a["room"], info, a["text"], a["coins"], a["key"])
-
-
-@op("unpin")
-async def _unpin(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await paid_chat.unpin(s.b, s.identity, await s.room(a["room"]), a["pin"])
-
-
-@op("box_drop")
-async def _box_drop(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    info = s.member_of(a["room"])
-    return await treasure.drop(s.b, s.user, a["room"], info, a["coins"], a["seconds"], a["key"])
-
-
-@op("box_claim")
-async def _box_claim(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await treasure.claim(s.b, s.user, await _joined(s, a["room"]), a["box"])
-
-
-# -- end paid pinned messages and treasure boxes --
-
-
-# -- live match, goals, hype train (services/match.py, services/goals.py) --
-
-
-@op("match_invite")
-async def _match_invite(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await match.invite(s.b, s.identity, a["room"], a["opponent"])
-
-
-@op("match_accept")
-async def _match_accept(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await match.accept(s.b, s.identity, a["match"])
-
-
-@op("match_decline")
-async def _match_decline(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    return await match.decline(s.b, s.identity, a["match"])
-
-
-@op("goal_set")
-async def _goal_set(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
-    room = await s.room(a["room"])
-    return await goals.set_goal(s.b, s.identity, room, a["kind"], a["target"], a.get("gift"))
-
-
-# -- end live match, goals, hype train --

@@ -38,8 +38,9 @@ from ..store.facade import Backend, as_protocol_error
 from ..wire import tokens
 from ..wire.codec import Codec, codec_for
 from ..wire.schema import Request, parse, request_id
+from . import ops, ops_live, ops_series  # noqa: F401 -- the handlers register themselves
 from .hub import Hub
-from .ops import OPS, Then
+from .optable import OPS, Then
 
 
 class Host(Protocol):

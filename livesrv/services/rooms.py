@@ -1,6 +1,7 @@
 """Rooms in the store: open and close, membership counts, the event log and the leaderboard.
 
-The live fan-out of what is logged here is :mod:`livesrv.realtime.hub`.
+The live fan-out of what is logged here is :mod:`livesrv.realtime.hub`; the log is read
+back (replay, history) by :mod:`livesrv.services.roomlog`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from typing import Any
 
 import orjson
 
-from ..errors import BadRequest, Forbidden, NotFound, NotLive
+from ..errors import Forbidden, NotFound, NotLive
 from ..store.facade import Backend, now_ms, store_errors
 from ..store.keys import LIVE_INDEX, RoomKeys
 from ..wire.tokens import Identity
-from . import live_rules, modrules
+from . import live_rules
 from .limits import claim_live_room, release_live_room
 from .paging import adopt_legacy, decode_cursor, encode_cursor, index_add, index_remove, names_after
 
@@ -335,74 +336,6 @@ async def log_event(
     if evid:
         b.logged.add(evid)
     return int(seq)
-
-
-async def replay(
-    b: Backend, room: str, since: int, limit: int, upto: int | None = None
-) -> tuple[list[dict[str, Any]], bool]:
-    """The newest ``limit`` logged events with a seq above ``since`` (and below ``upto``),
-    oldest first; one bounded read (XREVRANGE with COUNT).
-
-    Returns:
-        (events, gap): gap is True when the events do not start right after ``since``:
-        there were more than ``limit``, or the log no longer holds the oldest ones.
-    """
-    top = "+" if upto is None else f"{upto - 1}-0"
-    if upto is not None and upto - 1 <= since:
-        return [], False
-    async with store_errors():
-        rows = await b.redis.xrevrange(
-            RoomKeys(room).log, max=top, min=f"{since + 1}-0", count=limit
-        )
-    events = [orjson.loads(fields["e"]) for _, fields in reversed(rows)]
-    gap = bool(events) and events[0]["seq"] != since + 1
-    return await hide_deleted(b, room, events), gap
-
-
-async def history(b: Backend, room: str, before: int, limit: int | None) -> dict[str, Any]:
-    """One page of a room's logged events older than seq ``before``, oldest first; at most
-    ``limit`` (1 to ``replay_limit``; None: ``replay_limit``).
-
-    Raises:
-        BadRequest: ``limit`` out of range.
-
-    Returns:
-        ``{"events": [...], "next": SEQ or None}``: ``next`` is the ``before`` of the page
-        after this one (older events), None when the log holds nothing older.
-    """
-    most = b.settings.replay_limit
-    limit = most if limit is None else limit
-    if not 1 <= limit <= most:
-        raise BadRequest(f"limit must be between 1 and {most}")
-    if before <= 1:
-        return {"events": [], "next": None}
-    async with store_errors():
-        rows = await b.redis.xrevrange(
-            RoomKeys(room).log, max=f"{before - 1}-0", min="-", count=limit + 1
-        )
-    more = len(rows) > limit
-    events = [orjson.loads(fields["e"]) for _, fields in reversed(rows[:limit])]
-    first = events[0]["seq"] if events else None
-    events = await hide_deleted(b, room, events)
-    return {"events": events, "next": first if more and first and first > 1 else None}
-
-
-# -- moderation --
-
-
-async def hide_deleted(b: Backend, room: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Logged events as replay and history show them: a chat line a moderator deleted is a
-    tombstone (``modrules.hide_deleted``). One read, only when the events hold chat lines."""
-    seqs = modrules.chats_in(events)
-    if not seqs:
-        return events
-    async with store_errors():
-        scores = await b.redis.zmscore(RoomKeys(room).deleted, seqs)
-    deleted = {seq for seq, score in zip(seqs, scores, strict=True) if score is not None}
-    return modrules.hide_deleted(events, deleted)
-
-
-# -- end moderation --
 
 
 async def live_rooms(b: Backend, cursor: str | None, limit: int) -> dict[str, Any]:

@@ -133,6 +133,21 @@ class UserKeys:
     def sub(self, creator: str) -> str:
         return f"{self.shard.tag}:sub:{self.user}:{creator}"
 
+    # -- series (services/series.py) --
+
+    @property
+    def series_access(self) -> str:
+        """Hash: series id -> "price|ms" the user bought it at; written by spend.lua in the
+        same step as the debit, never expires."""
+        return f"{self.shard.tag}:sra:{self.user}"
+
+    @property
+    def series_index(self) -> str:
+        """Sorted set (every score 0, paged by name): the series this creator published."""
+        return f"{self.shard.tag}:srs:{self.user}"
+
+    # -- end series --
+
 
 @dataclass(frozen=True)
 class RoomKeys:
@@ -351,5 +366,12 @@ def match_key(match: str) -> str:
 
 
 MATCHES_DUE = f"{PREFIX}:matchdue"
+
+
+def series_key(series: str) -> str:
+    """Hash: one series (creator, title, description, price, episodes json, published)."""
+    return f"{PREFIX}:{{sr:{series}}}:meta"
+
+
 # Hash: what every node on this store must agree on (livesrv/fleet.py), one key.
 FLEET = f"{PREFIX}:fleet"

@@ -21,7 +21,7 @@ MAX_INT = (1 << 53) - 1  # the largest integer the protocol carries exactly (JS,
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # "int" | "text" | "ident" | "key" | "bool"
+    kind: str  # "int" | "text" | "ident" | "key" | "bool" | "list" (lo-hi items)
     required: bool = True
     lo: int = 0
     hi: int = MAX_INT
@@ -96,6 +96,20 @@ OPS: dict[str, tuple[Field, ...]] = {
         _f("gift", "ident", required=False),
     ),
     # -- end live match, goals --
+    # -- series (services/series.py; episodes are checked in services/series_rules.py) --
+    "series_publish": (
+        _f("series", "ident"),
+        _f("title", "text", 1, 100),
+        _f("description", "text", 0, 2000, required=False),
+        _f("price", "int", 1, 1_000_000),
+        _f("episodes", "list", 1, 50),
+    ),
+    "series_get": (_f("series", "ident"),),
+    "series_buy": (_f("series", "ident"), KEY),
+    "series_price": (_f("series", "ident"), _f("price", "int", 1, 1_000_000)),
+    "series_unpublish": (_f("series", "ident"),),
+    "series_list": (_f("creator", "ident"), *PAGE),
+    # -- end series --
 }
 
 # The JSON bodies of the admin HTTP API (livesrv.http.admin), checked with the same fields; the
@@ -197,6 +211,8 @@ def check(field: Field, value: Any) -> Any:
         if not isinstance(value, bool):
             raise BadRequest(f"{name} must be true or false")
         return value
+    if field.kind == "list":
+        return _check_list(field, value)
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
     if field.kind == "ident" and not IDENT.fullmatch(value):
@@ -209,4 +225,17 @@ def check(field: Field, value: Any) -> Any:
         raise BadRequest(f"{name} must be {field.lo}-{field.hi} characters")
     if field.choices and value not in field.choices:
         raise BadRequest(f"{name} must be one of {', '.join(field.choices)}")
+    return value
+
+
+def _check_list(field: Field, value: Any) -> list[Any]:
+    """A list argument: its items are checked by the service that takes it.
+
+    Raises:
+        BadRequest: Not a list, or too few or too many items.
+    """
+    if not isinstance(value, list):
+        raise BadRequest(f"{field.name} must be a list")
+    if not field.lo <= len(value) <= field.hi:
+        raise BadRequest(f"{field.name} must hold {field.lo}-{field.hi} items")
     return value

@@ -2,13 +2,15 @@
 -- All keys are in the payer's shard slot.
 -- KEYS: 1 wallet, 2 idempotency record, 3 outbox stream, 4 ledger stream,
 --       5 rolling-day spend window (zset), 6 kind-specific key (gift: streak counter;
---       sub: subscription expiry; shop: the payer's orders list), 7 shard users set
+--       sub: subscription expiry; shop: the payer's orders list; series: the payer's
+--       series access hash), 7 shard users set
 -- ARGV: 1 args hash, 2 amount, 3 now ms, 4 day limit, 5 the key generation's expiry
 --       (unix ms; the idempotency record dies then), 6 kind,
 --       7 user, 8 key, 9 outbox payload (json), 10 reply template (json, no numbers),
 --       11 kind param A, 12 kind param B, 13 wallet channel
 -- Returns {status, reply json, generation expiry ms}; status ok | dup | conflict |
--- insufficient | limit | expired (the generation ended before this step: nothing moved).
+-- insufficient | limit | expired (the generation ended before this step: nothing moved) |
+-- owned (series: the payer already has access, nothing moved; reply {"coins", "owned"}).
 -- Numbers are written into JSON with %d, never by cjson (14 significant digits).
 local prior = redis.call('GET', KEYS[2])
 if prior then
@@ -33,6 +35,10 @@ end
 local amount = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local coins = tonumber(redis.call('HGET', KEYS[1], 'coins') or '0')
+-- series: access is bought once, whatever the key; the access record is written below
+if ARGV[6] == 'series' and redis.call('HEXISTS', KEYS[6], ARGV[11]) == 1 then
+  return {'owned', string.format('{"coins":%d,"owned":true}', coins), 0}
+end
 if coins < amount then return {'insufficient', string.format('%d', coins), 0} end
 
 -- rolling-day spend window: members are "key|generation|amount", scored by time
@@ -82,6 +88,8 @@ elseif kind == 'sub' then
   extra = {'until', untl}
 elseif kind == 'shop' then
   redis.call('LPUSH', KEYS[6], ARGV[11])
+elseif kind == 'series' then
+  redis.call('HSET', KEYS[6], ARGV[11], string.format('%d|%d', amount, now))
 end
 
 -- the streak or the subscription end goes beside the payload; settlement puts it in the event

@@ -1,0 +1,115 @@
+"""The store work of a hub tick, and of its presence refresh.
+
+At each tick (``tick_ms``) the hub publishes the counters of the rooms that changed (like
+totals, viewer counts, leaderboards), advances the running matches and hype trains of its
+rooms, then flushes every room's batch. Every ``presence_refresh`` seconds it keeps its
+viewers counted in. The functions here do the store part, given the hub's room feeds; the
+rooms service (``services/rooms.py``) does the reads and writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+
+from ..services import goals, rooms
+from ..services.match import MatchTicker
+from ..services.rooms import event
+from ..store.facade import STORE_FAILURES, Backend
+from ..store.keys import RoomKeys
+from .feed import RoomFeed
+
+
+async def refresh_counters(b: Backend, feeds: Iterable[RoomFeed]) -> None:
+    """Publish the counters of the rooms that changed since the last tick.
+
+    Two pipelined round trips per master, however many rooms there are. On a cluster the
+    rooms are grouped by the master owning their slot and the groups run concurrently, so
+    a master that is down delays only its own rooms (their counts and leaderboards go out
+    at the first tick it is back).
+    """
+    groups: dict[str, list[tuple[str, RoomFeed]]] = {}
+    for rc in feeds:
+        plan = groups.setdefault(master_of(b, rc.room), [])
+        if rc.likes_local:
+            plan.append(("like", rc))
+        if rc.viewers_changed:
+            rc.viewers_changed = False
+            plan.append(("viewers", rc))
+        if rc.top_changed:
+            rc.top_changed = False
+            plan.append(("top", rc))
+    plans = [plan for plan in groups.values() if plan]
+    if len(plans) == 1:
+        await _refresh_group(b, plans[0])
+        return
+    failed = await asyncio.gather(*(_refresh_group(b, p) for p in plans), return_exceptions=True)
+    for exc in failed:
+        if isinstance(exc, BaseException):
+            raise exc
+
+
+def master_of(b: Backend, room: str) -> str:
+    """The URL of the master owning the room's slot ("" on a standalone store, or when
+    the slot map is not known yet)."""
+    topology = b.topology
+    if not topology.cluster:
+        return ""
+    with contextlib.suppress(*STORE_FAILURES):
+        return topology.url_for_key(RoomKeys(room).meta)
+    return ""
+
+
+async def _refresh_group(b: Backend, plan: list[tuple[str, RoomFeed]]) -> None:
+    """One master's share of a tick: the rooms service reads its rooms' counters and
+    publishes the changes; the leaderboards come back for this node's members."""
+    likes = {rc.room: rc.likes_local for kind, rc in plan if kind == "like"}
+    for kind, rc in plan:
+        if kind == "like":
+            rc.likes_local = 0
+    try:
+        tops = await rooms.publish_counters(
+            b,
+            likes,
+            [rc.room for kind, rc in plan if kind == "viewers"],
+            [rc.room for kind, rc in plan if kind == "top"],
+        )
+    except BaseException:
+        for kind, rc in plan:  # read again next tick (a like total is not re-added)
+            rc.viewers_changed |= kind == "viewers"
+            rc.top_changed |= kind == "top"
+        raise
+    for kind, rc in plan:
+        if kind == "top":
+            rc.pending.append(event("top", rc.room, top=tops[rc.room]))
+
+
+async def refresh_live(b: Backend, matches: MatchTicker, feeds: Iterable[RoomFeed]) -> None:
+    """-- live match, hype train --: the scores and ends of the running matches of the
+    rooms here, the ends of their hype trains (services/match.py, services/goals.py)."""
+    joined = [rc for rc in feeds if rc.info is not None and rc.members]
+    await matches.tick([(rc.room, rc.pending) for rc in joined if rc.info and rc.info.match])
+    for rc in joined:
+        if rc.info is not None and rc.info.hype:
+            await goals.end_hype(b, rc.room)
+
+
+async def refresh_presence(b: Backend, feeds: Mapping[str, RoomFeed]) -> None:
+    """Keep this node's viewers counted in every room it has members of (one pipelined
+    write), and have the next tick announce any count that changed, e.g. when the viewers
+    of a node that died drop out."""
+    present = {
+        name: {m.listener.user for m in rc.members.values()}
+        for name, rc in feeds.items()
+        if rc.members
+    }
+    for name, count in (await rooms.refresh_presence(b, present)).items():
+        rc = feeds.get(name)
+        if rc is not None and count != rc.viewers:
+            rc.viewers_changed = True
+
+
+async def publish_viewers(b: Backend, room: str) -> None:
+    """Publish the room's viewer count now (its last member here left)."""
+    await rooms.publish_counters(b, {}, [room], [])
