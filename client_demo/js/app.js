@@ -4,6 +4,8 @@ import { LiveClient } from "./client.js";
 import { RoomView } from "./room.js";
 import { ViewerControls } from "./viewer.js";
 import { CreatorControls } from "./creator.js";
+import { LiveExtras } from "./live.js";
+import { ModerationTools } from "./moderation.js";
 import { $, setCount, showError, toast } from "./ui.js";
 import { fillIcons, icon } from "./icons.js";
 
@@ -30,6 +32,10 @@ class App {
     this.roomView = new RoomView(this);
     this.viewer = new ViewerControls(this, this.roomView);
     this.creator = new CreatorControls(this, this.roomView);
+    // LIVE mechanics and moderation: RoomView hands them every join and event.
+    this.live = new LiveExtras(this, this.roomView);
+    this.moderation = new ModerationTools(this, this.roomView);
+    this.extras = [this.live, this.moderation];
     this.onProductStock = (product, stock) => this.creator.onProductStock(product, stock);
     $("#login-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -173,6 +179,7 @@ class App {
         this.catalog = await this.client.request("catalog");
         this.viewer.setCatalog(this.catalog);
         this.creator.setCatalog(this.catalog);
+        this.live.setCatalog(this.catalog);
       } catch (error) {
         showError(error, "Loading the gift catalogue");
       }

@@ -93,6 +93,22 @@ const ICONS = {
     <path d="M19 12c2-3 5-3 7-2M20 17c3-1 6 0 8 2" fill="none" stroke="#be4bdb" stroke-width="1.8" stroke-linecap="round"/>`),
   coin: SVG(`<circle cx="16" cy="16" r="13" fill="#ffc83d" stroke="#d99100" stroke-width="2"/>
     <circle cx="16" cy="16" r="8" fill="none" stroke="#fff3b0" stroke-width="1.6"/>`),
+  // LIVE mechanics: match, goal, hype train, treasure box, moderation
+  swords: SVG(`<path d="M5 3l16 16-2 2L3 5V3z" fill="#dee2e6" stroke="#868e96" stroke-width="1"/>
+    <path d="M27 3L11 19l2 2L29 5V3z" fill="#dee2e6" stroke="#868e96" stroke-width="1"/>
+    <path d="M8 22l4 4M24 22l-4 4" stroke="#fe2c55" stroke-width="3" stroke-linecap="round"/>
+    <path d="M5 27l3-3M27 27l-3-3" stroke="#c08a3e" stroke-width="3" stroke-linecap="round"/>`),
+  flag: SVG(`<path d="M7 3v27" stroke="#ced4da" stroke-width="2.4" stroke-linecap="round"/>
+    <path d="M8 4h18l-4 6 4 6H8z" fill="#2bd576"/>`),
+  train: SVG(`<rect x="5" y="6" width="22" height="17" rx="4" fill="#c77dff"/>
+    <rect x="8" y="9" width="7" height="6" rx="1" fill="#e5dbff"/><rect x="17" y="9" width="7" height="6" rx="1" fill="#e5dbff"/>
+    <circle cx="10" cy="26" r="3" fill="#495057"/><circle cx="22" cy="26" r="3" fill="#495057"/>
+    <path d="M14 2h4v4h-4z" fill="#ffd43b"/>`),
+  chest: SVG(`<path d="M4 14h24v14H4z" fill="#c08a3e" stroke="#8d5a1c" stroke-width="1.2"/>
+    <path d="M4 14a12 9 0 0 1 24 0z" fill="#e0a458" stroke="#8d5a1c" stroke-width="1.2"/>
+    <rect x="13" y="12" width="6" height="7" rx="1" fill="#ffd43b" stroke="#8d5a1c" stroke-width="1"/>`),
+  shield: SVG(`<path d="M16 2l12 5v8c0 7-5 12-12 15C9 27 4 22 4 15V7z" fill="#4dabf7" stroke="#1864ab" stroke-width="1.2"/>
+    <path d="M11 16l4 4 7-8" fill="none" stroke="#fff" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/>`),
 };
 
 const MEDAL_COLORS = [["#ffd43b", "#e67700"], ["#dee2e6", "#868e96"], ["#ffa94d", "#a0522d"]];

@@ -133,6 +133,7 @@ export class RoomView {
     this.renderTop([]);
     this.renderPinned(null);
     $("#ended-banner").hidden = true;
+    for (const x of this.app.extras ?? []) x.reset();
   }
 
   applyJoin(reply, replay) {
@@ -167,6 +168,7 @@ export class RoomView {
     this.renderHeader();
     this.renderTop(this.info.top);
     this.renderPinned(this.info.pinned);
+    for (const x of this.app.extras ?? []) x.applyJoin(reply, replay);
     this.changed();
   }
 
@@ -226,6 +228,7 @@ export class RoomView {
     const fresh = !ev.ts || Date.now() - ev.ts < STALE_EVENT_MS;
     const handler = this[`on_${ev.ev}`];
     if (handler) handler.call(this, ev, fresh);
+    for (const x of this.app.extras ?? []) x.handleEvent(ev, fresh);
     return true;
   }
 
