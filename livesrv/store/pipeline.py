@@ -245,10 +245,9 @@ class AutoPipeline:
             if db and db != "0":
                 await proto.send(pack("SELECT", db))
             if self.durability.waits and not self.durability.strict:
-                self._set_degraded(
-                    connected_replicas(await proto.send(pack("INFO", "replication")))
-                    < self.durability.replicas
-                )
+                with contextlib.suppress(redis.ResponseError):  # INFO refused: wait anyway
+                    info = await proto.send(pack("INFO", "replication"))
+                    self._set_degraded(connected_replicas(info) < self.durability.replicas)
             self._proto = proto
             self.generation += 1
             if self._watchdog is None or self._watchdog.done():
