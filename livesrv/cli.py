@@ -99,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
     tok.add_argument("user")
     tok.add_argument("--role", choices=tokens.ROLES, default="viewer")
     tok.add_argument("--ttl", type=int, default=tokens.DEFAULT_TTL, help="seconds")
+    tok.add_argument("--birth-year", type=int, help="the user's birth year (claim by, age gates)")
+    tok.add_argument("--region", help="the user's region, e.g. KR (claim rg, age gates)")
 
     rc = sub.add_parser("receipt", help="print signed coin-purchase receipts, one per id")
     _common(rc)
@@ -241,7 +243,7 @@ def _need_store(settings: Settings, command: str) -> None:
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     _need_secret(settings, "token")
     secret = tokens.resolve_secret(settings.secret, settings.data_dir)
-    print(tokens.issue(secret, args.user, args.role, args.ttl))
+    print(tokens.issue(secret, args.user, args.role, args.ttl, args.birth_year, args.region))
     return 0
 
 

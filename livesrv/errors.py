@@ -21,6 +21,7 @@ Tree::
     ├── Muted                         "muted"          (moderation: muted in the room, until when)
     ├── SlowMode                      "slow_mode"      (moderation: one chat per N s, retry after)
     ├── BoxClosed                     "box_closed"     (box_claim after the box's countdown)
+    ├── AgeRestricted                 "age_restricted" (a money op below the minimum age)
     └── Unavailable                   "unavailable"    (outcome unknown: retry with the same key)
         └── KeyExpired                (the key's lifetime ended mid-request: retry)
     StoreError                        (the store cannot be started or reached; not a reply)
@@ -136,6 +137,11 @@ class BoxClosed(LivesrvError):  # -- treasure box --
     default_message = "this treasure box is no longer open for claims"
 
 
+class AgeRestricted(LivesrvError):  # -- age gates --
+    code = "age_restricted"
+    default_message = "you must be of the minimum age to spend money"
+
+
 class Unavailable(LivesrvError):
     code = "unavailable"
     default_message = "the store is unavailable; retry with the same key"
@@ -172,6 +178,7 @@ BY_CODE: dict[str, type[LivesrvError]] = {
         Muted,
         SlowMode,
         BoxClosed,  # -- treasure box --
+        AgeRestricted,  # -- age gates --
     )
 }
 

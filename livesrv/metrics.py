@@ -92,6 +92,24 @@ class Metrics:
         self.boxes_opened = Counter(  # -- treasure box --
             "livesrv_boxes_opened", "Treasure boxes opened and paid out", registry=r
         )
+        self.matches_started = Counter(  # -- live match, goals, hype train --
+            "livesrv_matches_started", "LIVE matches started (accepted)", registry=r
+        )
+        self.matches_ended = Counter(
+            "livesrv_matches_ended",
+            "LIVE matches ended, by reason (time, closed, admin)",
+            ["reason"],
+            registry=r,
+        )
+        self.goals_reached = Counter(
+            "livesrv_goals_reached", "LIVE goals reached, by kind", ["kind"], registry=r
+        )
+        self.hype_trains_ended = Counter(
+            "livesrv_hype_trains_ended",
+            "Hype trains ended, by the level reached",
+            ["level"],
+            registry=r,
+        )
         self.series_sales = Counter(  # -- series --
             "livesrv_series_sales",
             "Series sold (counted as the settlement worker pays the creator)",
@@ -104,6 +122,19 @@ class Metrics:
         if child is None:
             child = self._op_children[(name, result)] = self.ops.labels(name, result)
         child.inc()
+
+    def live(self, what: str, label: str) -> None:
+        """Count one LIVE milestone (the backend's ``on_live``): ``match_started``,
+        ``match_ended`` (label: the reason), ``goal_reached`` (the kind), ``hype_ended``
+        (the level)."""
+        if what == "match_started":
+            self.matches_started.inc()
+        elif what == "match_ended":
+            self.matches_ended.labels(label).inc()
+        elif what == "goal_reached":
+            self.goals_reached.labels(label).inc()
+        elif what == "hype_ended":
+            self.hype_trains_ended.labels(label).inc()
 
     def sync(self, rooms: int, delivered: int) -> None:
         """Copy the figures the hub and server keep as plain numbers (cheaper on their hot

@@ -7,6 +7,7 @@ Each field has a ``LIVESRV_<NAME>`` environment variable; CLI flags override it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from math import isfinite
@@ -95,6 +96,10 @@ class Settings:
     box_max_claimers: int = 1000  # claims one box takes
     box_min_seconds: int = 10  # a box's countdown: at least ...
     box_max_seconds: int = 300  # ... and at most
+    # -- age gates (livesrv/services/age.py) --
+    min_age: int = 18  # the age money ops need (token claim ``by``, the birth year)
+    min_age_by_region: str = "KR=19"  # per token region (claim ``rg``): "KR=19,JP=20"
+    require_age: bool = False  # a token without a birth year: refused money ops (else allowed)
 
     @classmethod
     def from_env(
@@ -156,6 +161,11 @@ class Settings:
     @property
     def hold_ms(self) -> int:
         return self.hold_seconds * 1000
+
+    @property
+    def region_min_ages(self) -> dict[str, int]:
+        """``min_age_by_region`` as a map: region code -> minimum age."""
+        return parse_region_ages(self.min_age_by_region)
 
 
 # Settings a command that opens the store reads (``Settings.from_env(only=...)``): where the
@@ -252,6 +262,34 @@ def _seconds(lo: float, hi: float) -> Rule:
     return Rule(f"{lo} to {hi} seconds", lambda v: _number(v) and lo <= v <= hi)
 
 
+def parse_region_ages(text: str) -> dict[str, int]:
+    """Parse ``"KR=19,JP=20"`` (an empty string: no overrides).
+
+    Raises:
+        ValueError: An entry is not ``CC=AGE`` (two capital letters, an integer 0-150).
+    """
+    ages: dict[str, int] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        region, eq, age = entry.partition("=")
+        region, age = region.strip(), age.strip()
+        if not eq or not re.fullmatch(r"[A-Z]{2}", region) or not re.fullmatch(r"\d{1,3}", age):
+            raise ValueError(entry)
+        if int(age) > 150:
+            raise ValueError(entry)
+        ages[region] = int(age)
+    return ages
+
+
+def _region_ages_ok(value: Any) -> bool:
+    try:
+        parse_region_ages(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 STORE_SCHEMES = ("redis", "rediss", "unix")
 PORT = between(0, 65535)
 RULES: dict[str, Rule] = {
@@ -311,6 +349,11 @@ RULES: dict[str, Rule] = {
     "box_max_claimers": between(1, 100_000),
     "box_min_seconds": between(1, 3600),
     "box_max_seconds": between(1, 3600),
+    # -- age gates --
+    "min_age": between(0, 150),
+    "min_age_by_region": Rule(
+        "comma-separated REGION=AGE entries, e.g. KR=19,JP=20 (ages 0-150)", _region_ages_ok
+    ),
 }
 
 

@@ -112,6 +112,10 @@ async def test_each_operation_answers_as_documented(
     await node.grant("oa_creator", 1)  # the creator exists for sub_price
     creator = await node.connect("oa_creator", "creator")  # the room of the room routes
     await creator.ok("room_open", room="oa_room", title="OpenAPI room")
+    rival = await node.connect("oa_rival", "creator")  # -- live match: match/end ends it --
+    await rival.ok("room_open", room="oa_rival_room", title="OpenAPI rival")
+    mid = (await creator.ok("match_invite", room="oa_room", opponent="oa_rival_room"))["match"]
+    await rival.ok("match_accept", match=mid)
     episodes = [{"title": "One", "url": "https://cdn.example.com/1.mp4"}]  # -- series --
     await creator.ok("series_publish", series="oa_series", title="S", price=5, episodes=episodes)
     for path, item in doc["paths"].items():  # POST /api/products comes before restock

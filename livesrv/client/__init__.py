@@ -14,6 +14,7 @@ Needs only ``websockets``, ``msgpack`` and ``orjson``; it imports nothing of the
 from .core import JSON, MSGPACK, Client
 from .errors import (
     BY_CODE,
+    AgeRestricted,
     BadRequest,
     Banned,
     BoxClosed,
@@ -51,6 +52,7 @@ __all__ = [
     "JSON",
     "MSGPACK",
     "REJOIN_FAILED",
+    "AgeRestricted",
     "Backoff",
     "BadRequest",
     "Banned",

@@ -21,6 +21,7 @@ Tree::
     │   ├── Muted                     "muted" (moderation; the error carries ``until``)
     │   ├── SlowMode                  "slow_mode" (moderation; ``retry_after_ms``)
     │   ├── BoxClosed                 "box_closed" (treasure box)
+    │   ├── AgeRestricted             "age_restricted" (a money op below the minimum age)
     │   └── UnknownError              any code this client does not know
     ├── ConnectionLost                (also a ConnectionError) the reply can no longer come
     └── CallTimeout                   (also a TimeoutError) no reply within the call's timeout
@@ -168,6 +169,13 @@ class BoxClosed(ProtocolError):  # -- treasure box --
     code = "box_closed"
 
 
+class AgeRestricted(ProtocolError):  # -- age gates --
+    """A money op refused: the token's birth year is below the minimum age (or missing
+    where the server requires one)."""
+
+    code = "age_restricted"
+
+
 BY_CODE: dict[str, type[ProtocolError]] = {
     cls.code: cls
     for cls in (
@@ -188,6 +196,7 @@ BY_CODE: dict[str, type[ProtocolError]] = {
         Muted,
         SlowMode,
         BoxClosed,  # -- treasure box --
+        AgeRestricted,  # -- age gates --
     )
 }
 

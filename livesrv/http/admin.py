@@ -4,8 +4,8 @@ Routes (docs/protocol.md): ``/healthz``, ``/metrics``, ``/client.json``,
 ``/demo/login`` (``--demo`` only), ``/api/...`` (admin bearer token), static ``/``.
 This module has the public routes, ``/api/tokens`` and ``/api/openapi.json``, the
 middlewares, and :func:`make_app`; each group of routes is a module with one
-``routes(app)``: ``api_money.py``, ``api_shop.py``, ``api_rooms.py``, ``demo.py`` (the
-helpers they share are ``base.py``'s).
+``routes(app)``: ``api_money.py``, ``api_shop.py``, ``api_rooms.py``, ``api_live.py``,
+``demo.py`` (the helpers they share are ``base.py``'s).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiohttp import web
 from ..errors import LivesrvError
 from ..store.facade import STORE_FAILURES, as_protocol_error
 from ..wire import tokens
-from . import admin_series, api_money, api_rooms, api_shop, demo
+from . import admin_series, api_live, api_money, api_rooms, api_shop, demo
 from .base import NODE, Node, Route, body_args, error_response, json_body, require_admin
 from .status import STATUS
 
@@ -130,7 +130,9 @@ async def api_tokens(request: web.Request) -> web.Response:
     require_admin(request)
     a = body_args(await json_body(request), "tokens")
     ttl = a["ttl"] or tokens.DEFAULT_TTL
-    token = tokens.issue(request.app[NODE].secret, a["user"], a["role"], ttl)
+    token = tokens.issue(
+        request.app[NODE].secret, a["user"], a["role"], ttl, a["birth_year"], a["region"]
+    )
     return web.json_response({"token": token})
 
 
@@ -150,5 +152,6 @@ def make_app(node: Node) -> web.Application:
     api_shop.routes(app)
     api_rooms.routes(app)
     admin_series.routes(app)  # -- series --
+    api_live.routes(app)  # -- live match, goals, hype train --
     demo.page_routes(app)  # last: the static files under "/"
     return app

@@ -36,7 +36,7 @@ async def demo_login(request: web.Request) -> web.Response:
     node = request.app[NODE]
     args = body_args(await json_body(request), "demo_login")
     user, role = args["user"], args["role"] or "viewer"
-    token = tokens.issue(node.secret, user, role, 24 * 3600)
+    token = tokens.issue(node.secret, user, role, 24 * 3600, args["birth_year"], args["region"])
     w = await wallet.grant(
         node.backend, user, node.settings.demo_coins, f"demo-starter:{user}", "demo starter coins"
     )

@@ -1,5 +1,6 @@
 """The OpenAPI operations of the room admin routes (``api_rooms.py``): moderation,
-paid pins and treasure boxes. ``openapi.py`` adds them to its ``OPERATIONS``.
+paid pins and treasure boxes; and (``api_live.py``) the match, goal and hype train.
+``openapi.py`` adds them to its ``OPERATIONS``.
 """
 
 from __future__ import annotations
@@ -77,3 +78,66 @@ OPERATIONS += (
     ),
 )
 # -- end paid pins and treasure boxes --
+
+# -- live match, goals, hype train (livesrv/http/api_live.py) --
+NULL = {"type": "null"}
+BOOL = {"type": "boolean"}
+BY_ROOM = {"type": "object", "additionalProperties": INT, "description": "by room"}
+MATCH = obj(match=STR, scores=BY_ROOM, boost=BY_ROOM, ends=INT, left_ms=INT)
+MATCH_END = obj(
+    match=STR,
+    scores=BY_ROOM,
+    winner={"anyOf": [STR, NULL], "description": "the winning room; null: a draw"},
+    draw=BOOL,
+    reason={"enum": ["time", "closed", "admin"]},
+    top={
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "array"}},
+        "description": "by room: the top supporters, [user, points] each",
+    },
+)
+GOAL = obj(
+    goal=STR,
+    kind={"enum": ["coins", "gift", "subs"]},
+    gift={"anyOf": [STR, NULL]},
+    target=INT,
+    progress=INT,
+    reached=BOOL,
+)
+HYPE = obj(train=INT, level=INT, total=INT, next={"anyOf": [INT, NULL]}, ends=INT)
+OPERATIONS += (
+    Operation(
+        "GET",
+        "/api/rooms/{room}/match",
+        "A room's running LIVE match (scores, booster window ends, end, time left), or null",
+        obj(room=STR, match={"anyOf": [MATCH, NULL]}),
+        ADMIN_ERRORS,
+        params=(path_param("room", "the room"),),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{room}/match/end",
+        "End a room's running LIVE match now (reason admin; the scores decide): both rooms "
+        "log match_end once, and only the call that ended it gets the result (another: 404)",
+        MATCH_END,
+        (*ADMIN_ERRORS, 404),
+        params=(path_param("room", "the room"),),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{room}/goal",
+        "A room's LIVE goal and its progress, or null",
+        obj(room=STR, goal={"anyOf": [GOAL, NULL]}),
+        ADMIN_ERRORS,
+        params=(path_param("room", "the room"),),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{room}/hype",
+        "A room's running hype train (level, coins, the next level's threshold, end), or null",
+        obj(room=STR, hype={"anyOf": [HYPE, NULL]}),
+        ADMIN_ERRORS,
+        params=(path_param("room", "the room"),),
+    ),
+)
+# -- end live match, goals, hype train --

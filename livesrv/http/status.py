@@ -18,4 +18,5 @@ STATUS = {
     "muted": 403,
     "slow_mode": 429,
     "box_closed": 409,  # -- treasure box --
+    "age_restricted": 403,  # -- age gates --
 }

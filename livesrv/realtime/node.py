@@ -57,6 +57,7 @@ class Node:
         )
         self.metrics = Metrics(metrics_dir)  # metrics_dir: one of several workers
         self.backend = Backend.create(settings, store_url)
+        self.backend.on_live = self.metrics.live  # -- live match, goals, hype train --
         self.hub = Hub(self.backend)
         self.worker = SettlementWorker(self.backend, self.metrics)
         self.sessions: set[Session] = set()

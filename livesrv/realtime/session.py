@@ -30,14 +30,14 @@ from ..errors import (
     Unauthorized,
 )
 from ..metrics import Metrics
-from ..services import rooms, wallet
+from ..services import age, rooms, wallet
 from ..services.receipts import ReceiptVerifier
 from ..services.rooms import RoomInfo
 from ..settings import Settings
 from ..store.facade import Backend, as_protocol_error
 from ..wire import tokens
 from ..wire.codec import Codec, codec_for
-from ..wire.schema import Request, parse, request_id
+from ..wire.schema import MONEY_OPS, Request, parse, request_id
 from . import ops, ops_live, ops_series  # noqa: F401 -- the handlers register themselves
 from .hub import Hub
 from .optable import OPS, Then
@@ -266,6 +266,8 @@ class Session:
             return await self.hello(req.args)
         if self.who is None:
             raise Unauthorized()
+        if req.op in MONEY_OPS:  # the age gate, before anything moves
+            age.require(self.who, time.time(), self.node.settings)
         return await OPS[req.op](self, req.args)
 
     async def hello(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +276,7 @@ class Session:
         except Unauthorized:
             self._hello_failed = True
             raise
-        if self.who is not None and self.who != who:
+        if self.who is not None and (self.who.user, self.who.role) != (who.user, who.role):
             raise BadRequest("this connection is already signed in as another user")
         if self.who is None:
             cap = self.node.settings.max_connections_per_user
@@ -291,6 +293,7 @@ class Session:
                 self.who, self.user = None, ""
                 raise
         else:
+            self.who = who  # the same user and role: a newer token's claims (birth year) count
             w = await wallet.read(self.b, who.user)
         return {"user": who.user, "role": who.role, **w, "protocol": 1}
 

@@ -101,10 +101,14 @@ async def end_hype(b: Backend, room: str) -> bool:
     by the train's event id). Returns whether an end was logged or repeated."""
     k = RoomKeys(room)
     cooldown = live_rules.ms(b.settings.hype_cooldown)
-    payload = await b.run("hype_end", [k.hype, k.hype_contributors], [cooldown, TOP_CONTRIBUTORS])
+    payload, fresh = await b.run(
+        "hype_end", [k.hype, k.hype_contributors], [cooldown, TOP_CONTRIBUTORS]
+    )
     if not payload:
         return False
     fields = orjson.loads(payload)
+    if fresh == 1:
+        b.live("hype_ended", str(fields["level"]))
     ev = event("hype_end", room, **fields)
     await log_event(b, room, ev, evid=f"h:{fields['train']}:end", meta=("hype", "0"))
     return True

@@ -136,6 +136,8 @@ async def accept(b: Backend, who: Identity, mid: str) -> dict[str, Any]:
                 raise NotLive()
             raise Forbidden(f"room {room!r} is in another match")
         claimed.append(room)
+    if reply[3:] == ["fresh"]:
+        b.live("match_started")
     async with store_errors():
         await b.redis.zadd(MATCHES_DUE, {mid: ends})
     s = b.settings
@@ -159,6 +161,33 @@ async def finish(b: Backend, mid: str, forfeit: str | None = None) -> dict[str, 
     """End a running match (``forfeit``: the room whose creator closed it loses), or
     repeat the end of an ended one: the result stored first wins, and each room logs
     ``match_end`` once. None when the match is not running or ended."""
+    return (await _finish(b, mid, forfeit))[0]
+
+
+async def end_now(b: Backend, room: str) -> dict[str, Any]:
+    """An admin ends the room's running match now (reason ``admin``; the scores decide).
+
+    Returns:
+        The match's result, to the one call that ended it.
+
+    Raises:
+        NotFound: The room has no running match (none, or it ended, by this call's race
+            with another end too).
+    """
+    side = await _running_side(b, room)
+    if side is None:
+        raise NotFound(f"room {room!r} has no running match")
+    stored, fresh = await _finish(b, side["id"], None, "admin")
+    if stored is None or not fresh:
+        raise NotFound(f"room {room!r} has no running match (it ended)")
+    return stored
+
+
+async def _finish(
+    b: Backend, mid: str, forfeit: str | None, reason: str | None = None
+) -> tuple[dict[str, Any] | None, bool]:
+    """:func:`finish`, and whether this call is the one whose result was stored."""
+    fresh = False
     async with store_errors():
         m: dict[str, str] = await b.redis.hgetall(match_key(mid))
     state = m.get("state")
@@ -175,23 +204,26 @@ async def finish(b: Backend, mid: str, forfeit: str | None = None) -> dict[str, 
             "scores": scores,
             "winner": win,
             "draw": win is None,
-            "reason": "closed" if forfeit in scores else "time",
+            "reason": reason or ("closed" if forfeit in scores else "time"),
             "top": top,
         }
         reply = await _match(b, "finish", mid, orjson.dumps(result).decode())
         if reply[0] not in ("fresh", "dup"):
-            return None
+            return None, False
         stored: dict[str, Any] = orjson.loads(reply[1])
+        if reply[0] == "fresh":
+            fresh = True
+            b.live("match_ended", str(stored["reason"]))
     elif state == "ended":
         stored = orjson.loads(m["result"])
     else:
-        return None
+        return None, False
     for room in (m["a"], m["b"]):
         ev = event("match_end", room, **stored)
         await log_event(b, room, ev, evid=f"m:{mid}:end", meta=("match", ""))
     async with store_errors():
         await b.redis.zrem(MATCHES_DUE, mid)
-    return stored
+    return stored, fresh
 
 
 async def room_closed(b: Backend, room: str) -> None:

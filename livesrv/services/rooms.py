@@ -310,7 +310,7 @@ async def log_event(
     # -- live match, goal, hype train: a gift or subscription is counted in the same step
     counts = live_rules.counted(ev) != ""
     mech = live_rules.event_args(b.settings, room, ev, b.settings.match_booster_gift)
-    seq, _ = await b.run(
+    seq, *rest = await b.run(
         "room_event",
         [k.meta, k.log, k.event_id(evid), k.top, *(k.mechanics if counts else [])],
         [
@@ -335,6 +335,8 @@ async def log_event(
         raise NotLive()
     if evid:
         b.logged.add(evid)
+    if len(rest) > 1 and rest[1]:  # -- live goal: this event reached it --
+        b.live("goal_reached", str(rest[1]))
     return int(seq)
 
 

@@ -35,6 +35,11 @@ ScriptObserver = Callable[[str, list[str], list[Any], float], None]
 """``(name, keys, args, seconds)``: one script run by :meth:`Backend.run`, and how long it
 took (wall seconds, the wait for the store included)."""
 
+LiveObserver = Callable[[str, str], None]
+"""``(what, label)``: one LIVE milestone this process decided, exactly once in the store:
+``match_started`` (label ''), ``match_ended`` (the reason), ``goal_reached`` (the goal's
+kind), ``hype_ended`` (the level reached)."""
+
 
 @dataclass
 class Backend:
@@ -52,6 +57,8 @@ class Backend:
             benchmark, which records the scripts of a gift to replay them at the store). It
             runs inline on the hot path: keep it cheap and never raise. None (the default)
             costs one attribute test per script.
+        on_live: When set, called once for each LIVE milestone (:data:`LiveObserver`) this
+            process is the one to decide (the node counts them in its metrics).
     """
 
     settings: Settings
@@ -63,6 +70,7 @@ class Backend:
     topology: Topology = field(default_factory=lambda: Topology(["redis://localhost:6379"]))
     durability: Durability = field(default_factory=Durability)
     on_script: ScriptObserver | None = None
+    on_live: LiveObserver | None = None
     _fenced: set[str] = field(default_factory=set)
     _fenced_generation: int = -1
 
@@ -160,6 +168,11 @@ class Backend:
             return await self.scripts.run(name, keys, args)
         except STORE_FAILURES as exc:
             raise _translate(exc) from exc
+
+    def live(self, what: str, label: str = "") -> None:
+        """Report one LIVE milestone to :attr:`on_live` (nothing when unset)."""
+        if self.on_live is not None:
+            self.on_live(what, label)
 
     async def _run_observed(
         self, observer: ScriptObserver, name: str, keys: list[str], args: list[Any]

@@ -112,16 +112,32 @@ OPS: dict[str, tuple[Field, ...]] = {
     # -- end series --
 }
 
+# The ops that spend a user's money: the session checks the age gate (services/age.py) for
+# these before their handler runs, so a refusal moves nothing.
+MONEY_OPS = frozenset(
+    {"buy_coins", "gift", "subscribe", "buy", "paid_chat", "box_drop", "series_buy"}
+)
+
 # The JSON bodies of the admin HTTP API (livesrv.http.admin), checked with the same fields; the
 # OpenAPI document (livesrv.http.openapi) is generated from these and from OPS.
 DEMO_ROLES = ("viewer", "creator")
+# the age claims of a token (livesrv/wire/tokens.py checks them further: year, region letters)
+AGE_CLAIMS = (
+    _f("birth_year", "int", 1900, 9999, required=False),
+    _f("region", "key", 2, 2, required=False),
+)
 MOD_ACTIONS = ("mod_add", "mod_remove", "mute", "ban", "unban", "chat_delete", "slow_mode")
 ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
-    "demo_login": (_f("user", "ident"), Field("role", "ident", False, choices=DEMO_ROLES)),
+    "demo_login": (
+        _f("user", "ident"),
+        Field("role", "ident", False, choices=DEMO_ROLES),
+        *AGE_CLAIMS,
+    ),
     "tokens": (
         _f("user", "ident"),
         Field("role", "ident", choices=ROLES),
         _f("ttl", "int", 1, 366 * 86400, required=False),
+        *AGE_CLAIMS,
     ),
     "grant": (_f("coins", "int", 1), KEY, _f("reason", "text", 1, 200, False)),
     "receipts": (

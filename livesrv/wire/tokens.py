@@ -1,4 +1,6 @@
-"""Session tokens: HS256 JWTs with claims ``sub``, ``role`` and ``exp`` (docs/protocol.md)."""
+"""Session tokens: HS256 JWTs with claims ``sub``, ``role`` and ``exp``, and optionally ``by``
+(the user's birth year) and ``rg`` (their region, ISO 3166-1 alpha-2) for the age gates
+(livesrv/services/age.py; docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,16 @@ from ..errors import BadRequest, Unauthorized
 ROLES = ("viewer", "creator", "admin")
 USER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always fullmatch: "$" also matches before "\n"
 DEFAULT_TTL = 24 * 3600
+REGION = re.compile(r"[A-Z]{2}")  # ISO 3166-1 alpha-2, upper case
+MIN_BIRTH_YEAR = 1900
 
 
 @dataclass(frozen=True)
 class Identity:
     user: str
     role: str
+    birth_year: int | None = None  # claim ``by``; None: the token does not say
+    region: str | None = None  # claim ``rg``
 
     @property
     def is_admin(self) -> bool:
@@ -31,11 +37,19 @@ class Identity:
         return self.role in ("creator", "admin")
 
 
-def issue(secret: str, user: str, role: str, ttl: int = DEFAULT_TTL) -> str:
-    """Sign a token for ``user`` with ``role`` valid for ``ttl`` seconds.
+def issue(
+    secret: str,
+    user: str,
+    role: str,
+    ttl: int = DEFAULT_TTL,
+    birth_year: int | None = None,
+    region: str | None = None,
+) -> str:
+    """Sign a token for ``user`` with ``role`` valid for ``ttl`` seconds, carrying the user's
+    ``birth_year`` (claim ``by``) and ``region`` (claim ``rg``) when given.
 
     Raises:
-        BadRequest: The user id, role or ttl is not valid.
+        BadRequest: The user id, role, ttl, birth year or region is not valid.
     """
     if not isinstance(user, str) or not USER_ID.fullmatch(user):
         raise BadRequest("user must be 1-64 of [A-Za-z0-9_.-]")
@@ -43,7 +57,17 @@ def issue(secret: str, user: str, role: str, ttl: int = DEFAULT_TTL) -> str:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 366 * 86400:
         raise BadRequest("ttl must be an integer number of seconds, 1 to 31622400")
-    claims = {"sub": user, "role": role, "exp": int(time.time()) + ttl}
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": user, "role": role, "exp": now + ttl}
+    if birth_year is not None:
+        this_year = time.gmtime(now).tm_year
+        if not _is_int(birth_year) or not MIN_BIRTH_YEAR <= birth_year <= this_year:
+            raise BadRequest(f"birth_year must be an integer {MIN_BIRTH_YEAR}-{this_year}")
+        claims["by"] = birth_year
+    if region is not None:
+        if not isinstance(region, str) or not REGION.fullmatch(region.upper()):
+            raise BadRequest("region must be a two-letter ISO 3166-1 code, e.g. KR")
+        claims["rg"] = region.upper()
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -66,7 +90,16 @@ def verify(secret: str, token: object) -> Identity:
     user, role = claims.get("sub"), claims.get("role")
     if not isinstance(user, str) or not USER_ID.fullmatch(user) or role not in ROLES:
         raise Unauthorized("invalid token claims")
-    return Identity(user, role)
+    by, rg = claims.get("by"), claims.get("rg")
+    if by is not None and (not _is_int(by) or not MIN_BIRTH_YEAR <= by <= 9999):
+        raise Unauthorized("invalid token claims")
+    if rg is not None and (not isinstance(rg, str) or not REGION.fullmatch(rg)):
+        raise Unauthorized("invalid token claims")
+    return Identity(user, role, by, rg)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def resolve_secret(given: str | None, data_dir: Path) -> str:

@@ -5,7 +5,7 @@
 -- ARGV: 1 action, then
 --   invite: 2 room a, 3 room b, 4 creator a, 5 creator b, 6 invite ttl ms,
 --           7 duration ms, 8 record ttl ms
---   accept: (none) -> {'running', starts, ends} | {state}
+--   accept: (none) -> {'running', starts, ends, 'fresh' (this call started it)} | {state}
 --   decline: -> {state}
 --   finish: 2 result json -> {'fresh' | 'dup', result json} | {state}
 --   cancel: -> {state}
@@ -32,7 +32,7 @@ if action == 'accept' then
   if state == 'invited' then
     local ends = now + tonumber(f[5])
     redis.call('HSET', k, 'state', 'running', 'starts', now, 'ends', ends)
-    return {'running', now, ends}
+    return {'running', now, ends, 'fresh'}
   end
   if state == 'running' then return {'running', tonumber(f[3]), tonumber(f[4])} end
   return {state}

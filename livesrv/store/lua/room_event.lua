@@ -7,7 +7,8 @@
 --       8 room meta field to set with the event ('' for none), 9 its value,
 --       10 expiry (unix ms) of the key generation the event id belongs to ('0': 2 days),
 --       11 fence ('1' or '0', see below)
--- Returns {seq, fresh}: fresh 0 when the event id was logged before; {-1, 0} not live;
+-- Returns {seq, fresh[, reached]}: fresh 0 when the event id was logged before (reached: the
+-- kind of the goal this event reached, '' for none); {-1, 0} not live;
 -- {-2, 0} the event id's generation is over (its record is gone, so it is never logged:
 -- logging it again could repeat it). The event json is spliced, never re-encoded by cjson.
 -- Fence (ARGV[11] '1', once per room per store connection of a node): when this master
@@ -67,6 +68,7 @@ redis.call('SPUBLISH', ARGV[7], s)
 -- ARGV: 12 'gift' | 'sub' | '', 13 user, 14 coins, 15 gift, 16 count, 17 booster window
 --       ms (0: not a booster), 18 hype viewers, 19 hype window ms, 20 hype countdown ms,
 --       21 hype cooldown ms, 22 hype thresholds (cumulative coins, comma-separated), 23 room
+local reached = ''
 if #KEYS >= 10 and ARGV[12] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -116,6 +118,7 @@ if #KEYS >= 10 and ARGV[12] ~= '' then
       emit('"ev":"goal",' .. body, false)
       if p >= tonumber(g[4]) then
         redis.call('HSET', KEYS[7], 'done', '1')
+        reached = g[2]
         emit('"ev":"goal_reached",' .. body, true)
       end
     end
@@ -168,4 +171,4 @@ if #KEYS >= 10 and ARGV[12] ~= '' then
     end
   end
 end
-return {seq, 1}
+return {seq, 1, reached}
