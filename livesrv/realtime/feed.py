@@ -62,6 +62,7 @@ class RoomFeed:
     viewers_changed: bool = False
     top_changed: bool = False
     viewers: int = 0
+    hype_checked: float = 0.0  # when this node last looked for the end of a hype train
 
     def learn(self, info: RoomInfo) -> None:
         """The room as read from the store (on a join): events already buffered that the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Mapping
 
 from ..services import goals, rooms
@@ -85,13 +86,18 @@ async def _refresh_group(b: Backend, plan: list[tuple[str, RoomFeed]]) -> None:
             rc.pending.append(event("top", rc.room, top=tops[rc.room]))
 
 
+HYPE_CHECK_S = 1.0  # how often a node looks for the end of a running hype train
+
+
 async def refresh_live(b: Backend, matches: MatchTicker, feeds: Iterable[RoomFeed]) -> None:
     """-- live match, hype train --: the scores and ends of the running matches of the
     rooms here, the ends of their hype trains (services/match.py, services/goals.py)."""
     joined = [rc for rc in feeds if rc.info is not None and rc.members]
     await matches.tick([(rc.room, rc.pending) for rc in joined if rc.info and rc.info.match])
-    for rc in joined:
-        if rc.info is not None and rc.info.hype:
+    now = time.monotonic()
+    for rc in joined:  # a train's end is looked for at most once a second per room
+        if rc.info is not None and rc.info.hype and now - rc.hype_checked >= HYPE_CHECK_S:
+            rc.hype_checked = now
             await goals.end_hype(b, rc.room)
 
 
