@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,9 @@ import pytest
 
 from livesrv import client as lib
 from livesrv.errors import ERROR_CODES
-from livesrv.realtime.node import Node
-from livesrv.settings import Settings
 from livesrv.store.embedded import EmbeddedStore
 from tests.client import JSON, MSGPACK, Client
-from tests.conftest import SECRET, Running, ServerFactory
+from tests.conftest import Nodes, Running, ServerFactory
 from tests.timing import scaled
 
 FAST = lib.Backoff(initial=0.05, maximum=0.5, deadline=60.0)
@@ -253,24 +250,9 @@ async def own_store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
 
 @pytest.fixture
 async def own_node(own_store: EmbeddedStore, tmp_path: Path) -> AsyncIterator[Running]:
-    settings = replace(
-        Settings(),
-        host="127.0.0.1",
-        port=0,
-        http_port=0,
-        data_dir=tmp_path / "data",
-        redis_url=own_store.url,
-        secret=SECRET,
-        hold_seconds=0,
-        tick_ms=20,
-    )
-    node = Node(settings, own_store.url, secret=SECRET)
-    await node.start()
-    running = Running(node, settings)
-    yield running
-    for c in running.clients:
-        await c.close()
-    await node.stop()
+    nodes = Nodes()
+    yield await nodes.start(tmp_path / "data", own_store.url)
+    await nodes.close()
 
 
 async def test_unavailable_is_retried_until_the_store_is_back(

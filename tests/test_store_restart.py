@@ -15,7 +15,6 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from livesrv.realtime.node import Node
-from livesrv.settings import Settings
 from livesrv.store.embedded import EmbeddedStore
 from tests.client import MSGPACK, Client
-from tests.conftest import SECRET, Running
+from tests.conftest import Nodes, Running
 from tests.timing import scaled
 
 GIFT_VALUE = {"rose": 1, "panda": 5, "rainbow_puke": 100}
@@ -43,27 +40,15 @@ async def store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
 
 @pytest.fixture
 async def node(store: EmbeddedStore, tmp_path: Path) -> AsyncIterator[Running]:
-    settings = replace(
-        Settings(),
-        host="127.0.0.1",
-        port=0,
-        http_port=0,
-        data_dir=tmp_path / "data",
-        redis_url=store.url,
-        secret=SECRET,
-        hold_seconds=0,
-        tick_ms=20,
+    nodes = Nodes()
+    yield await nodes.start(
+        tmp_path / "data",
+        store.url,
         ops_per_second=100_000.0,
         ops_burst=100_000,
         settle_claim_ms=500,  # entries read when the store died are claimed again sooner
     )
-    n = Node(settings, store.url, secret=SECRET)
-    await n.start()
-    running = Running(n, settings)
-    yield running
-    for c in running.clients:
-        await c.close()
-    await n.stop()
+    await nodes.close()
 
 
 async def health(server: Running) -> int:
