@@ -37,7 +37,7 @@ from loadtests.loadworker import raise_nofile
 from .config import BENCH_ENV, GIFT, GIFT_COUNT, GRANT, OPTIONS
 from .gifts import wait_settlement
 from .pool import Pool, grant, mint, split
-from .results import write_json
+from .results import say, stamp, write_json
 from .sampling import machine, machine_busy, process_cpu, wait_quiet
 from .stats import lat_array, pct
 
@@ -322,23 +322,20 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         "machine": machine(),
         "plan": asdict(plan),
         "bench_env": BENCH_ENV,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": stamp(),
         "setups": [],
     }
-
-    def tick(what: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {what}", flush=True)
 
     pool = Pool(3)
     try:
         for kind in ("cluster", "standalone"):
-            setup = run_setup(pool, kind, plan, tmp, tick)
+            setup = run_setup(pool, kind, plan, tmp, say)
             setup["failures"] = failures(setup)
             result["setups"].append(setup)
     finally:
         pool.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    result["finished"] = stamp()
     result["summary"] = summary(result)
     write_json(result, out, "bench-cluster-quick" if quick else "bench-cluster")
     return result

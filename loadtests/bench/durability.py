@@ -19,7 +19,6 @@ import json
 import shutil
 import statistics
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from loadtests.loadworker import raise_nofile
 from .cluster import NODES, SECRET, ClusterPlan, audit, gift_phase
 from .config import BENCH_ENV, OPTIONS
 from .pool import Pool
-from .results import write_json
+from .results import say, stamp, write_json
 from .sampling import machine
 
 POLICIES = ("master", "replicas")
@@ -48,19 +47,16 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         "plan": asdict(plan),
         "rounds_per_policy": rounds,
         "bench_env": BENCH_ENV,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": stamp(),
         "runs": [],
     }
-
-    def tick(what: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {what}", flush=True)
 
     pool = Pool(3)
     try:
         with servers.cluster_store(tmp / "store", replicas=1) as (urls, store_pids):
             for r in range(rounds):
                 for policy in POLICIES if r % 2 == 0 else reversed(POLICIES):
-                    tick(f"round {r + 1}: durability {policy}")
+                    say(f"round {r + 1}: durability {policy}")
                     result["runs"].append(
                         {
                             "policy": policy,
@@ -68,12 +64,12 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
                             **_round(pool, policy, r, urls, plan, store_pids, tmp),
                         }
                     )
-            tick("audit")
+            say("audit")
             result["audit"] = audit(urls[0], tmp)
     finally:
         pool.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    result["finished"] = stamp()
     result["summary"] = summary(result)
     path = write_json(result, out, "bench-durability-quick" if quick else "bench-durability")
     print(f"results written to {path.resolve()}")

@@ -5,6 +5,7 @@ and whether delivery was complete) and the result files (JSON, and PNG plots).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,13 @@ def write(result: dict[str, Any], out: Path, name: str) -> None:
     except ImportError as exc:  # matplotlib is optional for the quick run
         result["plots"] = {"error": str(exc)}
     write_json(result, out, name)
+
+
+def stamp() -> str:
+    """The wall-clock time a run started or finished, as written in its results."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def say(what: str) -> None:
+    """One progress line of a multi-setup run (``[HH:MM:SS] what``)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", flush=True)

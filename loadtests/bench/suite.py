@@ -23,7 +23,7 @@ from .connections import connections
 from .fanout import Target, fanout_run
 from .gifts import gift_levels
 from .pool import Pool, grant, mint
-from .results import summarize, write
+from .results import stamp, summarize, write
 from .sampling import machine
 from .slow import slow_consumers
 
@@ -88,7 +88,7 @@ def run(
         "machine": machine(),
         "plan": asdict(plan),
         "bench_env": env,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": stamp(),
     }
     pool = Pool(1 + max(plan.viewer_workers, plan.gifter_workers))
     try:
@@ -103,7 +103,7 @@ def run(
     result["phase_seconds"] = {
         name: round(marks[i + 1][1] - t, 1) for i, (name, t) in enumerate(marks[:-1])
     }
-    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    result["finished"] = stamp()
     result["summary"] = summarize(result)
     write(result, out, "bench-quick" if plan.quick else "bench")
     return result
