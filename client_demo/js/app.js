@@ -6,11 +6,19 @@ import { ViewerControls } from "./viewer.js";
 import { CreatorControls } from "./creator.js";
 import { LiveExtras } from "./live.js";
 import { ModerationTools } from "./moderation.js";
+import { SeriesPanel } from "./series.js";
 import { $, setCount, showError, toast } from "./ui.js";
 import { fillIcons, icon } from "./icons.js";
 
 const SESSION_KEY = "livesrv.demo.session";
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+// The demo's two ages: a birth year in the token lets the server's age gates decide.
+const AGE_YEARS = { adult: 30, minor: 15 };
+
+/** The birth year the demo login sends for an age choice ("adult" or "minor"). */
+function birthYear(age) {
+  return new Date().getUTCFullYear() - (AGE_YEARS[age] ?? AGE_YEARS.adult);
+}
 
 const STATUS_TEXT = {
   idle: "Not connected",
@@ -36,6 +44,7 @@ class App {
     this.live = new LiveExtras(this, this.roomView);
     this.moderation = new ModerationTools(this, this.roomView);
     this.extras = [this.live, this.moderation];
+    this.series = new SeriesPanel(this, this.roomView);
     this.onProductStock = (product, stock) => this.creator.onProductStock(product, stock);
     $("#login-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -68,6 +77,7 @@ class App {
       $("#login-name").value = saved.user;
       const radio = document.querySelector(`input[name=role][value="${saved.role}"]`);
       if (radio) radio.checked = true;
+      if (saved.age) $("#login-age").value = saved.age;
       if (this.config.demo && saved.active) await this.login(saved.room);
     } else {
       $("#login-name").value = `guest${Math.floor(1000 + Math.random() * 9000)}`;
@@ -87,11 +97,11 @@ class App {
     $("#login-error").textContent = text;
   }
 
-  async demoLogin(user, role) {
+  async demoLogin(user, role, age = "adult") {
     const res = await fetch("demo/login", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user, role }),
+      body: JSON.stringify({ user, role, birth_year: birthYear(age) }),
     });
     let body = null;
     try {
@@ -109,6 +119,7 @@ class App {
   async login(room = null) {
     const user = $("#login-name").value.trim();
     const role = document.querySelector("input[name=role]:checked")?.value ?? "viewer";
+    const age = $("#login-age").value === "minor" ? "minor" : "adult";
     if (!NAME_RE.test(user)) {
       this.loginError("Use 1 to 64 letters, digits, dots, dashes or underscores.");
       $("#login-name").focus();
@@ -118,8 +129,8 @@ class App {
     const button = $("#login-submit");
     button.disabled = true;
     try {
-      const body = await this.demoLogin(user, role);
-      this.session = { user: body.user ?? user, role: body.role ?? role, token: body.token };
+      const body = await this.demoLogin(user, role, age);
+      this.session = { user: body.user ?? user, role: body.role ?? role, age, token: body.token };
     } catch (error) {
       this.loginError(`Login failed: ${error.message}`);
       button.disabled = false;
@@ -141,7 +152,8 @@ class App {
     $("#me").hidden = false;
     $("#me-name").textContent = user;
     $("#me-avatar").textContent = user.charAt(0).toUpperCase();
-    $("#me-role").replaceChildren(icon(role === "creator" ? "camera" : "gift", "inline-icon"), ` ${role}`);
+    $("#me-role").replaceChildren(icon(role === "creator" ? "camera" : "gift", "inline-icon"), ` ${role}`,
+      this.session.age === "minor" ? " · under 18" : "");
     for (const node of document.querySelectorAll("[data-for]")) {
       node.hidden = node.dataset.for !== role;
     }
@@ -164,7 +176,7 @@ class App {
 
   async token(refresh) {
     if (refresh || !this.session.token) {
-      const body = await this.demoLogin(this.session.user, this.session.role);
+      const body = await this.demoLogin(this.session.user, this.session.role, this.session.age);
       this.session.token = body.token;
     }
     return this.session.token;
@@ -198,6 +210,7 @@ class App {
     }
     const roleReady = this.role === "creator" ? this.creator.ready(first) : this.viewer.ready();
     roleReady.catch((error) => showError(error));
+    this.series.ready().catch((error) => showError(error, "Loading series"));
     if (reconnected) toast("success", "Back online", "Caught up on what you missed.", { timeout: 2500 });
   }
 
@@ -250,7 +263,7 @@ class App {
   /** Only the name, role and room are kept (never the token). */
   saveSession({ active, room }) {
     if (!this.session) return;
-    const data = { user: this.session.user, role: this.session.role, active, room: room ?? null };
+    const data = { user: this.session.user, role: this.session.role, age: this.session.age, active, room: room ?? null };
     try {
       sessionStorage.setItem(SESSION_KEY, JSON.stringify(data));
     } catch {

@@ -107,6 +107,12 @@ const ICONS = {
   chest: SVG(`<path d="M4 14h24v14H4z" fill="#c08a3e" stroke="#8d5a1c" stroke-width="1.2"/>
     <path d="M4 14a12 9 0 0 1 24 0z" fill="#e0a458" stroke="#8d5a1c" stroke-width="1.2"/>
     <rect x="13" y="12" width="6" height="7" rx="1" fill="#ffd43b" stroke="#8d5a1c" stroke-width="1"/>`),
+  lock: SVG(`<path d="M10 14v-4a6 6 0 0 1 12 0v4" fill="none" stroke="#adb5bd" stroke-width="3"/>
+    <rect x="6" y="14" width="20" height="15" rx="3" fill="#fcc419" stroke="#e67700" stroke-width="1.2"/>
+    <circle cx="16" cy="21" r="2.2" fill="#8d5a1c"/>`),
+  film: SVG(`<rect x="3" y="6" width="26" height="20" rx="3" fill="#4c6ef5"/>
+    <path d="M13 11v10l8-5z" fill="#fff"/>
+    <path d="M6 8v2M6 14v2M6 20v2M26 8v2M26 14v2M26 20v2" stroke="#dbe4ff" stroke-width="2" stroke-linecap="round"/>`),
   shield: SVG(`<path d="M16 2l12 5v8c0 7-5 12-12 15C9 27 4 22 4 15V7z" fill="#4dabf7" stroke="#1864ab" stroke-width="1.2"/>
     <path d="M11 16l4 4 7-8" fill="none" stroke="#fff" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/>`),
 };

@@ -110,6 +110,7 @@ const ERROR_TITLES = {
   banned: "You are banned from this room",
   slow_mode: "Slow mode is on",
   box_closed: "Too late: the box already opened",
+  age_restricted: "Age restricted",
   unavailable: "The server is busy, try again",
   internal: "Something went wrong on the server",
   offline: "Not connected",
@@ -123,6 +124,7 @@ const ERROR_HINTS = {
   rate_limited: "Wait a second before trying again.",
   unavailable: "Nothing was charged twice; try again.",
   offline: "Reconnecting automatically…",
+  age_restricted: "Watching and chatting stay open to you; nothing was charged.",
 };
 
 /** Human title + detail for an error reply `{code, message}`. */
@@ -130,7 +132,8 @@ export function describeError(error) {
   const code = error?.code ?? "internal";
   const title = ERROR_TITLES[code] ?? `Error: ${code}`;
   const parts = [];
-  if (error?.message) parts.push(String(error.message));
+  // The server's message is one sentence, often without a full stop; a hint follows it.
+  if (error?.message) parts.push(String(error.message).replace(/([^.!?…])$/, "$1."));
   if (ERROR_HINTS[code]) parts.push(ERROR_HINTS[code]);
   return { code, title, detail: parts.join(" ") };
 }
