@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from . import audit_refunds, audit_subs
 from .audit_checks import CHECKS, LABELS
 from .errors import BadRequest
 from .services import series, treasure
@@ -70,7 +71,10 @@ async def _gather(b: Backend) -> dict[str, Any]:
     products, reservations = await _gather_products(b)
     boxes = await treasure.states(b, treasure.dropped(outbox))  # -- treasure box --
     access = await series.access_records(b, sorted(wallets))  # -- series --
+    refunds = await audit_refunds.gather(b, wallets)  # -- refunds and minors --
+    sub_records = await audit_subs.records(b)  # -- subscription tiers, gifted subs --
     return {
+        **refunds,
         "now": now_ms(),  # after the reservations were read: any gone by then had ended
         "wallets": wallets,
         "ledger": ledger,
@@ -82,6 +86,7 @@ async def _gather(b: Backend) -> dict[str, Any]:
         "claims": claims,
         "boxes": boxes,
         "series_access": access,
+        "sub_records": sub_records,
     }
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 import orjson
 
+from .audit_refunds import check_refunds, coins_back, unexplained_negatives
+from .audit_subs import LABELS as SUB_LABELS
+from .audit_subs import check_subs
 from .settlement import credits_for, diamonds_for
 
 NAMED_MAX = 50
@@ -36,6 +39,10 @@ LABELS = {
     "box_credits_without_debit": "treasure box credit, its debit is gone",
     "paid_without_access": "series paid, no access record",  # -- series --
     "access_without_sale": "series access, its sale is gone",
+    "reversed_not_debited": "receipt reversed, its coins never taken back",  # -- refunds --
+    "debited_not_reversed": "coins taken back, the receipt's reversal record is gone or other",
+    "clawback_mismatches": "clawback other than its spend",
+    "minor_spends_not_reversed": "minor's spend not reversed",
 }
 """How :func:`livesrv.audit.render` introduces each list of named movements."""
 
@@ -48,27 +55,25 @@ def check_coins(d: dict[str, Any]) -> dict[str, Any]:
     credited = sum(int(e["coins"]) for e in d["ledger"] if e["t"] == "credit")
     spent = sum(int(e["coins"]) for e in d["ledger"] if e["t"] == "spend")
     held = sum(_int(w, "coins") for w in d["wallets"].values())
+    refunded, reversed_ = coins_back(d)  # -- refunds and minors (audit_refunds.py) --
     by_kind = Counter[str]()
     for e in d["ledger"]:
-        if e["t"] in ("credit", "spend"):
+        if e["t"] in ("credit", "spend", "refund", "reverse"):
             by_kind[f"{e['t']}:{e['kind']}"] += int(e["coins"])
     return {
         "name": "coins_conserved",
-        "ok": credited == held + spent,
+        "ok": credited - refunded == held + spent - reversed_,
         "credited": credited,
         "held": held,
         "spent": spent,
+        "refunded": refunded,
+        "reversed": reversed_,
         "by_kind": dict(by_kind),
     }
 
 
 def check_negative(d: dict[str, Any]) -> dict[str, Any]:
-    bad = [
-        f"{u}.{f}"
-        for u, w in d["wallets"].items()
-        for f in ("coins", "diamonds", "pending")
-        if _int(w, f) < 0
-    ]
+    bad = unexplained_negatives(d)  # below zero only as far as refunds and clawbacks explain
     bad += [f"product {p['product']}.stock" for p in d["products"] if _int(p, "stock") < 0]
     return {
         "name": "nothing_negative",
@@ -387,4 +392,7 @@ CHECKS = (
     check_receipts,
     check_boxes,  # -- treasure box --
     check_series,  # -- series --
+    check_refunds,  # -- refunds and minors --
+    check_subs,  # -- subscription tiers, gifted subs (audit_subs.py) --
 )
+LABELS.update(SUB_LABELS)

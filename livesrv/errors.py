@@ -188,6 +188,7 @@ class CloseCode:
 
     TOO_BIG = 1009
     GOING_AWAY = 1001
+    KEEPALIVE_TIMEOUT = 1011  # answered no ping for a whole LIVESRV_PING_INTERVAL
     ABUSE = 4400
     UNAUTHORIZED = 4401
     HELLO_TIMEOUT = 4408

@@ -110,10 +110,34 @@ class Metrics:
             ["level"],
             registry=r,
         )
+        self.replay_reads = Counter(  # -- join since: coalesced replays (realtime/replays.py) --
+            "livesrv_room_replay_reads",
+            "Room-log reads made for join since replays (one per room per batch of joiners)",
+            registry=r,
+        )
+        self.replay_joiners = Counter(
+            "livesrv_room_replay_joiners",
+            "Joiners served a join since replay (from those reads)",
+            registry=r,
+        )
         self.series_sales = Counter(  # -- series --
             "livesrv_series_sales",
             "Series sold (counted as the settlement worker pays the creator)",
             registry=r,
+        )
+        self.refunds = Counter(  # -- refunds and minors (services/refunds.py) --
+            "livesrv_refunds",
+            "Coin purchases reversed, by kind (refund or chargeback); a repeat counts once",
+            ["kind"],
+            registry=r,
+        )
+        self.diamonds_clawed = Counter(
+            "livesrv_diamonds_clawed",
+            "Diamonds taken back from earners by refund and minor clawbacks (at settlement)",
+            registry=r,
+        )
+        self.minors_flagged = Counter(
+            "livesrv_minors_flagged", "Accounts flagged as minors by an admin", registry=r
         )
 
     def op(self, name: str, result: str) -> None:
@@ -141,6 +165,11 @@ class Metrics:
         paths) into the metrics; each worker does it every second and before a scrape."""
         self.rooms.set(rooms)
         self.events_delivered._value.set(delivered)  # noqa: SLF001
+
+    def sync_replays(self, reads: int, joiners: int) -> None:
+        """Copy the hub's replay counts (:class:`livesrv.realtime.replays.Replays`)."""
+        self.replay_reads._value.set(reads)  # noqa: SLF001
+        self.replay_joiners._value.set(joiners)  # noqa: SLF001
 
     def render(self) -> bytes:
         """The Prometheus text of this process, or of every worker of the run."""

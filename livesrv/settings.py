@@ -29,6 +29,9 @@ class Settings:
     port: int = 8765
     http_port: int = 8080
     workers: int = 1
+    # pending connections the kernel queues per listening socket (capped by
+    # net.core.somaxconn); a connect storm beyond it costs clients 1-7 s SYN retries
+    listen_backlog: int = 4096
     log_format: str = "text"  # text | json: one JSON object per line (livesrv/logs.py)
     # store
     data_dir: Path = Path("./livesrv-data")
@@ -64,6 +67,7 @@ class Settings:
     # limits
     max_frame: int = 64 * 1024
     hello_timeout: float = 10.0
+    ping_interval: float = 20.0  # seconds between keepalive pings; no pong by the next: 1011
     ops_per_second: float = 60.0
     ops_burst: int = 120
     abuse_limit: int = 20
@@ -100,6 +104,7 @@ class Settings:
     min_age: int = 18  # the age money ops need (token claim ``by``, the birth year)
     min_age_by_region: str = "KR=19"  # per token region (claim ``rg``): "KR=19,JP=20"
     require_age: bool = False  # a token without a birth year: refused money ops (else allowed)
+    minor_refund_days: int = 30  # flagged as a minor: the spends of this many days are reversed
 
     @classmethod
     def from_env(
@@ -297,6 +302,7 @@ RULES: dict[str, Rule] = {
     "port": PORT,
     "http_port": PORT,
     "workers": between(1, 1024),
+    "listen_backlog": between(1, 1 << 20),
     "log_format": one_of("text", "json"),
     "redis_url": Rule("redis://, rediss:// or unix:// URLs, separated by commas", _store_urls),
     "appendfsync": one_of("always", "everysec", "no"),
@@ -319,6 +325,7 @@ RULES: dict[str, Rule] = {
     "presence_ttl": positive(),
     "max_frame": between(1),
     "hello_timeout": positive(),
+    "ping_interval": _seconds(0.1, 3600),
     "ops_per_second": positive(),
     "ops_burst": between(1),
     "abuse_limit": between(1),
@@ -351,6 +358,7 @@ RULES: dict[str, Rule] = {
     "box_max_seconds": between(1, 3600),
     # -- age gates --
     "min_age": between(0, 150),
+    "minor_refund_days": between(0, 3650),
     "min_age_by_region": Rule(
         "comma-separated REGION=AGE entries, e.g. KR=19,JP=20 (ages 0-150)", _region_ages_ok
     ),

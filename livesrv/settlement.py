@@ -24,10 +24,12 @@ import orjson
 
 from .errors import Unavailable
 from .metrics import Metrics
-from .services import match, rooms, shop, treasure
+from .services import match, rooms, shop, sub_gifts, treasure
+from .store.batching import StepBatcher
 from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, ReplyError, now_ms
 from .store.keys import ShardKeys, UserKeys
 from .store.outage import Backoff, Outage
+from .store.pipeline import AutoPipeline
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class SettlementWorker:
         self.shards = b.all_shards()
         self._streams = {s.outbox: s for s in self.shards}
         self.stopping = False
+        # the credits of a batch go to the store together (one store: one script call)
+        self._credits = None if b.is_cluster else StepBatcher(b.run, "settle_batch")
 
     def read_groups(self) -> list[list[ShardKeys]]:
         """The shards one XREADGROUP may read together: all of them on a standalone store,
@@ -273,36 +277,43 @@ class SettlementWorker:
         skip = {i for i, _ in failed}
         done = [entry_id for entry_id, _ in entries if entry_id not in skip]
         if done:
-            await self.b.redis.xack(shard.outbox, GROUP, *done)
+            await self._ack(shard.outbox, done)
         if failed:
             raise failed[0][1]
         return len(live)
 
+    def _event_step(self, payload: dict[str, Any], fields: dict[str, str]) -> Awaitable[Any] | None:
+        """Log the room event of a paid spend if nobody did (a crash between the debit and
+        the log); None when this process logged it itself, which is the common case.
+        The streak or subscription end the debit computed is kept beside the payload, and
+        past the key generation's expiry (``x``) the event is never logged (see rooms)."""
+        ev = payload.get("ev")
+        if not ev or not payload.get("evid") or payload["evid"] in self.b.logged:
+            return None
+        if fields["kind"] == "sub_gift":
+            # -- gifted sub: grant the recipient's period, then log its event (each once) --
+            return sub_gifts.finish_entry(self.b, payload)
+        top_user = fields["user"] if ev["ev"] == "gift" else ""
+        for name in ("combo", "until"):
+            if name in fields:
+                ev[name] = int(fields[name])
+        return rooms.log_event(
+            self.b,
+            payload["room"],
+            ev,
+            evid=payload["evid"],
+            top_user=top_user,
+            top_coins=int(fields["coins"]) if top_user else 0,
+            exp=int(payload.get("x", 0)),
+            meta=_pair(payload.get("meta")),  # a paid pin with its event
+        )
+
     async def settle_entry(self, shard: ShardKeys, entry_id: str, fields: dict[str, str]) -> None:
         payload = orjson.loads(fields["p"])
         steps: list[Awaitable[Any]] = []
-        ev = payload.get("ev")
-        # Log the room event of a paid spend if nobody did (a crash between the debit and
-        # the log); skipped when this process logged it itself, which is the common case.
-        # The streak or subscription end the debit computed is kept beside the payload, and
-        # past the key generation's expiry (``x``) the event is never logged (see rooms).
-        if ev and payload.get("evid") and payload["evid"] not in self.b.logged:
-            top_user = fields["user"] if ev["ev"] == "gift" else ""
-            for name in ("combo", "until"):
-                if name in fields:
-                    ev[name] = int(fields[name])
-            steps.append(
-                rooms.log_event(
-                    self.b,
-                    payload["room"],
-                    ev,
-                    evid=payload["evid"],
-                    top_user=top_user,
-                    top_coins=int(fields["coins"]) if top_user else 0,
-                    exp=int(payload.get("x", 0)),
-                    meta=_pair(payload.get("meta")),  # a paid pin with its event
-                )
-            )
+        logging = self._event_step(payload, fields)
+        if logging is not None:
+            steps.append(logging)
         if fields["kind"] == "box":  # -- treasure box: put the box in its room, if not yet --
             box_args = (payload["room"], payload["box"], fields["user"], int(fields["coins"]))
             steps.append(treasure.ensure_box(self.b, *box_args, int(payload["seconds"])))
@@ -313,8 +324,7 @@ class SettlementWorker:
         for c in credits_for(shard.shard, entry_id, fields):
             ek = UserKeys.of(c.earner, self.b.settings.shards)
             steps.append(
-                self.b.run(
-                    "settle",
+                self._settle(
                     [
                         ek.wallet,
                         ek.shard.applied,
@@ -335,17 +345,39 @@ class SettlementWorker:
                     ],
                 )
             )
+        clawed = 0  # a clawback entry (services/refunds.py) credits negative diamonds
         for result in await asyncio.gather(*steps):
             if isinstance(result, list) and int(result[0]) < 0:
                 raise OverflowError(
                     f"settling {entry_id} would pass 2^53 - 1 in an earner's wallet; refused"
                 )
+            if fields["kind"] == "clawback" and isinstance(result, list):
+                clawed -= int(result[1])
         if self.metrics is not None:
             self.metrics.settled.inc()
-            self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
+            if fields["kind"] == "clawback":
+                self.metrics.diamonds_clawed.inc(max(0, clawed))
+            else:
+                self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
             if fields["kind"] == "series":  # -- series --
                 self.metrics.series_sales.inc()
             self.metrics.settle_lag.observe(max(0, now_ms() - int(entry_id.split("-")[0])) / 1000)
+
+    async def _ack(self, outbox: str, ids: list[str]) -> None:
+        """Acknowledge settled entries: on the scripts' auto-pipelined connection when the
+        store is not a cluster (no pool round trip per batch)."""
+        pipeline = self.b.scripts.pipeline
+        if isinstance(pipeline, AutoPipeline):
+            await pipeline.execute("XACK", outbox, GROUP, *ids)
+        else:
+            await self.b.redis.xack(outbox, GROUP, *ids)
+
+    def _settle(self, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        """One credit (``settle.lua``); with the others of this loop iteration in one
+        ``settle_batch.lua`` call when the store is not a cluster."""
+        if self._credits is None:
+            return self.b.run("settle", keys, args)
+        return self._credits.run(keys, args)
 
     async def release_holds(self) -> int:
         """Move matured holds to available diamonds for every earner that has one due."""

@@ -1,10 +1,12 @@
 """The naive fan-out baseline: a plain ``websockets`` server, one frame per event per viewer.
 
-It speaks the subset of the livesrv protocol the fan-out benchmark uses (``hello``,
-``room_open``, ``join``, ``leave``, ``gift``, ``chat``, ``like``, ``wallet``) and sends
-events of the same shape (``ev``, ``room``, ``seq``, ``ts`` and the event fields). It keeps
-no store and checks no money: it is only the textbook way to fan out, so the benchmark can
-show what the livesrv broadcaster's design is worth on the same machine in the same run.
+It speaks the subset of the livesrv protocol the fan-out and join benchmarks use
+(``hello``, ``room_open``, ``join`` (with ``since``: the missed events, from memory),
+``leave``, ``gift``, ``chat``, ``like``, ``wallet``) and sends events of the same shape
+(``ev``, ``room``, ``seq``, ``ts`` and the event fields). It keeps no store and checks no
+money: it is only the textbook way to fan out, so the benchmark can show what the livesrv
+broadcaster's design is worth on the same machine in the same run. It listens with
+``websockets``' default backlog (100), as such a server is usually deployed.
 
 The fan-out is the pattern found in most tutorials::
 
@@ -41,12 +43,15 @@ class Room:
         self.seq = 0
         self.viewers: set[ServerConnection] = set()
         self.combos: dict[tuple[str, str], int] = {}
+        self.log: list[dict[str, Any]] = []  # for ``join since`` (the last LOG_MAX events)
 
     async def publish(self, event: dict[str, Any]) -> None:
         self.seq += 1
         event["room"] = self.name
         event["seq"] = self.seq
         event["ts"] = int(time.time() * 1000)
+        self.log.append(event)
+        del self.log[:-LOG_MAX]
         frame = json.dumps(event, separators=(",", ":"))
         for ws in list(self.viewers):
             try:
@@ -56,6 +61,7 @@ class Room:
 
 
 ROOMS: dict[str, Room] = {}
+LOG_MAX = 10_000
 
 
 def _user_of(token: str) -> str:
@@ -107,6 +113,13 @@ async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
                         pinned=None,
                         gap=False,
                     )
+                    since = msg.get("since")
+                    if isinstance(since, int):  # the reply, then what was missed
+                        await ws.send(json.dumps(reply, separators=(",", ":")))
+                        missed = [ev for ev in room.log if ev["seq"] > since]
+                        if missed:
+                            await ws.send(json.dumps(missed, separators=(",", ":")))
+                        continue
             elif op == "leave":
                 room = ROOMS.get(msg["room"])
                 if room is not None:

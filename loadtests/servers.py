@@ -297,6 +297,29 @@ def start_naive(log_dir: Path, timeout: float = 30.0) -> ServerProcess:
     return server
 
 
+def start_plain_gifts(log_dir: Path, store_url: str, timeout: float = 30.0) -> ServerProcess:
+    """The plain one-script gift server (``loadtests/plain_gift_server.py``) on ``store_url``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / "plain-gifts.log"
+    cmd = [sys.executable, "-m", "loadtests.plain_gift_server", "--port", "0"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--redis-url", store_url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=str(REPO),
+            start_new_session=True,
+        )
+    server = ServerProcess(proc=proc, log=log)
+    try:
+        server.wait_urls(("ws",), timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 # -- stores for the cluster benchmark (loadtests/bench/cluster.py) ---------------------------
 @contextmanager
 def standalone_store(base: Path) -> Iterator[tuple[list[str], list[int]]]:

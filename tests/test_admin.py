@@ -20,6 +20,8 @@ AUDIT_CHECKS = [
     "receipts_claimed",
     "boxes_conserved",
     "series_access_paid",
+    "refunds_whole",
+    "subs_paid",
 ]
 
 

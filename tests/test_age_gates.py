@@ -126,13 +126,16 @@ async def _hello(server: Running, user: str, by: int | None, rg: str | None = No
 
 
 async def _stage(server: Running, p: str) -> Client:
-    """A live room ``{p}room`` with a product ``{p}prod`` and a series ``{p}ser``."""
+    """A live room ``{p}room`` with a product ``{p}prod``, a series ``{p}ser`` and a
+    viewer ``{p}fan`` in the room."""
     creator = await server.connect(f"{p}cr", "creator")
     await creator.ok("room_open", room=f"{p}room", title="live")
     await creator.ok("product_create", product=f"{p}prod", title="Cap", price=30, stock=5)
     await creator.ok("pin", room=f"{p}room", product=f"{p}prod")
     episodes = [{"title": "One", "url": "https://cdn.example.com/e1.m3u8"}]
     await creator.ok("series_publish", series=f"{p}ser", title="S", price=50, episodes=episodes)
+    fan = await server.connect(f"{p}fan")  # present in the room: a gifted sub's recipient
+    await fan.ok("join", room=f"{p}room")
     return creator
 
 
@@ -146,6 +149,7 @@ def _money_ops(server: Running, user: str, p: str, n: str) -> list[tuple[str, di
         ("paid_chat", {"room": room, "text": "hi", "coins": 10, "key": f"m{n}"}),
         ("box_drop", {"room": room, "coins": 100, "seconds": 10, "key": f"x{n}"}),
         ("series_buy", {"series": f"{p}ser", "key": f"v{n}"}),
+        ("sub_gift", {"room": room, "to": [f"{p}fan"], "key": f"t{n}"}),
     ]
 
 

@@ -421,12 +421,12 @@ async def test_audit_exit_codes(serve_process: Serve, tmp_path: Path) -> None:
     ok = await arun(*audit_args(d))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     lines = ok.stdout.strip().splitlines()
-    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * 9  # 9: with series_access_paid
+    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * 11  # refunds_whole, subs_paid
     assert lines[-1] == "audit: all invariants hold"
     assert "coins_conserved: credited=1000, held=985, spent=15" in ok.stdout
     as_json = await arun(*audit_args(d, "--json"))
     report = json.loads(as_json.stdout)
-    assert as_json.returncode == 0 and report["ok"] is True and len(report["checks"]) == 9
+    assert as_json.returncode == 0 and report["ok"] is True and len(report["checks"]) == 11
 
     # a balance changed behind the ledger's back
     store = EmbeddedStore(d)

@@ -100,6 +100,7 @@ def _fill(path: str) -> str:
     values["room"] = "oa_room"  # opened by oa_creator (test_each_operation_answers_as_documented)
     values["pin"] = "oa_none"  # no such pinned message: unpin answers its documented 404
     values["series"] = "oa_series"  # published by oa_creator (-- series --)
+    values["receipt"] = "oa_none"  # no such receipt: refund and GET answer their 404
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 

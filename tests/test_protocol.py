@@ -372,6 +372,9 @@ async def test_join_result(server: Running, codec: str) -> None:
         "muted_until": 0,
         "pins": [],  # -- paid pins, treasure boxes --
         "boxes": [],
+        "sub_tiers": [350, 700, 1750],  # -- subscription tiers, loyalty months --
+        "sub_tier": 0,
+        "sub_months": 0,
     }
     await bob.ok("gift", room="r1", gift="panda", count=2, key="g1")
     await alice.ok("chat", room="r1", text="thanks")

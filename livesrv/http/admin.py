@@ -20,7 +20,7 @@ from aiohttp import web
 from ..errors import LivesrvError
 from ..store.facade import STORE_FAILURES, as_protocol_error
 from ..wire import tokens
-from . import admin_series, api_live, api_money, api_rooms, api_shop, demo
+from . import admin_series, api_live, api_money, api_refunds, api_rooms, api_shop, demo
 from .base import NODE, Node, Route, body_args, error_response, json_body, require_admin
 from .status import STATUS
 
@@ -149,6 +149,7 @@ def make_app(node: Node) -> web.Application:
     r.add_get("/api/openapi.json", openapi_json)
     r.add_post("/api/tokens", api_tokens)
     api_money.routes(app)
+    api_refunds.routes(app)  # -- refunds and minors --
     api_shop.routes(app)
     api_rooms.routes(app)
     admin_series.routes(app)  # -- series --

@@ -140,8 +140,9 @@ class GuardedSite(web.BaseSite):
         host: str | None = None,
         port: int = 0,
         sock: socket.socket | None = None,
+        backlog: int = 128,
     ) -> None:
-        super().__init__(runner)
+        super().__init__(runner, backlog=backlog)
         self.guard = guard
         self.host, self.port, self.sock = host, port, sock
 
@@ -167,6 +168,10 @@ class GuardedSite(web.BaseSite):
             return GuardedProtocol(guard, server)
 
         if self.sock is not None:
-            self._server = await loop.create_server(protocol, sock=self.sock, backlog=128)
+            self._server = await loop.create_server(
+                protocol, sock=self.sock, backlog=self._backlog
+            )
         else:
-            self._server = await loop.create_server(protocol, self.host, self.port, backlog=128)
+            self._server = await loop.create_server(
+                protocol, self.host, self.port, backlog=self._backlog
+            )

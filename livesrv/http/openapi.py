@@ -13,7 +13,7 @@ from typing import Any
 from .. import __version__
 from ..services.withdrawals import STATUSES
 from ..wire.schema import ADMIN_BODIES
-from . import openapi_rooms
+from . import api_refunds, openapi_rooms
 from .openapi_schemas import (
     ADMIN_ERRORS,
     HEALTH,
@@ -256,6 +256,8 @@ OPERATIONS += (
     ),
 )
 # -- end series --
+
+OPERATIONS += api_refunds.OPERATIONS  # refunds, chargebacks and minors
 
 
 def _error_response(status: int) -> dict[str, Any]:

@@ -126,11 +126,16 @@ class RoomFeed:
             self.info.apply(ev)
 
 
-def deliver(members: Iterable[Member], batch: list[dict[str, Any]]) -> int:
+def deliver(
+    members: Iterable[Member],
+    batch: list[dict[str, Any]],
+    out: dict[Listener, list[bytes]] | None = None,
+) -> int:
     """Send one batch to members, encoding it once per codec. Returns frames written.
 
     A member's events are those with no seq or a seq above its ``last_seq``; the shared
-    frame is used whenever that is the whole batch.
+    frame is used whenever that is the whole batch. With ``out``, each member's frame is
+    added to its list there instead (the tick writes each connection's frames at once).
     """
     if not batch:
         return 0
@@ -152,7 +157,10 @@ def deliver(members: Iterable[Member], batch: list[dict[str, Any]]) -> int:
             if not mine:
                 continue
             frame = codec.frame(mine if len(mine) > 1 else mine[0])
-        m.listener.send_frame(frame)
+        if out is None:
+            m.listener.send_frame(frame)
+        else:
+            out.setdefault(m.listener, []).append(frame)
         written += 1
         if last is not None and last > m.last_seq:
             m.last_seq = last

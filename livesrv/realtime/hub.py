@@ -28,6 +28,7 @@ from ..store.outage import Backoff
 from ..store.pubsub import Subscription
 from . import ticks
 from .feed import OPEN_END, Gap, Listener, Member, RoomFeed, deliver
+from .replays import Events, Replays
 from .wallets import WalletFanout
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Hub:
         # redis-py (asyncio.wait_for swallows it when the send completes at the same time).
         self._stopping = False
         self.matches = MatchTicker(backend)  # -- live match --
+        self.replays = Replays(self._read_replay)  # join since: one read per room per batch
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -137,7 +139,7 @@ class Hub:
         if since is not None and since < info.seq:
             # At most replay_limit events, the newest ones: live events follow them with no
             # hole, and the client pages the older ones with ``history`` if it wants them.
-            replay, gap = await roomlog.replay(self.b, room, since, self.b.settings.replay_limit)
+            replay, gap = await self.replays.replay(room, since)
             member.last_seq = since
         else:
             member.last_seq = info.seq
@@ -158,6 +160,11 @@ class Hub:
             "likes": info.likes,
         }
         return result, replay
+
+    async def _read_replay(self, room: str, since: int) -> Events:
+        """One store read for a batch of joiners (:mod:`.replays`)."""
+        events, _ = await roomlog.replay(self.b, room, since, self.b.settings.replay_limit)
+        return events
 
     def synced(self, listener: Listener, room: str) -> None:
         """The join reply and replay were sent: flush what waited and go live."""
@@ -311,14 +318,18 @@ class Hub:
             await ticks.refresh_counters(self.b, list(self.rooms.values()))
             await ticks.refresh_live(self.b, self.matches, list(self.rooms.values()))
         finally:
-            self._flush_rooms()
-            self.wallets.flush()
+            # one write per connection a tick: its rooms' batches and its wallet together
+            out: dict[Listener, list[bytes]] = {}
+            self._flush_rooms(out)
+            self.wallets.flush(out)
+            for listener, frames in out.items():
+                listener.send_frame(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    def _flush_rooms(self) -> None:
+    def _flush_rooms(self, out: dict[Listener, list[bytes]]) -> None:
         for rc in list(self.rooms.values()):
             if rc.pending:
                 batch = rc.take_batch()
-                self.delivered += deliver(rc.members.values(), batch) * len(batch)
+                self.delivered += deliver(rc.members.values(), batch, out) * len(batch)
                 banned = modrules.banned_in(batch)  # -- moderation --
                 if banned:
                     self._eject(rc, banned)

@@ -29,6 +29,7 @@ from ..wire import tokens
 from ..wire.codec import SUBPROTOCOLS, select_subprotocol
 from .hub import Hub
 from .session import Session
+from .wsconn import LeanConnection
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Node:
         self.ws_budget = ws_budget(settings, _fd_limit())
         self._worker_task: asyncio.Task[None] | None = None
         self._metrics_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
         self.ws_port = 0
         self.http_port = 0
 
@@ -94,10 +96,12 @@ class Node:
             raise
         await self.hub.start()
         s = self.settings
+        check_backlog(s.listen_backlog, somaxconn())
         where = {"sock": ws_sock} if ws_sock else {"host": s.host, "port": s.port}
         self.ws_server = await serve(
             self._handler,
             **where,
+            backlog=s.listen_backlog,  # a reconnect storm queues here, not in SYN retries
             subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
             select_subprotocol=_select,
             process_request=self._process_request,
@@ -105,8 +109,9 @@ class Node:
             compression=None,
             max_size=s.max_frame,
             max_queue=4,
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=None,  # one keepalive task for the node, not one per connection
+            ping_timeout=None,
+            create_connection=LeanConnection,
             close_timeout=2,
             server_header="livesrv",
         )
@@ -122,7 +127,12 @@ class Node:
         )
         await self.http_runner.setup()
         site = GuardedSite(
-            self.http_runner, self.http_guard, host=s.host, port=s.http_port, sock=http_sock
+            self.http_runner,
+            self.http_guard,
+            host=s.host,
+            port=s.http_port,
+            sock=http_sock,
+            backlog=s.listen_backlog,
         )
         await site.start()
         self.http_port = site.bound_port
@@ -130,14 +140,27 @@ class Node:
             self._worker_task = asyncio.create_task(self.worker.run(), name="settlement")
         if self.metrics.multiprocess_dir is not None:  # the other workers' scrapes read it
             self._metrics_task = asyncio.create_task(self._sync_metrics(), name="metrics")
+        self._keepalive_task = asyncio.create_task(self._keepalive(), name="keepalive")
 
     def sync_metrics(self) -> None:
         self.metrics.sync(len(self.hub.rooms), self.hub.delivered)
+        self.metrics.sync_replays(self.hub.replays.reads, self.hub.replays.joiners)
 
     async def _sync_metrics(self) -> None:
         while True:
             self.sync_metrics()
             await asyncio.sleep(METRICS_SYNC_SECONDS)
+
+    async def _keepalive(self) -> None:
+        """Ping every connection once per ``ping_interval``, in slices of about a second
+        (not all at once); one that answered none since its last ping is closed 1011."""
+        interval = self.settings.ping_interval
+        while True:
+            parts = max(1, round(interval))
+            for k in range(parts):
+                await asyncio.sleep(interval / parts)
+                for session in [s for s in self.sessions if hash(s) % parts == k]:
+                    session.keepalive()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Before the handshake: the path must be /ws, and the process within its budget."""
@@ -185,6 +208,10 @@ class Node:
                 await asyncio.wait_for(going, DRAIN_SECONDS)
                 await asyncio.wait_for(self.ws_server.wait_closed(), DRAIN_SECONDS)
         self.worker.stopping = True
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keepalive_task
         if self._metrics_task is not None:
             self._metrics_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -220,6 +247,33 @@ def ws_budget(settings: Settings, fd_limit: int | None) -> int:
     if fd_limit is None:
         return 1 << 20
     return max(16, fd_limit - settings.http_max_connections - FD_RESERVE)
+
+
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+
+
+def somaxconn() -> int | None:
+    """The kernel's cap on a listen backlog (``net.core.somaxconn``), None when unknown."""
+    try:
+        return int(SOMAXCONN.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def check_backlog(backlog: int, cap: int | None) -> bool:
+    """Warn when the kernel caps ``listen_backlog`` lower than asked; True when it does."""
+    if cap is None or cap >= backlog:
+        return False
+    log.warning(
+        "LIVESRV_LISTEN_BACKLOG is %d but net.core.somaxconn caps it at %d: a connect storm "
+        "beyond %d pending connections makes clients retry (raise it with sysctl -w "
+        "net.core.somaxconn=%d)",
+        backlog,
+        cap,
+        cap,
+        backlog,
+    )
+    return True
 
 
 def _fd_limit() -> int | None:

@@ -23,6 +23,7 @@ from ..services import (
     roomlog,
     rooms,
     shop,
+    sub_tiers,
     subscriptions,
     treasure,
     wallet,
@@ -137,7 +138,7 @@ async def _gift(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
 async def _subscribe(s: Caller, a: dict[str, Any]) -> dict[str, Any]:
     room = await s.room(a["room"])
     await moderation.require_not_banned(s.b, a["room"], s.user)
-    return await subscriptions.subscribe(s.b, s.user, room, a["key"])
+    return await sub_tiers.subscribe(s.b, s.user, room, a["key"], a.get("tier"))
 
 
 @op("sub_price")

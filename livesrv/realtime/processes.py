@@ -36,8 +36,8 @@ def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: P
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     ws_sock = reuseport_socket(settings.host, settings.port)
     http_sock = reuseport_socket(settings.host, settings.http_port)
-    ws_sock.listen(1024)
-    http_sock.listen(128)
+    ws_sock.listen(settings.listen_backlog)
+    http_sock.listen(settings.listen_backlog)
     ready.send(True)
     ready.close()
     asyncio.run(

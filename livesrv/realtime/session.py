@@ -38,9 +38,10 @@ from ..store.facade import Backend, as_protocol_error
 from ..wire import tokens
 from ..wire.codec import Codec, codec_for
 from ..wire.schema import MONEY_OPS, Request, parse, request_id
-from . import ops, ops_live, ops_series  # noqa: F401 -- the handlers register themselves
+from . import ops, ops_live, ops_series, ops_subs  # noqa: F401 -- the handlers register themselves
 from .hub import Hub
 from .optable import OPS, Then
+from .wsconn import LeanConnection
 
 
 class Host(Protocol):
@@ -159,6 +160,13 @@ class Session:
         task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._closing = task
+
+    def keepalive(self) -> None:
+        """A keepalive round (the node's one keepalive task calls it every
+        ``ping_interval``): ping, or close 1011 if the last ping got no pong."""
+        ws = self.ws
+        if isinstance(ws, LeanConnection) and not ws.keepalive_round():
+            self.close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive ping timeout")
 
     def reply_error(self, rid: int | str | None, exc: LivesrvError) -> None:
         error = {"code": exc.code, "message": exc.message}

@@ -79,8 +79,9 @@ class WalletFanout:
                 "pending": int(pending or 0),
             }
 
-    def flush(self) -> None:
-        """Send each waiting wallet to every connection of its user."""
+    def flush(self, out: dict[Listener, list[bytes]] | None = None) -> None:
+        """Send each waiting wallet to every connection of its user (with ``out``: add the
+        frame to the connection's list there, see :func:`.feed.deliver`)."""
         if not self._waiting:
             return
         wallets, self._waiting = self._waiting, {}
@@ -93,4 +94,8 @@ class WalletFanout:
                 "ts": now_ms(),
             }
             for listener in self._users.get(user, ()):
-                listener.send_frame(listener.codec.frame(frame_ev))
+                frame = listener.codec.frame(frame_ev)
+                if out is None:
+                    listener.send_frame(frame)
+                else:
+                    out.setdefault(listener, []).append(frame)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 
@@ -10,7 +11,7 @@ from ..errors import Forbidden, NotLive
 from ..store.facade import Backend, store_errors
 from ..store.keys import RoomKeys
 from ..wire.tokens import Identity
-from . import moderation, subscriptions
+from . import moderation, sub_tiers
 from .rooms import RoomInfo, event, log_event
 
 
@@ -28,14 +29,16 @@ async def send(b: Backend, user: str, room: RoomInfo, text: str) -> int:
     if not room.live:
         raise NotLive()
     badge = None
+    tiered: dict[str, Any] = {}  # -- subscription tiers: the badge's tier and loyalty months
     if room.creator and room.creator != user:
-        if await subscriptions.until_of(b, user, room.creator):
-            badge = "sub"
+        level = await sub_tiers.badge_of(b, user, room.creator)
+        if level is not None:
+            badge, tiered = "sub", {"sub_badge": level}
         elif room.subscribers_only:
             raise Forbidden("chat is for subscribers only in this room")
     if room.creator != user:  # -- moderation: banned, muted, slow mode (the creator is none)
         await moderation.check_chat(b, room.room, user)
-    ev = event("chat", room.room, **{"from": user, "text": text, "badge": badge})
+    ev = event("chat", room.room, **{"from": user, "text": text, "badge": badge}, **tiered)
     return await log_event(b, room.room, ev, evid="c:" + uuid.uuid4().hex, require_live=True)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import Forbidden, NotFound, NotLive
 from ..store.facade import Backend, args_hash
-from . import wallet
+from . import rooms, wallet
 from .rooms import RoomInfo, event, log_event
 
 
@@ -19,10 +19,12 @@ def earners_of_gift(b: Backend, creator: str) -> list[list[Any]]:
 async def send_gift(
     b: Backend, user: str, room: RoomInfo, gift: str, count: int, key: str
 ) -> dict[str, Any]:
-    """Debit the viewer, then log the gift in the room (both idempotent by ``key``).
+    """Debit the viewer and log the gift in the room (both idempotent by ``key``).
 
-    A retry after a crash between the two steps finds the debit done and logs the event;
-    the settlement worker also logs any gift it finds unlogged, so none is lost.
+    On a store that is not a cluster both happen in one atomic step (``gift.lua``). On a
+    cluster the payer's slot and the room's may be on two masters: two steps, and a retry
+    after a crash between them finds the debit done and logs the event; the settlement
+    worker also logs any gift it finds unlogged, so none is lost.
 
     Raises:
         NotFound: Unknown gift. NotLive: The room is not live.
@@ -50,7 +52,8 @@ async def send_gift(
         },
     )
     exp = wallet.generation_expiry(b)
-    _, reply, exp = await wallet.spend(
+    evid = gift_event_id(user, key, exp)
+    keys, args = wallet.spend_step(
         b,
         user,
         kind="gift",
@@ -61,13 +64,27 @@ async def send_gift(
             "room": room.room,
             "e": earners_of_gift(b, room.creator),
             "ev": ev,
-            "evid": gift_event_id(user, key, exp),
+            "evid": evid,
             "x": exp,
         },
         extra_key=b.user(user).combo(room.room, gift),
         exp=exp,
         params=(b.catalog.streak_window_ms if item.streak else 0, count),
     )
+    if b.is_cluster:  # the payer's slot and the room's are apart: two steps
+        _, reply, exp = wallet.spend_outcome(b, value, *await b.run("spend", keys, args))
+    else:  # one store holds both: the debit and the room event in one step (gift.lua)
+        del ev["combo"]  # the script puts in the streak the debit counted
+        ekeys, eargs, fence = rooms.event_step(
+            b, room.room, ev, evid=evid, top_user=user, top_coins=value, exp=exp
+        )
+        status, out, gen, *logged = await b.run(
+            "gift", [*keys, *ekeys], [len(keys), len(args), *args, *eargs]
+        )
+        _, reply, exp = wallet.spend_outcome(b, value, status, out, gen)
+        if logged:
+            rooms.event_outcome(b, room.room, evid, fence, logged[0], logged[1:])
+            return {"coins": reply["coins"], "combo": reply["combo"]}
     ev["combo"] = reply["combo"]
     evid = gift_event_id(user, key, exp)  # a replay: the generation of the first send
     await log_event(b, room.room, ev, evid=evid, top_user=user, top_coins=value, exp=exp)

@@ -304,30 +304,63 @@ async def log_event(
     Raises:
         NotLive: ``require_live`` and the room is not live.
     """
+    keys, args, generation = event_step(
+        b,
+        room,
+        ev,
+        evid=evid,
+        top_user=top_user,
+        top_coins=top_coins,
+        require_live=require_live,
+        meta=meta,
+        exp=exp,
+    )
+    seq, *rest = await b.run("room_event", keys, args)
+    return event_outcome(b, room, evid, generation, seq, rest)
+
+
+def event_step(
+    b: Backend,
+    room: str,
+    ev: dict[str, Any],
+    *,
+    evid: str = "",
+    top_user: str = "",
+    top_coins: int = 0,
+    require_live: bool = False,
+    meta: tuple[str, str] = ("", ""),
+    exp: int = 0,
+) -> tuple[list[str], list[Any], int]:
+    """The keys and arguments of ``room_event.lua`` for :func:`log_event` (also the second
+    step of ``gift.lua``), and the fence generation to give :func:`event_outcome`."""
     k = RoomKeys(room)
     evid = evid or ""
     fence, generation = b.fence(room)
     # -- live match, goal, hype train: a gift or subscription is counted in the same step
     counts = live_rules.counted(ev) != ""
     mech = live_rules.event_args(b.settings, room, ev, b.settings.match_booster_gift)
-    seq, *rest = await b.run(
-        "room_event",
-        [k.meta, k.log, k.event_id(evid), k.top, *(k.mechanics if counts else [])],
-        [
-            evid,
-            orjson.dumps(ev).decode(),
-            b.settings.log_maxlen,
-            top_user,
-            top_coins,
-            "1" if require_live else "0",
-            k.channel,
-            meta[0],
-            meta[1],
-            exp,
-            fence,
-            *(mech if counts else []),
-        ],
-    )
+    keys = [k.meta, k.log, k.event_id(evid), k.top, *(k.mechanics if counts else [])]
+    args = [
+        evid,
+        orjson.dumps(ev).decode(),
+        b.settings.log_maxlen,
+        top_user,
+        top_coins,
+        "1" if require_live else "0",
+        k.channel,
+        meta[0],
+        meta[1],
+        exp,
+        fence,
+        *(mech if counts else []),
+    ]
+    return keys, args, generation
+
+
+def event_outcome(
+    b: Backend, room: str, evid: str, generation: int, seq: int, rest: list[Any]
+) -> int:
+    """What :func:`log_event` returns for ``room_event.lua``'s reply, or the error it raises."""
     b.fenced(room, generation)
     if seq == -2:
         return 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import BadRequest, Forbidden, NotFound
-from ..store.facade import Backend, args_hash, store_errors
+from ..errors import BadRequest, Forbidden
+from ..store.facade import Backend, store_errors
 from ..wire.tokens import Identity
-from . import wallet
-from .rooms import RoomInfo, event, log_event
+from . import sub_rules, sub_tiers
+from .rooms import RoomInfo
 
 DAY = 86400
 
@@ -21,7 +21,8 @@ async def price_of(b: Backend, creator: str) -> int:
 
 
 async def set_price(b: Backend, creator: str, price: int) -> dict[str, Any]:
-    """Set a creator's price for future subscriptions.
+    """Set a creator's price for future subscriptions (tier 1; a higher tier of the
+    creator's tiers that no longer costs more is dropped).
 
     Raises:
         BadRequest: Not one of the catalogue's allowed prices.
@@ -29,8 +30,13 @@ async def set_price(b: Backend, creator: str, price: int) -> dict[str, Any]:
     if price not in b.catalog.sub_prices:
         allowed = ", ".join(map(str, b.catalog.sub_prices))
         raise BadRequest(f"price must be one of {allowed}")
+    k = b.user(creator).settings
     async with store_errors():
-        await b.redis.hset(b.user(creator).settings, "sub_price", price)
+        tiers = sub_rules.parse_tiers(await b.redis.hget(k, "sub_tiers"))
+        fields: dict[str, Any] = {"sub_price": price}
+        if tiers:  # -- subscription tiers: tier 1 is the price (services/sub_tiers.py) --
+            fields["sub_tiers"] = ",".join(map(str, sub_rules.with_tier1(tiers, price)))
+        await b.redis.hset(k, mapping=fields)
     return {"price": price}
 
 
@@ -54,40 +60,6 @@ async def until_of(b: Backend, user: str, creator: str) -> int:
 
 
 async def subscribe(b: Backend, user: str, room: RoomInfo, key: str) -> dict[str, Any]:
-    """Buy (or extend by) ``sub_days`` of the room creator's subscription.
-
-    Raises:
-        NotFound: The room has no creator. Forbidden: Subscribing to yourself.
-        InsufficientFunds, LimitExceeded, IdempotencyConflict: from the debit.
-    """
-    creator = room.creator
-    if creator is None:
-        raise NotFound(f"no room {room.room!r}")
-    if creator == user:
-        raise Forbidden("you cannot subscribe to yourself")
-    price = await price_of(b, creator)
-    share = b.catalog.sub_share_bps
-    ev = event("sub", room.room, **{"from": user, "until": 0})
-    exp = wallet.generation_expiry(b)
-    _, reply, exp = await wallet.spend(
-        b,
-        user,
-        kind="sub",
-        amount=price,
-        key=key,
-        digest=args_hash("subscribe", {"room": room.room}),
-        payload={
-            "room": room.room,
-            "e": [[creator, f"sub:{share}", share]],
-            "ev": ev,
-            "evid": f"s:{user}:{key}:{exp}",
-            "x": exp,
-        },
-        extra_key=b.user(user).sub(creator),
-        exp=exp,
-        params=(b.catalog.sub_days * DAY, 0),
-    )
-    ev["until"] = reply["until"]
-    # the event id names the key generation (``exp``) of the first subscribe with this key
-    await log_event(b, room.room, ev, evid=f"s:{user}:{key}:{exp}", exp=exp)
-    return {"until": reply["until"], "coins": reply["coins"]}
+    """Buy (or extend by) one period of the room creator's subscription at the current tier
+    (tier 1 when none): :func:`.sub_tiers.subscribe`, which also upgrades."""
+    return await sub_tiers.subscribe(b, user, room, key)

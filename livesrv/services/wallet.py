@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from ..errors import (
+    AgeRestricted,
     IdempotencyConflict,
     InsufficientFunds,
     KeyExpired,
@@ -49,11 +50,15 @@ async def buy_coins(
         NotFound: Unknown package.
         InvalidReceipt: The verifier does not accept the receipt (nothing was written).
         IdempotencyConflict: The receipt id was used by someone else or for another package.
+        AgeRestricted: The account is flagged as a minor (nothing was written).
     """
     pkg = b.catalog.packages.get(package)
     if pkg is None:
         raise NotFound(f"unknown package {package!r}")
     rid = verifier.verify(user, package, receipt)
+    async with store_errors():
+        if await b.redis.hexists(b.user(user).wallet, "minor"):  # services/refunds.py
+            raise AgeRestricted("this account is flagged as a minor: it cannot buy coins")
     rshard = b.shard(shard_of(rid, b.settings.shards))
     claim = await b.run("claim_receipt", [rshard.receipt(rid)], [f"{user}|{package}", now_ms()])
     if claim != "ok":
@@ -158,10 +163,43 @@ async def spend(
         InsufficientFunds: Not enough coins.
         LimitExceeded: Over the rolling-day spend limit.
         KeyExpired: ``exp`` passed before the debit (nothing moved).
+        AgeRestricted: The account is flagged as a minor (nothing moved).
     """
+    step = spend_step(
+        b,
+        user,
+        kind=kind,
+        amount=amount,
+        key=key,
+        digest=digest,
+        payload=payload,
+        extra_key=extra_key,
+        exp=exp,
+        params=params,
+        reply=reply,
+    )
+    status, out, gen = await b.run("spend", *step)
+    return spend_outcome(b, amount, status, out, gen)
+
+
+def spend_step(
+    b: Backend,
+    user: str,
+    *,
+    kind: str,
+    amount: int,
+    key: str,
+    digest: str,
+    payload: dict[str, Any],
+    extra_key: str,
+    exp: int,
+    params: tuple[Any, Any] = (0, 0),
+    reply: dict[str, Any] | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of ``spend.lua`` for :func:`spend` (also the first step of
+    ``gift.lua``)."""
     keys = b.user(user)
-    status, out, gen = await b.run(
-        "spend",
+    return (
         [
             keys.wallet,
             keys.idem(key),
@@ -170,6 +208,7 @@ async def spend(
             keys.spent,
             extra_key,
             keys.shard.wallets,
+            keys.spends,
         ],
         [
             digest,
@@ -187,16 +226,25 @@ async def spend(
             keys.wallet_channel,
         ],
     )
+
+
+def spend_outcome(
+    b: Backend, amount: int, status: str, out: str, gen: int
+) -> tuple[bool, dict[str, Any], int]:
+    """What :func:`spend` returns for ``spend.lua``'s reply, or the error it raises."""
     if status == "conflict":
         raise IdempotencyConflict()
     if status == "insufficient":
-        raise InsufficientFunds(f"this costs {amount} coins; you have {out}")
+        owed = " (a refund took back coins already spent)" if int(out) < 0 else ""
+        raise InsufficientFunds(f"this costs {amount} coins; you have {out}{owed}")
     if status == "limit":
         raise LimitExceeded(
             f"daily spend limit of {b.settings.day_limit} coins reached ({out} spent today)"
         )
     if status == "expired":
         raise KeyExpired()
+    if status == "minor":
+        raise AgeRestricted("this account is flagged as a minor: it cannot spend money")
     return status == "ok", orjson.loads(out), int(gen)
 
 

@@ -72,6 +72,8 @@ async def withdraw(b: Backend, who: Identity, diamonds: int, key: str) -> dict[s
     if status == "min":
         raise BadRequest(f"the minimum withdrawal is {b.settings.min_withdrawal} diamonds")
     if status == "insufficient":
+        if int(out) < 0:  # a clawback took back diamonds already withdrawn (refunds.py)
+            raise InsufficientFunds(f"your diamonds are {out}: no withdrawal until above zero")
         raise InsufficientFunds(f"only {out} diamonds are available")
     return orjson.loads(out)  # type: ignore[no-any-return]
 

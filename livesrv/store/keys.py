@@ -64,6 +64,11 @@ class ShardKeys:
         """A receipt id's claim record ("user|package"), in the id's shard; never expires."""
         return f"{self.tag}:rcpt:{receipt}"
 
+    def receipt_reversal(self, receipt: str) -> str:
+        """Hash: a receipt's refund or chargeback (kind, user, coins, ...), in the id's shard;
+        written once, never expires (services/refunds.py)."""
+        return f"{self.tag}:rrev:{receipt}"
+
 
 RECEIPTS_MATCH = f"{PREFIX}:{{s*}}:rcpt:*"
 """SCAN pattern that finds every receipt claim record (and more: see :func:`receipt_id_of`)."""
@@ -77,6 +82,10 @@ def receipt_id_of(key: str) -> str | None:
     if not (tag.startswith(head) and tag[len(head) :].isdigit() and rest.startswith(":rcpt:")):
         return None
     return rest[len(":rcpt:") :]
+
+
+REVERSALS_MATCH = f"{PREFIX}:{{s*}}:rrev:*"
+"""SCAN pattern that finds every receipt reversal record (refund or chargeback)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,32 @@ class UserKeys:
 
     def sub(self, creator: str) -> str:
         return f"{self.shard.tag}:sub:{self.user}:{creator}"
+
+    def sub_record(self, creator: str) -> str:
+        """Hash: the user's subscription to ``creator`` beside its end (:meth:`sub`): tier,
+        price per period, loyalty months, and ``g:REF`` per gifted period granted (kept
+        forever; services/sub_rules.py)."""
+        return f"{self.shard.tag}:subr:{self.user}:{creator}"
+
+    # -- refunds and minors (services/refunds.py) --
+
+    @property
+    def spends(self) -> str:
+        """Sorted set: the user's outbox entry ids -> ms spent; written by spend.lua with the
+        debit, never expires (a refund's clawback walks it newest first)."""
+        return f"{self.shard.tag}:sx:{self.user}"
+
+    @property
+    def clawed(self) -> str:
+        """Hash: outbox entry id -> coins of that spend clawed back so far; ``r:<id>`` -> 1
+        once the spend is reversed (a minor's refund). Never expires."""
+        return f"{self.shard.tag}:claw:{self.user}"
+
+    def refund(self, receipt: str) -> str:
+        """A receipt's refund step in the buyer's shard: the first reply; never expires."""
+        return f"{self.shard.tag}:rfd:{self.user}:{receipt}"
+
+    # -- end refunds and minors --
 
     # -- series (services/series.py) --
 
@@ -375,3 +410,15 @@ def series_key(series: str) -> str:
 
 # Hash: what every node on this store must agree on (livesrv/fleet.py), one key.
 FLEET = f"{PREFIX}:fleet"
+
+# -- subscription tiers (services/sub_tiers.py): the audit finds every record by SCAN
+SUB_RECORDS_MATCH = f"{PREFIX}:{{s*}}:subr:*"
+
+
+def sub_record_of(key: str) -> tuple[str, str] | None:
+    """(user, creator) of a subscription record's key; None for any other key."""
+    tag, _, rest = key.partition("}")
+    parts = rest.split(":")
+    if not tag.startswith(f"{PREFIX}:{{s") or len(parts) != 4 or parts[1] != "subr":
+        return None
+    return parts[2], parts[3]

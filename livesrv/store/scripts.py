@@ -8,6 +8,7 @@ is handled without special code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -27,8 +28,18 @@ NAMES = tuple(
 
 
 def source(name: str) -> str:
-    """The text of one script."""
-    return resources.files("livesrv.store").joinpath(f"lua/{name}.lua").read_text()
+    """The text of one script. A line ``--@step NAME`` includes script NAME as a local
+    function ``NAME(KEYS, ARGV)`` returning what that script returns (``gift.lua``)."""
+    text = resources.files("livesrv.store").joinpath(f"lua/{name}.lua").read_text()
+    return STEP.sub(_step, text)
+
+
+STEP = re.compile(r"^--@step (\w+)$", re.MULTILINE)
+
+
+def _step(m: re.Match[str]) -> str:
+    name = m.group(1)
+    return f"local function {name}(KEYS, ARGV)\n{source(name)}\nend"
 
 
 @dataclass(frozen=True)

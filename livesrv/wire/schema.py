@@ -51,7 +51,7 @@ OPS: dict[str, tuple[Field, ...]] = {
     "chat": (ROOM, _f("text", "text", 1, 500)),
     "like": (ROOM, _f("count", "int", 1, 100, required=False)),
     "gift": (ROOM, _f("gift", "ident"), _f("count", "int", 1, 9999), KEY),
-    "subscribe": (ROOM, KEY),
+    "subscribe": (ROOM, KEY, _f("tier", "int", 1, 3, required=False)),
     "buy": (ROOM, _f("product", "ident"), _f("qty", "int", 1, 99), KEY),
     "pin": (ROOM, _f("product", "ident", required=False)),
     "withdraw": (_f("diamonds", "int", 1), KEY),
@@ -110,12 +110,22 @@ OPS: dict[str, tuple[Field, ...]] = {
     "series_unpublish": (_f("series", "ident"),),
     "series_list": (_f("creator", "ident"), *PAGE),
     # -- end series --
+    # -- subscription tiers, gifted subs (services/sub_tiers.py, sub_gifts.py) --
+    "sub_tiers": (_f("prices", "list", 1, 3),),
+    "sub_gift": (
+        ROOM,
+        _f("tier", "int", 1, 3, required=False),
+        _f("count", "int", 1, 50, required=False),
+        _f("to", "list", 1, 50, required=False),
+        KEY,
+    ),
+    # -- end subscription tiers, gifted subs --
 }
 
 # The ops that spend a user's money: the session checks the age gate (services/age.py) for
 # these before their handler runs, so a refusal moves nothing.
 MONEY_OPS = frozenset(
-    {"buy_coins", "gift", "subscribe", "buy", "paid_chat", "box_drop", "series_buy"}
+    {"buy_coins", "gift", "subscribe", "buy", "paid_chat", "box_drop", "series_buy", "sub_gift"}
 )
 
 # The JSON bodies of the admin HTTP API (livesrv.http.admin), checked with the same fields; the
@@ -127,6 +137,7 @@ AGE_CLAIMS = (
     _f("region", "key", 2, 2, required=False),
 )
 MOD_ACTIONS = ("mod_add", "mod_remove", "mute", "ban", "unban", "chat_delete", "slow_mode")
+REFUND_KINDS = ("refund", "chargeback")  # POST /api/receipts/{receipt}/refund (refunds.py)
 ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
     "demo_login": (
         _f("user", "ident"),
@@ -149,6 +160,7 @@ ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
     "products": (*OPS["product_create"][:2], _f("seller", "ident"), *OPS["product_create"][2:]),
     "restock": OPS["product_restock"][1:],
     "sub_price": OPS["sub_price"],
+    "refund": (Field("kind", "ident", choices=REFUND_KINDS), _f("reason", "text", 1, 200, False)),
     # -- moderation: POST /api/rooms/{room}/moderation (the fields the action needs) --
     "moderation": (
         Field("action", "ident", choices=MOD_ACTIONS),

@@ -31,7 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick: ignored by git); printed at the end",
     )
     parser.add_argument(
-        "--only", default="", help="comma list of: gifts,ceiling,fanout,slow,connections"
+        "--only",
+        default="",
+        help="comma list of: gifts,ceiling,fanout,slow,connections,joins",
+    )
+    parser.add_argument(
+        "--joins", default="", help="joins: CLIENTS[,IN_FLIGHT] into one room, e.g. 5000,200"
+    )
+    parser.add_argument(
+        "--storm", type=int, default=None, help="reconnect storm clients (0: no storm)"
     )
     parser.add_argument("--viewers", default="", help="fan-out sizes, e.g. 1000,5000,10000")
     parser.add_argument("--rate", type=float, default=None, help="fan-out gifts per second")
@@ -93,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         plan.fanout_viewers = [int(v) for v in args.viewers.split(",")]
     if args.rate:
         plan.fanout_rate = args.rate
+    if args.joins:
+        sizes = [int(v) for v in args.joins.split(",")]
+        plan.joins_clients = sizes[0]
+        plan.joins_inflight = sizes[1] if len(sizes) > 1 else plan.joins_inflight
+    if args.storm is not None:
+        plan.storm_clients = args.storm
     OPTIONS.server_workers = args.server_workers
     OPTIONS.settle_process = args.settle_process
     if args.ceiling_rounds:

@@ -52,6 +52,10 @@ class Plan:
     gifter_workers: int
     fanout_gifters: int
     sample_every: int
+    joins_clients: int = 5000  # joins: clients into one room, joins_inflight at a time
+    joins_inflight: int = 200
+    storm_clients: int = 20000  # reconnect storm: all at once with join since ...
+    storm_missed: int = 50  # ... this many events back
 
     @classmethod
     def full(cls) -> Plan:
@@ -109,6 +113,9 @@ class Plan:
             gifter_workers=2,
             fanout_gifters=2,
             sample_every=5,
+            joins_clients=300,
+            joins_inflight=50,
+            storm_clients=500,
         )
 
 

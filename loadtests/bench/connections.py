@@ -54,33 +54,9 @@ def connections(
         done = 0
         for p in points:
             tick(f"idle connections {p}")
-            batch = names[done:p]
-            by_room: dict[int, list[tuple[int, str]]] = defaultdict(list)
-            for i, n in enumerate(batch):
-                by_room[(done + i) % len(rooms)].append((i, vtok[n]))
-            # one viewers_connect call per (worker, room) so each viewer joins its room
-            calls: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
-            for j, items in by_room.items():
-                for k, chunk in enumerate(split([t for _, t in items], len(vworkers))):
-                    calls[vworkers[k]].append((rooms[j], chunk))
-            failed = 0
-            for step in range(max(len(v) for v in calls.values())):
-                res = pool.call_many(
-                    {
-                        w: (
-                            "viewers_connect",
-                            {
-                                "url": server.ws_url,
-                                "tokens": lst[step][1],
-                                "room": lst[step][0],
-                                "sample_every": 1 << 30,
-                            },
-                        )
-                        for w, lst in calls.items()
-                        if step < len(lst)
-                    }
-                )
-                failed += sum(r["failed"] for r in res.values())
+            failed = connect_idle(
+                pool, server.ws_url, rooms, [vtok[n] for n in names[done:p]], done
+            )
             done = p
             time.sleep(2.0)
             rss = settled_rss(server)
@@ -99,3 +75,36 @@ def connections(
     finally:
         server.stop()
     return {"server_workers": workers, "note": note, "points": out}
+
+
+def connect_idle(pool: Pool, url: str, rooms: list[str], tokens: list[str], first: int) -> int:
+    """Connect viewers (hello, join) over the load workers 1..n and leave them idle: viewer
+    ``first + i`` joins ``rooms[(first + i) % len(rooms)]``. Returns how many failed."""
+    vworkers = list(range(1, pool.size))
+    by_room: dict[int, list[str]] = defaultdict(list)
+    for i, token in enumerate(tokens):
+        by_room[(first + i) % len(rooms)].append(token)
+    # one viewers_connect call per (worker, room) so each viewer joins its room
+    calls: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
+    for j, items in by_room.items():
+        for k, chunk in enumerate(split(items, len(vworkers))):
+            calls[vworkers[k]].append((rooms[j], chunk))
+    failed = 0
+    for step in range(max(len(v) for v in calls.values())):
+        res = pool.call_many(
+            {
+                w: (
+                    "viewers_connect",
+                    {
+                        "url": url,
+                        "tokens": lst[step][1],
+                        "room": lst[step][0],
+                        "sample_every": 1 << 30,
+                    },
+                )
+                for w, lst in calls.items()
+                if step < len(lst)
+            }
+        )
+        failed += sum(r["failed"] for r in res.values())
+    return failed

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -21,89 +22,155 @@ from .stats import Dist, cdf, lat_array, pct
 def gift_levels(
     pool: Pool, server: servers.Livesrv, plan: Plan, tick: Callable[[str], None]
 ) -> list[dict[str, Any]]:
+    """Each concurrency level against livesrv, then against the plain one-script gift server
+    (``loadtests/plain_gift_server.py``) on the same store, side by side."""
     levels = []
-    gworkers = list(range(1, 1 + plan.gifter_workers))
-    for c in plan.concurrency:
-        tick(f"gifts c={c}")
-        nrooms = math.ceil(c / plan.per_room)
-        rooms = [f"gr{c}-{j}" for j in range(nrooms)]
-        creators = [f"bc{c}-{j}" for j in range(nrooms)]
-        gifters = [f"bg{c}-{i}" for i in range(c)]
-        ctok = mint(pool, server, creators, "creator")
-        gtok = mint(pool, server, gifters, "viewer")
-        grant(pool, server, gifters, GRANT, f"c{c}")
-        pool.call(
-            0,
-            "open_rooms",
-            url=server.ws_url,
-            rooms=[(ctok[u], r) for u, r in zip(creators, rooms, strict=True)],
-        )
-        creator_of = dict(zip(rooms, creators, strict=True))
-        pairs = [(gtok[g], rooms[i % nrooms]) for i, g in enumerate(gifters)]
-        pool.call_many(
-            {
-                w: ("gifters_connect", {"url": server.ws_url, "gifters": chunk})
-                for w, chunk in zip(gworkers, split(pairs, len(gworkers)), strict=True)
-                if chunk
-            }
-        )
-        pool.call(0, "reset_wallets")
-        background = wait_idle(server)
-        start_at = time.time() + 0.5
-        load0 = pool.cpu_times()
-        with Sampler(server, name=f"gifts-c{c}") as sampler:
-            res = pool.call_many(
-                {
-                    w: (
-                        "gifts_closed_loop",
-                        {
-                            "start_at": start_at,
-                            "duration": plan.gift_seconds,
-                            "gift": GIFT,
-                            "count": GIFT_COUNT,
-                            "tag": f"c{c}",
-                            "record_acks": True,
-                        },
-                    )
-                    for w in gworkers
-                    if w <= len(pairs)
-                }
-            )
-        load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
-        ok = sum(r["ok"] for r in res.values())
-        errors: Counter[str] = Counter()
-        for r in res.values():
-            errors.update(r["errors"])
-        lat = lat_array([r["latencies"] for r in res.values()])
-        t_begin = min(r["t_begin"] for r in res.values())
-        t_end = max(r["t_end"] for r in res.values())
-        acks: dict[str, list[float]] = defaultdict(list)
-        for r in res.values():
-            for t, room in r["acks"]:
-                acks[room].append(t)
-        settle = wait_settlement(pool, acks, creator_of, timeout=15.0 if not plan.quick else 8.0)
-        levels.append(
-            {
-                "concurrency": c,
-                "rooms": nrooms,
-                "ok": ok,
-                "errors": dict(errors),
-                "seconds": round(t_end - t_begin, 3),
-                "gifts_per_s": round(ok / max(t_end - t_begin, 1e-9), 1),
-                "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
-                "server_cpu_s": round(sampler.cpu, 2),
-                "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
-                "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),
-                "load_cpu_s": load_cpu,
-                "other_cores": other_cpu(sampler, sum(load_cpu)),
-                "background_before": background,
-                "profile": sampler.profile,
-                "settlement": settle,
-            }
-        )
-        pool.call_many({w: ("gifters_close", {}) for w in gworkers})
-        pool.call(0, "creators_close")
+    plain = servers.start_plain_gifts(server.data_dir / "plain", store_url(server))
+    try:
+        for c in plan.concurrency:
+            tick(f"gifts c={c}")
+            level = _livesrv_level(pool, server, plan, c)
+            level["plain"] = _plain_level(pool, server, plain, plan, c)
+            mine, theirs = level["gifts_per_s"], level["plain"]["gifts_per_s"]
+            level["vs_plain"] = round(mine / theirs, 2) if theirs else None
+            levels.append(level)
+    finally:
+        plain.stop()
     return levels
+
+
+def _livesrv_level(pool: Pool, server: servers.Livesrv, plan: Plan, c: int) -> dict[str, Any]:
+    nrooms = math.ceil(c / plan.per_room)
+    rooms = [f"gr{c}-{j}" for j in range(nrooms)]
+    creators = [f"bc{c}-{j}" for j in range(nrooms)]
+    gifters = [f"bg{c}-{i}" for i in range(c)]
+    ctok = mint(pool, server, creators, "creator")
+    gtok = mint(pool, server, gifters, "viewer")
+    grant(pool, server, gifters, GRANT, f"c{c}")
+    pairs = [(gtok[g], rooms[i % nrooms]) for i, g in enumerate(gifters)]
+    _connect(
+        pool,
+        plan,
+        server.ws_url,
+        [(ctok[u], r) for u, r in zip(creators, rooms, strict=True)],
+        pairs,
+    )
+    pool.call(0, "reset_wallets")
+    ops0 = store_ops(server)
+    run = _closed_loop(pool, server, plan, len(pairs), f"c{c}", f"gifts-c{c}")
+    creator_of = dict(zip(rooms, creators, strict=True))
+    acks: dict[str, list[float]] = defaultdict(list)
+    for r in run.pop("results"):
+        for t, room in r["acks"]:
+            acks[room].append(t)
+    settle = wait_settlement(pool, acks, creator_of, timeout=15.0 if not plan.quick else 8.0)
+    ops = ops_per_gift(ops0, store_ops(server), run["ok"])
+    _close(pool, plan)
+    return {
+        "concurrency": c,
+        "rooms": nrooms,
+        **run,
+        "settlement": settle,
+        "store_ops_per_gift": ops,
+    }
+
+
+def _plain_level(
+    pool: Pool, server: servers.Livesrv, plain: servers.ServerProcess, plan: Plan, c: int
+) -> dict[str, Any]:
+    """The same closed loop against the plain server (it trusts any token: the user name)."""
+    nrooms = math.ceil(c / plan.per_room)
+    rooms = [f"pr{c}-{j}" for j in range(nrooms)]
+    creators = [(f"pc{c}-{j}", rooms[j]) for j in range(nrooms)]
+    pairs = [(f"pg{c}-{i}", rooms[i % nrooms]) for i in range(c)]
+    _connect(pool, plan, plain.urls["ws"], creators, pairs)
+    ops0 = store_ops(server)
+    run = _closed_loop(pool, plain, plan, len(pairs), f"p{c}", None)
+    run.pop("results")
+    ops = ops_per_gift(ops0, store_ops(server), run["ok"])
+    _close(pool, plan)
+    return {**run, "store_ops_per_gift": ops}
+
+
+def _connect(
+    pool: Pool,
+    plan: Plan,
+    url: str,
+    creators: list[tuple[str, str]],
+    pairs: list[tuple[str, str]],
+) -> None:
+    """Creators (token, room) open their rooms on worker 0; gifters (token, room) connect and
+    join on the gifter workers."""
+    pool.call(0, "open_rooms", url=url, rooms=creators)
+    gworkers = list(range(1, 1 + plan.gifter_workers))
+    pool.call_many(
+        {
+            w: ("gifters_connect", {"url": url, "gifters": chunk})
+            for w, chunk in zip(gworkers, split(pairs, len(gworkers)), strict=True)
+            if chunk
+        }
+    )
+
+
+def _close(pool: Pool, plan: Plan) -> None:
+    pool.call_many({w: ("gifters_close", {}) for w in range(1, 1 + plan.gifter_workers)})
+    pool.call(0, "creators_close")
+
+
+def _closed_loop(
+    pool: Pool,
+    target: servers.ServerProcess,
+    plan: Plan,
+    gifters: int,
+    tag: str,
+    profile_name: str | None,
+) -> dict[str, Any]:
+    """One closed-loop run of every connected gifter: throughput, latency, CPU."""
+    gworkers = list(range(1, 1 + plan.gifter_workers))
+    background = wait_idle(target)
+    start_at = time.time() + 0.5
+    load0 = pool.cpu_times()
+    with Sampler(target, name=profile_name) as sampler:
+        res = pool.call_many(
+            {
+                w: (
+                    "gifts_closed_loop",
+                    {
+                        "start_at": start_at,
+                        "duration": plan.gift_seconds,
+                        "gift": GIFT,
+                        "count": GIFT_COUNT,
+                        "tag": tag,
+                        "record_acks": True,
+                    },
+                )
+                for w in gworkers
+                if w <= gifters
+            }
+        )
+    load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
+    ok = sum(r["ok"] for r in res.values())
+    errors: Counter[str] = Counter()
+    for r in res.values():
+        errors.update(r["errors"])
+    lat = lat_array([r["latencies"] for r in res.values()])
+    t_begin = min(r["t_begin"] for r in res.values())
+    t_end = max(r["t_end"] for r in res.values())
+    return {
+        "ok": ok,
+        "errors": dict(errors),
+        "seconds": round(t_end - t_begin, 3),
+        "gifts_per_s": round(ok / max(t_end - t_begin, 1e-9), 1),
+        "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
+        "server_cpu_s": round(sampler.cpu, 2),
+        "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
+        "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),
+        "load_cpu_s": load_cpu,
+        "other_cores": other_cpu(sampler, sum(load_cpu)),
+        "background_before": background,
+        "profile": sampler.profile,
+        "results": list(res.values()),
+    }
 
 
 def wait_settlement(
@@ -146,4 +213,42 @@ def wait_settlement(
             "max": round(arr.max(), 2) if len(arr) else None,
         },
         "cdf": cdf(arr),
+    }
+
+
+def store_url(server: servers.Livesrv) -> str:
+    """The URL of the bench server's own (embedded) store."""
+    sys.path.insert(0, str(servers.REPO))
+    from livesrv.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(server.data_dir).url
+
+
+def store_ops(server: servers.Livesrv) -> dict[str, int]:
+    """The store's calls per command so far (``INFO commandstats``: the commands clients
+    send and those scripts call), or {} when the store cannot be asked."""
+    import redis
+
+    client = redis.Redis.from_url(store_url(server), socket_timeout=5)
+    try:
+        stats = client.info("commandstats")
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def ops_per_gift(before: dict[str, int], after: dict[str, int], gifts: int) -> dict[str, Any]:
+    """Store commands per acknowledged gift between two :func:`store_ops` readings, from the
+    first gift to the last settlement (pub/sub, settlement and ticks included)."""
+    if not before or not after or not gifts:
+        return {}
+    delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+    total = sum(delta.values())
+    top = sorted(delta.items(), key=lambda kv: -kv[1])[:12]
+    return {
+        "total": round(total / gifts, 2),
+        "scripts": round((delta.get("evalsha", 0) + delta.get("eval", 0)) / gifts, 2),
+        "by_command": {k: round(v / gifts, 3) for k, v in top},
     }

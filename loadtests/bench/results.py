@@ -22,8 +22,11 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     s["kib_per_idle_connection"] = {
         str(p["connections"]): p["kib_per_connection"] for p in conns.get("points", [])
     }
-    s["errors"] = errors
-    s["delivery_complete"] = complete
+    from .joins import errors_of  # -- join and reconnect storms --
+
+    join_errors, joins_complete = errors_of(res, s)
+    s["errors"] = errors + join_errors
+    s["delivery_complete"] = complete and joins_complete
     return s
 
 

@@ -22,6 +22,7 @@ from .config import BENCH_ENV, GRANT, OPTIONS, Plan
 from .connections import connections
 from .fanout import Target, fanout_run
 from .gifts import gift_levels
+from .joins import joins
 from .pool import Pool, grant, mint
 from .results import stamp, summarize, write
 from .sampling import machine
@@ -42,7 +43,7 @@ class _NoBar:
         pass
 
 
-SCENARIOS = ("gifts", "ceiling", "fanout", "slow", "connections")
+SCENARIOS = ("gifts", "ceiling", "fanout", "slow", "connections", "joins")
 
 
 def run(
@@ -62,6 +63,7 @@ def run(
         + 2 * len(plan.fanout_viewers) * ("fanout" in chosen)
         + ("slow" in chosen)
         + len(plan.conn_points) * ("connections" in chosen)
+        + 4 * ("joins" in chosen)
         + 2
     )
     bar = tqdm(
@@ -95,6 +97,8 @@ def run(
         _scenarios(pool, plan, env, tmp, chosen, tick, result)
         if "connections" in chosen:
             result["connections"] = connections(pool, tmp, plan, env, tick)
+        if "joins" in chosen:
+            result["joins"] = joins(pool, tmp, plan, env, tick)
     finally:
         pool.close()
         bar.close()

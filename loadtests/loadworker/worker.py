@@ -14,6 +14,7 @@ from typing import Any
 from .admin import AdminCommands
 from .creators import CreatorCommands
 from .gifters import GifterCommands
+from .joiners import JoinerCommands
 from .store_load import StoreCommands
 from .viewers import ViewerCommands
 
@@ -27,7 +28,14 @@ def raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class Worker(AdminCommands, CreatorCommands, ViewerCommands, GifterCommands, StoreCommands):
+class Worker(
+    AdminCommands,
+    CreatorCommands,
+    ViewerCommands,
+    GifterCommands,
+    StoreCommands,
+    JoinerCommands,
+):
     """Holds this process's connections and runs the parent's commands."""
 
     async def run(self) -> None:

@@ -1,5 +1,7 @@
 -- Credit an earner's diamonds for one settlement entry, exactly once.
 -- Per earner and kind: credited = floor(coins earned x bps / 10000); remainders carry.
+-- A clawback entry (services/refunds.py) has negative coins, so its delta is negative: it
+-- takes from pending first (the latest-maturing holds), then available, then below zero.
 -- KEYS: 1 earner wallet, 2 applied refs (set), 3 ledger, 4 earner holds (zset),
 --       5 shard hold queue (zset), 6 shard users set
 -- ARGV: 1 ref, 2 kind ("gift:5000"), 3 coins, 4 bps, 5 hold ms, 6 now ms, 7 earner,
@@ -23,7 +25,28 @@ redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[2], coins)
 redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], target)
 redis.call('HINCRBY', KEYS[1], 'credited', delta)
 local hold, now = tonumber(ARGV[5]), tonumber(ARGV[6])
-if delta > 0 then
+local split = {}
+if delta < 0 then
+  local p = math.min(-delta, tonumber(redis.call('HGET', KEYS[1], 'pending') or '0'))
+  if p < 0 then p = 0 end
+  local left = p
+  while left > 0 do
+    local top = redis.call('ZREVRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+    if #top == 0 then break end
+    local ref, n = string.match(top[1], '^(.*)|(%d+)$')
+    n = tonumber(n)
+    redis.call('ZREM', KEYS[4], top[1])
+    if n > left then
+      redis.call('ZADD', KEYS[4], top[2], string.format('%s|%d', ref, n - left))
+      n = left
+    end
+    left = left - n
+  end
+  p = p - left
+  redis.call('HINCRBY', KEYS[1], 'pending', -p)
+  redis.call('HINCRBY', KEYS[1], 'diamonds', delta + p)
+  split = {'pending', -p}
+elseif delta > 0 then
   if hold <= 0 then
     redis.call('HINCRBY', KEYS[1], 'diamonds', delta)
   else
@@ -34,7 +57,7 @@ if delta > 0 then
   end
 end
 redis.call('XADD', KEYS[3], '*', 't', 'settle', 'kind', ARGV[2], 'user', ARGV[7],
-  'coins', ARGV[3], 'diamonds', delta, 'ref', ARGV[1], 'ts', now)
+  'coins', ARGV[3], 'diamonds', delta, 'ref', ARGV[1], 'ts', now, unpack(split))
 redis.call('SADD', KEYS[6], ARGV[7])
 local w = redis.call('HMGET', KEYS[1], 'coins', 'diamonds', 'pending')
 redis.call('SPUBLISH', ARGV[8], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',

@@ -3,14 +3,15 @@
 -- KEYS: 1 wallet, 2 idempotency record, 3 outbox stream, 4 ledger stream,
 --       5 rolling-day spend window (zset), 6 kind-specific key (gift: streak counter;
 --       sub: subscription expiry; shop: the payer's orders list; series: the payer's
---       series access hash), 7 shard users set
+--       series access hash), 7 shard users set, 8 the payer's spends index (zset)
 -- ARGV: 1 args hash, 2 amount, 3 now ms, 4 day limit, 5 the key generation's expiry
 --       (unix ms; the idempotency record dies then), 6 kind,
 --       7 user, 8 key, 9 outbox payload (json), 10 reply template (json, no numbers),
 --       11 kind param A, 12 kind param B, 13 wallet channel
 -- Returns {status, reply json, generation expiry ms}; status ok | dup | conflict |
 -- insufficient | limit | expired (the generation ended before this step: nothing moved) |
--- owned (series: the payer already has access, nothing moved; reply {"coins", "owned"}).
+-- owned (series: the payer already has access, nothing moved; reply {"coins", "owned"}) |
+-- minor (the account is flagged a minor, services/refunds.py: nothing moved).
 -- Numbers are written into JSON with %d, never by cjson (14 significant digits).
 local prior = redis.call('GET', KEYS[2])
 if prior then
@@ -34,7 +35,11 @@ end
 
 local amount = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local coins = tonumber(redis.call('HGET', KEYS[1], 'coins') or '0')
+-- one read of the wallet: what the checks need, and what the wallet event repeats
+local w = redis.call('HMGET', KEYS[1], 'coins', 'minor', 'day', 'coins_out', 'diamonds',
+  'pending')
+local coins = tonumber(w[1] or '0')
+if w[2] then return {'minor', '', 0} end
 -- series: access is bought once, whatever the key; the access record is written below
 if ARGV[6] == 'series' and redis.call('HEXISTS', KEYS[6], ARGV[11]) == 1 then
   return {'owned', string.format('{"coins":%d,"owned":true}', coins), 0}
@@ -42,7 +47,7 @@ end
 if coins < amount then return {'insufficient', string.format('%d', coins), 0} end
 
 -- rolling-day spend window: members are "key|generation|amount", scored by time
-local day = tonumber(redis.call('HGET', KEYS[1], 'day') or '0')
+local day = tonumber(w[3] or '0')
 -- the window expires after a quiet day; its running total must go with it
 if redis.call('EXISTS', KEYS[5]) == 0 then day = 0 end
 local cutoff = now - 86400000
@@ -60,8 +65,7 @@ local user, key, kind = ARGV[7], ARGV[8], ARGV[6]
 local reply = ARGV[10]
 local extra = {}
 coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
-redis.call('HINCRBY', KEYS[1], 'coins_out', amount)
-redis.call('HSET', KEYS[1], 'day', day + amount)
+redis.call('HSET', KEYS[1], 'coins_out', tonumber(w[4] or '0') + amount, 'day', day + amount)
 -- the generation in the member: a reused key never overwrites an earlier spend's entry
 redis.call('ZADD', KEYS[5], now, string.format('%s|%d|%d', key, exp, amount))
 redis.call('PEXPIRE', KEYS[5], 86400000 + 60000)
@@ -93,14 +97,14 @@ elseif kind == 'series' then
 end
 
 -- the streak or the subscription end goes beside the payload; settlement puts it in the event
-redis.call('XADD', KEYS[3], '*', 'kind', kind, 'user', user, 'coins', amount, 'key', key,
-  'p', ARGV[9], 'x', exp, unpack(extra))
+local eid = redis.call('XADD', KEYS[3], '*', 'kind', kind, 'user', user, 'coins', amount,
+  'key', key, 'p', ARGV[9], 'x', exp, unpack(extra))
+redis.call('ZADD', KEYS[8], now, eid) -- a refund's clawback walks these (refund.lua)
 redis.call('XADD', KEYS[4], '*', 't', 'spend', 'kind', kind, 'user', user, 'coins', amount,
   'key', key, 'x', exp, 'ts', now)
 redis.call('SADD', KEYS[7], user)
 
 redis.call('SET', KEYS[2], ARGV[1] .. '\n' .. reply, 'PXAT', exp)
-local w = redis.call('HMGET', KEYS[1], 'diamonds', 'pending')
 redis.call('SPUBLISH', ARGV[13], string.format('{"user":%s,"coins":%d,"diamonds":%s,"pending":%s}',
-  cjson.encode(user), coins, w[1] or '0', w[2] or '0'))
+  cjson.encode(user), coins, w[5] or '0', w[6] or '0'))
 return {'ok', reply, exp}

@@ -1,0 +1,28 @@
+-- One gift in one atomic step, for a store that is not a cluster (every key is on it):
+-- the debit of spend.lua, then, when it moved money, the room event of room_event.lua
+-- with the streak (combo) the debit counted. Both steps are the scripts themselves
+-- (included below by livesrv/store/scripts.py), so their rules cannot drift apart.
+-- A refusal or a retry (dup) returns after the debit step: nothing is logged here, and
+-- the caller logs a retried gift's event as in the two-step chain (its event id is that
+-- of the first send's key generation).
+-- KEYS: spend.lua's (ARGV 1 of them), then room_event.lua's (4, or 10 with the mechanics)
+-- ARGV: 1 how many KEYS are spend.lua's, 2 how many ARGV are, 3.. spend.lua's ARGV, then
+--       room_event.lua's; its event json (its ARGV 2) has no "combo"
+-- Returns spend.lua's {status, reply, expiry}, followed when the debit was ok by
+-- room_event.lua's {seq, fresh, reached}.
+--@step spend
+--@step room_event
+local sk, sa, ek, ea = {}, {}, {}, {}
+local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, #KEYS do
+  if i <= nk then sk[i] = KEYS[i] else ek[i - nk] = KEYS[i] end
+end
+for i = 3, #ARGV do
+  if i <= na + 2 then sa[i - 2] = ARGV[i] else ea[i - na - 2] = ARGV[i] end
+end
+local r = spend(sk, sa)
+if r[1] ~= 'ok' then return r end
+local combo = string.match(r[2], '"combo":(%d+)')
+ea[2] = '{"combo":' .. combo .. ',' .. string.sub(ea[2], 2)
+local e = room_event(ek, ea)
+return {r[1], r[2], r[3], e[1], e[2], e[3] or ''}

@@ -1,0 +1,16 @@
+-- Several settle.lua steps in one call, for a store that is not a cluster (every earner's
+-- slot is on it): each credit is settle.lua's own step (included below by
+-- livesrv/store/scripts.py) on its own keys, in order, exactly as separate calls would be.
+-- KEYS: settle.lua's KEYS of each credit, one after the other (ARGV 1 per credit)
+-- ARGV: 1 KEYS per credit, 2 ARGV per credit, 3.. settle.lua's ARGV of each credit
+-- Returns settle.lua's reply of each credit, in order.
+--@step settle
+local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i = 0, #KEYS / nk - 1 do
+  local k, a = {}, {}
+  for j = 1, nk do k[j] = KEYS[i * nk + j] end
+  for j = 1, na do a[j] = ARGV[2 + i * na + j] end
+  out[i + 1] = settle(k, a)
+end
+return out

@@ -1,0 +1,125 @@
+"""Crash test of gifted subscriptions: SIGKILL a real ``livesrv serve`` while viewers gift
+10 subs at a time to random viewers present, start it again on the same data dir, retry
+every unacknowledged ``sub_gift`` with its key, and check that every gift moved exactly
+once: each gifter paid 10 periods per key, the recipients hold exactly that many loyalty
+months, the room logged one gifted ``sub`` event per gift, the creator earned its share,
+and ``livesrv audit`` (with ``subs_paid``) exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from pathlib import Path
+
+from tests.client import Client
+from tests.conftest import ServeProcess
+from tests.test_crash import (  # noqa: F401  (_no_livesrv_env: the autouse fixture)
+    ENV,
+    Op,
+    Serve,
+    Viewer,
+    _no_livesrv_env,
+    api,
+    applied_unacknowledged,
+    audit_passes,
+    close_all,
+    connect,
+    retry_unacknowledged,
+    room_log,
+    sigkill,
+    stop,
+    storm,
+    wait_for,
+)
+
+ROOM = "giftsubs"
+PRICE = 350  # tier 1
+GRANT = 15_000  # 4 keys of 10 gifts at 350: 14,000
+GIFTERS, KEYS_EACH, POOL = 5, 4, 200
+
+
+async def _pool(p: ServeProcess) -> list[Client]:
+    """The viewers present to receive gifts (each joins the room)."""
+
+    async def one(i: int) -> Client:
+        c = await connect(p, f"crowd{i:03d}")
+        await c.ok("join", room=ROOM)
+        return c
+
+    return list(await asyncio.gather(*(one(i) for i in range(POOL))))
+
+
+async def test_sigkill_serve_during_sub_gifts(serve_process: Serve, tmp_path: Path) -> None:
+    d = tmp_path / "crash"
+    p = serve_process("--hold-seconds", "0", data_dir=d, env=ENV)
+    creator = await connect(p, "substar", "creator")
+    await creator.ok("room_open", room=ROOM, title="crash")
+    crowd = await _pool(p)
+    gifters = []
+    for i in range(GIFTERS):
+        plan = [Op("sub_gift", f"sg{j}", {"count": 10}, 10 * PRICE) for j in range(KEYS_EACH)]
+        v = Viewer(f"subgifter{i}", plan)
+        await api(p.http_url, "POST", f"/api/users/{v.user}/grant", {"coins": GRANT, "key": "g"})
+        v.client = await connect(p, v.user)
+        await v.client.ok("join", room=ROOM)
+        gifters.append(v)
+    keys = GIFTERS * KEYS_EACH
+
+    acked = await storm(gifters, ROOM, lambda: sigkill(p), after=2)
+    assert await asyncio.to_thread(p.wait) == -signal.SIGKILL
+    await close_all([], creator, *crowd)
+    assert 0 < acked < keys
+
+    p2 = serve_process("--hold-seconds", "0", data_dir=d, env=ENV)
+    in_doubt = await applied_unacknowledged(p2, gifters, GRANT)  # paid, reply lost
+    crowd = await _pool(p2)  # present again, for the keys that never reached the store
+    assert await retry_unacknowledged(p2, gifters, ROOM) == keys - acked
+    # a retry of every key, acknowledged or not, moves nothing more
+    for v in gifters:
+        assert v.client is not None
+        for o in v.plan:
+            again = await v.client.ok(o.op, room=ROOM, key=o.key, **o.args)
+            assert again["recipients"] == v.acked[o.key]["recipients"]
+        assert (await v.client.ok("wallet"))["coins"] == GRANT - v.spent
+
+    received = Counter[str]()
+    for v in gifters:
+        for r in v.acked.values():
+            assert len(set(r["recipients"])) == 10 and r["paid"] == 10 * PRICE
+            received.update(r["recipients"])
+    assert sum(received.values()) == keys * 10
+    months = {}
+    for i, c in enumerate(crowd):
+        j = await c.ok("join", room=ROOM)
+        months[f"crowd{i:03d}"] = j["sub_months"]
+    for v in gifters:  # the other gifters are viewers present too
+        assert v.client is not None
+        months[v.user] = (await v.client.ok("join", room=ROOM))["sub_months"]
+    assert {u: n for u, n in months.items() if n} == dict(received)
+
+    expected = keys * 10 * PRICE * 5000 // 10_000
+
+    async def creator_paid() -> bool:
+        w = await api(p2.http_url, "GET", "/api/users/substar/wallet")
+        assert w["diamonds"] <= expected, w
+        return bool(w["diamonds"] == expected)
+
+    await wait_for(creator_paid)
+    events = [e for e in await room_log(p2, ROOM) if e["ev"] == "sub"]
+    assert len(events) == keys * 10  # one per gift: none lost, none twice
+    assert all(e["gifted"] is True and e["tier"] == 1 for e in events)
+    assert Counter(e["by"] for e in events) == {v.user: 10 * KEYS_EACH for v in gifters}
+    assert Counter(e["from"] for e in events) == received
+
+    report = await audit_passes(d)
+    line = next(ln for ln in report.splitlines() if "subs_paid" in ln)
+    assert f"loyalty_months={keys * 10}" in line and f"gifted_granted={keys * 10}" in line
+    await close_all(gifters, *crowd)
+    await stop(p2)
+    await audit_passes(d)
+    print(
+        f"sub gift crash: {keys} keys of 10 gifts, {acked} acknowledged before SIGKILL, "
+        f"{in_doubt // (10 * PRICE)} more paid but unacknowledged"
+    )
