@@ -7,6 +7,7 @@ import { CreatorControls } from "./creator.js";
 import { LiveExtras } from "./live.js";
 import { ModerationTools } from "./moderation.js";
 import { SeriesPanel } from "./series.js";
+import { SubsPanel } from "./subs.js";
 import { $, setCount, showError, toast } from "./ui.js";
 import { fillIcons, icon } from "./icons.js";
 
@@ -43,7 +44,8 @@ class App {
     // LIVE mechanics and moderation: RoomView hands them every join and event.
     this.live = new LiveExtras(this, this.roomView);
     this.moderation = new ModerationTools(this, this.roomView);
-    this.extras = [this.live, this.moderation];
+    this.subs = new SubsPanel(this, this.roomView); // subscription tiers and gifted subs
+    this.extras = [this.live, this.moderation, this.subs];
     this.series = new SeriesPanel(this, this.roomView);
     this.onProductStock = (product, stock) => this.creator.onProductStock(product, stock);
     $("#login-form").addEventListener("submit", (e) => {
@@ -192,6 +194,7 @@ class App {
         this.viewer.setCatalog(this.catalog);
         this.creator.setCatalog(this.catalog);
         this.live.setCatalog(this.catalog);
+        this.subs.setCatalog(this.catalog);
       } catch (error) {
         showError(error, "Loading the gift catalogue");
       }

@@ -152,6 +152,7 @@ export class CreatorControls {
     this.subPriceTouched = true;
     await withBusy(button, "Subscription price", async () => {
       const reply = await this.client.request("sub_price", { price });
+      this.app.subs.onSubPrice(reply.price ?? price); // tier 1 is the price
       toast("success", "Price saved", `New subscriptions cost ${fmt(reply.price ?? price)} coins.`, { timeout: 3000 });
     });
   }

@@ -7,6 +7,7 @@ import {
   $, el, fmt, giftIcon, giftName, BIG_GIFT_COINS, showError, toast, newKey, withBusy,
 } from "./ui.js";
 import { icon } from "./icons.js";
+import { subText, tierBadge } from "./subs.js";
 
 const FEED_LIMIT = 200;
 const STREAK_LINGER_MS = 4000;
@@ -237,6 +238,7 @@ export class RoomView {
     const item = el("li", { class: "feed-item chat", dataset: { kind: "chat", seq: ev.seq ?? "" } },
       el("span", { class: "who", text: ev.from }),
       sub ? el("span", { class: "badge-sub", text: "SUB", attrs: { title: "Subscriber", "data-testid": "sub-badge" } }) : null,
+      sub ? tierBadge(ev.sub_badge) : null, // the tier and loyalty months
       el("span", { class: "text", text: ev.text }));
     this.feedPush(item);
   }
@@ -272,9 +274,9 @@ export class RoomView {
   }
 
   on_sub(ev) {
-    this.feedPush(el("li", { class: "feed-item sub", dataset: { kind: "sub", seq: ev.seq ?? "" } },
+    this.feedPush(el("li", { class: "feed-item sub", dataset: { kind: "sub", seq: ev.seq ?? "", gifted: ev.gifted ? "yes" : "no" } },
       el("span", { class: "who", text: ev.from }),
-      el("span", { class: "text" }, "subscribed! ", icon("party", "inline-icon"))));
+      el("span", { class: "text" }, subText(ev), icon(ev.gifted ? "gift" : "party", "inline-icon"))));
     if (ev.from === this.app.me() && this.info) {
       this.info.subscribedUntil = Math.max(this.info.subscribedUntil ?? 0, ev.until ?? 0);
       this.changed();

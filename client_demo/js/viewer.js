@@ -195,8 +195,10 @@ export class ViewerControls {
     }
     const until = info.subscribedUntil ?? 0;
     const active = until * 1000 > Date.now();
-    const price = info.subPrice
-      ? [" · ", el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(info.subPrice)}`] : [];
+    // A renewal costs the active tier's price (js/subs.js), a new subscription tier 1's.
+    const cost = active && info.subTier ? info.subTiers?.[info.subTier - 1] ?? info.subPrice : info.subPrice;
+    const price = cost
+      ? [" · ", el("span", { class: "coin", attrs: { "aria-hidden": "true" } }), ` ${fmt(cost)}`] : [];
     button.disabled = false;
     button.replaceChildren(active ? "Extend 30 days" : `Subscribe to @${info.creator}`, ...price);
     status.textContent = active ? `Subscribed until ${formatDate(until)}` : "Not subscribed";
@@ -209,11 +211,7 @@ export class ViewerControls {
     if (!room) return;
     await withBusy(button, "Subscribing", async () => {
       const reply = await this.client.request("subscribe", { room, key: newKey() }, { retry: true });
-      if (this.roomView.info) {
-        this.roomView.info.subscribedUntil = reply.until ?? 0;
-        this.roomView.changed();
-      }
-      toast("success", "Subscribed!", `Your badge shows in chat until ${formatDate(reply.until)}.`);
+      this.app.subs.afterSubscribe(reply); // tier, months, what was charged; its toast
       this.app.refreshWallet();
     });
   }

@@ -20,7 +20,16 @@ from aiohttp import web
 from ..errors import LivesrvError
 from ..store.facade import STORE_FAILURES, as_protocol_error
 from ..wire import tokens
-from . import admin_series, api_live, api_money, api_refunds, api_rooms, api_shop, demo
+from . import (
+    admin_series,
+    admin_subs,
+    api_live,
+    api_money,
+    api_refunds,
+    api_rooms,
+    api_shop,
+    demo,
+)
 from .base import NODE, Node, Route, body_args, error_response, json_body, require_admin
 from .status import STATUS
 
@@ -153,6 +162,7 @@ def make_app(node: Node) -> web.Application:
     api_shop.routes(app)
     api_rooms.routes(app)
     admin_series.routes(app)  # -- series --
+    admin_subs.routes(app)  # -- subscription tiers --
     api_live.routes(app)  # -- live match, goals, hype train --
     demo.page_routes(app)  # last: the static files under "/"
     return app

@@ -13,7 +13,7 @@ from typing import Any
 from .. import __version__
 from ..services.withdrawals import STATUSES
 from ..wire.schema import ADMIN_BODIES
-from . import api_refunds, openapi_rooms
+from . import admin_subs, api_refunds, openapi_rooms
 from .openapi_schemas import (
     ADMIN_ERRORS,
     HEALTH,
@@ -258,6 +258,7 @@ OPERATIONS += (
 # -- end series --
 
 OPERATIONS += api_refunds.OPERATIONS  # refunds, chargebacks and minors
+OPERATIONS += admin_subs.OPERATIONS  # subscription tiers
 
 
 def _error_response(status: int) -> dict[str, Any]:

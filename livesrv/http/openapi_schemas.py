@@ -24,6 +24,8 @@ def field_schema(f: Field) -> dict[str, Any]:
         return {"type": "integer", "minimum": f.lo, "maximum": f.hi}
     if f.kind == "bool":
         return {"type": "boolean"}
+    if f.kind == "list":  # its items are checked by the service that takes it
+        return {"type": "array", "minItems": f.lo, "maxItems": f.hi}
     schema: dict[str, Any] = {"type": "string"}
     if f.kind == "ident":
         schema["pattern"] = IDENT_PATTERN

@@ -63,10 +63,20 @@ async def set_tiers(b: Backend, who: Identity, prices: Any) -> dict[str, Any]:
     """
     if not who.is_creator:
         raise Forbidden("only creators set subscription tiers")
+    return await store_tiers(b, who.user, prices)
+
+
+async def store_tiers(b: Backend, creator: str, prices: Any) -> dict[str, Any]:
+    """Set ``creator``'s tier prices (:func:`set_tiers` without the role check: the admin
+    API's ``PUT /api/creators/{user}/sub_tiers``).
+
+    Raises:
+        BadRequest: See :func:`.sub_rules.check_tiers`.
+    """
     tiers = rules.check_tiers(prices, b.catalog.sub_prices)
     async with store_errors():
         await b.redis.hset(
-            b.user(who.user).settings,
+            b.user(creator).settings,
             mapping={"sub_tiers": ",".join(map(str, tiers)), "sub_price": tiers[0]},
         )
     return {"prices": list(tiers)}

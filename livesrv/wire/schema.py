@@ -160,6 +160,7 @@ ADMIN_BODIES: dict[str, tuple[Field, ...]] = {
     "products": (*OPS["product_create"][:2], _f("seller", "ident"), *OPS["product_create"][2:]),
     "restock": OPS["product_restock"][1:],
     "sub_price": OPS["sub_price"],
+    "sub_tiers": OPS["sub_tiers"],  # PUT /api/creators/{user}/sub_tiers (http/admin_subs.py)
     "refund": (Field("kind", "ident", choices=REFUND_KINDS), _f("reason", "text", 1, 200, False)),
     # -- moderation: POST /api/rooms/{room}/moderation (the fields the action needs) --
     "moderation": (
