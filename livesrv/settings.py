@@ -58,6 +58,8 @@ class Settings:
     idempotency_ttl: int = 7 * 24 * HOUR
     # fan-out
     tick_ms: int = 40
+    big_room: int = 1000  # members on a node from which a room's flushes are spread
+    big_room_flush_ms: int = 80  # how often each member of a big room gets its batch
     log_maxlen: int = 10_000
     replay_limit: int = 256
     send_buffer_limit: int = 1 << 20
@@ -317,6 +319,8 @@ RULES: dict[str, Rule] = {
     "demo_coins": between(0),
     "idempotency_ttl": between(1),
     "tick_ms": between(1, 60_000),
+    "big_room": between(1),
+    "big_room_flush_ms": between(1, 60_000),
     "log_maxlen": between(1),
     "replay_limit": between(1),
     "send_buffer_limit": between(1),

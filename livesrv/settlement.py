@@ -77,6 +77,7 @@ class SettlementWorker:
     """
 
     MAINTAIN_S = 0.25  # maintenance tick: holds about once a second, claims every 5 s
+    OVERLAP = 4  # batches settling at once while the next is read
 
     def __init__(self, b: Backend, metrics: Metrics | None = None, name: str | None = None):
         self.b = b
@@ -121,27 +122,42 @@ class SettlementWorker:
                     await task
 
     async def _read_loop(self, shards: list[ShardKeys]) -> None:
+        """Read batches and settle them, the next batch read while earlier ones settle (at
+        most ``OVERLAP`` at once: credits commute and each is idempotent), so a busy node
+        keeps up with its outbox instead of waiting a whole settle between two reads."""
         outage = Outage("settlement", log, self.b.settings.store_down_log_every)
         backoff = Backoff()
         ready = False
-        while not self.stopping:
-            try:
-                if not ready:
-                    await self.ensure_groups(shards)
-                    ready = True
-                await self._read(shards, block_ms=250)
-                outage.ok()
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except STORE_DOWN as exc:
-                outage.failed(exc)
-                ready = False
-                await asyncio.sleep(backoff.next())
-            except Exception:
-                log.exception("settlement step failed; retrying")
-                ready = False
-                await asyncio.sleep(0.5)
+        settling: set[asyncio.Task[int]] = set()
+        try:
+            while not self.stopping:
+                try:
+                    if len(settling) >= self.OVERLAP:
+                        await asyncio.wait(settling, return_when=asyncio.FIRST_COMPLETED)
+                    for task in [t for t in settling if t.done()]:
+                        settling.discard(task)
+                        task.result()  # a batch's failure is handled below, as a read's
+                    if not ready:
+                        await self.ensure_groups(shards)
+                        ready = True
+                    resp = await self._fetch(shards, block_ms=250)
+                    if resp:
+                        settling.add(asyncio.create_task(self._settle_read(resp)))
+                    outage.ok()
+                    backoff.reset()
+                except asyncio.CancelledError:
+                    raise
+                except STORE_DOWN as exc:
+                    outage.failed(exc)
+                    ready = False
+                    await asyncio.sleep(backoff.next())
+                except Exception:
+                    log.exception("settlement step failed; retrying")
+                    ready = False
+                    await asyncio.sleep(0.5)
+        finally:
+            for task in settling:
+                task.cancel()
 
     async def _maintain_loop(self) -> None:
         """Matured holds about once a second, abandoned entries and dead consumers every
@@ -183,13 +199,18 @@ class SettlementWorker:
         return sum(counts)
 
     async def _read(self, shards: list[ShardKeys], block_ms: int | None) -> int:
-        resp = await self.b.redis.xreadgroup(
+        return await self._settle_read(await self._fetch(shards, block_ms))
+
+    async def _fetch(self, shards: list[ShardKeys], block_ms: int | None) -> Any:
+        return await self.b.redis.xreadgroup(
             GROUP,
             self.name,
             {s.outbox: ">" for s in shards},
             count=self.b.settings.settle_batch,
             block=block_ms,
         )
+
+    async def _settle_read(self, resp: Any) -> int:
         counts = await asyncio.gather(
             *(
                 self._settle_entries(self._streams[stream], entries)

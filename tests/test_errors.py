@@ -59,7 +59,8 @@ def test_close_codes_match_the_protocol() -> None:
         cc.SLOW_CONSUMER,
         cc.RATE_LIMIT,
         cc.TOO_MANY_CONNECTIONS,
+        cc.KEEPALIVE_TIMEOUT,
     }
     assert documented == {1009, 1001, 4400, 4401, 4408, 4409, 4429}  # the core contract
-    assert added == {4430}
+    assert added == {4430, 1011}
     assert ours == documented | added

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from livesrv.realtime.feed import OPEN_END, Gap, RoomFeed
+import msgpack
+import orjson
+
+from livesrv.realtime.feed import OPEN_END, Gap, Member, RoomFeed, deliver, drain, flush_slice
+from livesrv.realtime.ticks import next_due
 from livesrv.services.rooms import RoomInfo
+from livesrv.wire.codec import JSON_CODEC, MSGPACK_CODEC, Codec
 
 
 def info(seq: int, **over: Any) -> RoomInfo:
@@ -136,3 +141,101 @@ def test_the_cached_room_follows_its_logged_events() -> None:
     assert room.subscribers_only
     feed.accept(logged(4, "room_closed"))
     assert not room.live and room.seq == 4
+
+
+# -- delivery: what each member's socket is sent -------------------------------------------
+
+
+class Sink:
+    """A listener that keeps the messages its frames hold (one WebSocket frame each)."""
+
+    def __init__(self, user: str, codec: Codec = JSON_CODEC) -> None:
+        self.user, self.codec = user, codec
+        self.frames: list[Any] = []
+
+    def send_frame(self, frame: bytes) -> None:
+        n = frame[1] & 0x7F
+        payload = frame[2 + {126: 2, 127: 8}.get(n, 0) :]
+        message = msgpack.unpackb(payload) if self.codec.binary else orjson.loads(payload)
+        self.frames.append(message if isinstance(message, list) else [message])
+
+    def events(self) -> list[dict[str, Any]]:
+        return [ev for frame in self.frames for ev in frame]
+
+
+def member(user: str, seq: int = 0, codec: Codec = JSON_CODEC) -> Member:
+    return Member(Sink(user, codec), last_seq=seq, backlog=None)
+
+
+def sink(m: Member) -> Sink:
+    assert isinstance(m.listener, Sink)
+    return m.listener
+
+
+def test_deliver_sends_each_member_only_what_it_has_not_seen_in_its_codec() -> None:
+    fresh, ahead, slow = member("a", 5), member("b", 7, MSGPACK_CODEC), member("c", 9)
+    joining = Member(Sink("d"), last_seq=6)  # backlog: still being brought up to date
+    batch = [logged(6), logged(7), {"ev": "viewers", "room": "r", "count": 3}, logged(8)]
+    assert deliver([fresh, ahead, slow, joining], batch) == 3
+    assert seqs(sink(fresh).events()) == [6, 7, 8] and len(sink(fresh).frames) == 1
+    assert seqs(sink(ahead).events()) == [8]
+    assert [e["ev"] for e in sink(ahead).events()] == ["viewers", "chat"]
+    assert sink(slow).events() == [batch[2]]  # nothing logged it has not seen
+    assert joining.backlog == batch and sink(joining).frames == []
+    assert (fresh.last_seq, ahead.last_seq, slow.last_seq) == (8, 8, 9)
+
+
+def big_room(n: int, seq: int = 5) -> RoomFeed:
+    feed = RoomFeed("r")
+    feed.learn(info(seq))
+    for i in range(n):
+        m = member(f"u{i}", seq)
+        feed.members[m.listener] = m
+    return feed
+
+
+def test_a_spread_room_sends_each_slice_its_events_once_in_order() -> None:
+    feed = big_room(12)
+    slices = 3
+    turn = 0
+    for s in range(6, 16):  # one event before each slice flush
+        feed.accept(logged(s))
+        turn += 1
+        flush_slice(feed, turn, slices)
+    for _ in range(slices):  # every slice catches up
+        turn += 1
+        flush_slice(feed, turn, slices)
+    for m in feed.members.values():
+        assert seqs(sink(m).events()) == list(range(6, 16)), m.slot
+        # about one frame per slices flushes, not one per event
+        assert len(sink(m).frames) <= 10 // slices + 1
+    assert feed.queues is not None and not any(feed.queues)
+
+
+def test_a_slice_flush_coalesces_unlogged_events_per_slice() -> None:
+    feed = big_room(4)
+    for count in (1, 2, 3):
+        feed.unlogged({"ev": "viewers", "room": "r", "count": count})
+        flush_slice(feed, 1, 2)  # always the same slice: the other one waits
+    flush_slice(feed, 2, 2)
+    for m in feed.members.values():
+        viewers = [e["count"] for e in sink(m).events() if e["ev"] == "viewers"]
+        assert viewers == ([1, 2, 3] if m.slot % 2 == 1 else [3])  # the newest only
+
+
+def test_drain_delivers_what_every_slice_waits_for_and_stops_spreading() -> None:
+    feed = big_room(6)
+    feed.accept(logged(6))
+    flush_slice(feed, 0, 3)  # slice 0 now, slices 1 and 2 wait
+    feed.accept(logged(7))  # pending, not queued yet: the ticks send it after the drain
+    delivered = drain(feed)
+    assert feed.queues is None and seqs(feed.pending) == [7]
+    assert delivered == sum(1 for m in feed.members.values() if m.slot % 3 != 0)
+    for m in feed.members.values():
+        assert seqs(sink(m).events()) == [6] and m.last_seq == 6
+
+
+def test_ticks_keep_a_fixed_period_and_skip_the_times_a_long_tick_missed() -> None:
+    assert next_due(1.0, 0.04, 1.01) == 1.04  # on time: the next one, whatever the tick took
+    later = next_due(1.0, 0.04, 1.139)  # fell behind by three periods: no burst to catch up
+    assert abs(later - 1.16) < 1e-9

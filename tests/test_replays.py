@@ -91,7 +91,7 @@ async def test_one_read_per_batch_and_every_joiner_gets_its_events() -> None:
     assert started == [90]  # the others wait for the read in flight
     release.set()
     got = await asyncio.gather(first, *joiners)
-    assert started == [90, 50] and replays.reads == 2 and replays.joiners == 41
+    assert started == [90, 50] and replays.reads == 2 and replays.callers == 41
     for since, (mine, gap) in zip([90, *range(50, 90)], got, strict=True):
         assert [ev["seq"] for ev in mine] == list(range(since + 1, 101)) and not gap
 

@@ -168,9 +168,7 @@ class GuardedSite(web.BaseSite):
             return GuardedProtocol(guard, server)
 
         if self.sock is not None:
-            self._server = await loop.create_server(
-                protocol, sock=self.sock, backlog=self._backlog
-            )
+            self._server = await loop.create_server(protocol, sock=self.sock, backlog=self._backlog)
         else:
             self._server = await loop.create_server(
                 protocol, self.host, self.port, backlog=self._backlog

@@ -10,6 +10,7 @@ the store subscription, the log reads, the sockets. Tested with no socket
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +19,8 @@ from ..services.rooms import RoomInfo
 from ..wire.codec import Codec
 
 OPEN_END = 1 << 62  # "no upper bound" for a gap fetch
+SLOTS = 60  # members are dealt slots 0..59 in turn; a big room's slice is slot % slices
+_slots = itertools.cycle(range(SLOTS))
 
 
 class Listener(Protocol):
@@ -29,7 +32,7 @@ class Listener(Protocol):
     def send_frame(self, frame: bytes) -> None: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per connection per room: no __dict__
 class Member:
     """One connection in one room. While ``backlog`` is a list the member is still being
     brought up to date (join/replay) and events wait there."""
@@ -37,6 +40,7 @@ class Member:
     listener: Listener
     last_seq: int = 0
     backlog: list[dict[str, Any]] | None = field(default_factory=list)
+    slot: int = field(default_factory=lambda: next(_slots))  # its slice in a big room
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,12 @@ class RoomFeed:
     last_seq: int | None = None
     likes_local: int = 0
     viewers_changed: bool = False
+    viewers_at: float = 0.0  # when this node last published the room's viewer count
     top_changed: bool = False
     viewers: int = 0
     hype_checked: float = 0.0  # when this node last looked for the end of a hype train
+    # A big room's events waiting for each slice of its members (None: not spread)
+    queues: list[list[dict[str, Any]]] | None = None
 
     def learn(self, info: RoomInfo) -> None:
         """The room as read from the store (on a join): events already buffered that the
@@ -140,31 +147,89 @@ def deliver(
     if not batch:
         return 0
     seqs = [ev["seq"] for ev in batch if "seq" in ev]
-    first, last = (seqs[0], seqs[-1]) if seqs else (None, None)
-    frames: dict[str, bytes] = {}
+    # first/last: with no seq in the batch every member gets all of it and keeps its seq
+    first, last = (seqs[0], seqs[-1]) if seqs else (OPEN_END, -1)
+    whole = batch if len(batch) > 1 else batch[0]
+    frames: dict[Codec, bytes] = {}
+    common: Codec | None = None  # the codec of the first member: most have the same one
+    shared = b""
     written = 0
-    for m in members:
+    for m in members:  # the hot loop of fan-out: one pass per member, no call it can skip
         if m.backlog is not None:
             m.backlog.extend(batch)
             continue
-        codec = m.listener.codec
-        if first is None or m.last_seq < first:
-            frame = frames.get(codec.name)
-            if frame is None:
-                frame = frames[codec.name] = codec.frame(batch if len(batch) > 1 else batch[0])
+        listener = m.listener
+        codec = listener.codec
+        seen = m.last_seq
+        if seen < first:
+            if codec is common:
+                frame = shared
+            else:
+                frame = frames.get(codec) or frames.setdefault(codec, codec.frame(whole))
+                if common is None:
+                    common, shared = codec, frame
         else:
-            mine = [ev for ev in batch if ev.get("seq", m.last_seq + 1) > m.last_seq]
+            mine = [ev for ev in batch if ev.get("seq", seen + 1) > seen]
             if not mine:
                 continue
             frame = codec.frame(mine if len(mine) > 1 else mine[0])
         if out is None:
-            m.listener.send_frame(frame)
+            listener.send_frame(frame)
         else:
-            out.setdefault(m.listener, []).append(frame)
+            out.setdefault(listener, []).append(frame)
         written += 1
-        if last is not None and last > m.last_seq:
+        if last > seen:
             m.last_seq = last
     return written
+
+
+def flush_slice(rc: RoomFeed, turn: int, slices: int) -> tuple[int, list[dict[str, Any]]]:
+    """A big room's flush, spread: one slice of its members at a time.
+
+    The room's pending events join every slice's queue; slice ``turn % slices`` (the
+    members whose ``slot % slices`` is that) gets its queue now, in one frame. Called every
+    ``flush_ms / slices``, each member gets a batch every ``flush_ms`` and the room's writes
+    are spread evenly over that time, instead of all of them at one tick (the last member
+    of a 5,000-member room would then be the whole flush behind the first).
+
+    Returns:
+        (deliveries, events taken from the room now): the caller looks for bans in them.
+    """
+    fresh = rc.take_batch() if rc.pending else []
+    queues = rc.queues
+    if queues is None or len(queues) != slices:
+        drain(rc)
+        queues = rc.queues = [[] for _ in range(slices)]
+    if fresh:
+        for q in queues:
+            q.extend(fresh)
+    g = turn % slices
+    batch = queues[g]
+    if not batch:
+        return 0, fresh
+    queues[g] = []
+    batch = coalesce(batch)
+    members = [m for m in rc.members.values() if m.slot % slices == g]
+    return deliver(members, batch) * len(batch), fresh
+
+
+def drain(rc: RoomFeed) -> int:
+    """Deliver what every slice of a spread room still waits for, and stop spreading it
+    (the room became small, or a ban must reach the banned user before it is ejected).
+    Returns deliveries."""
+    queues, rc.queues = rc.queues, None
+    if not queues:
+        return 0
+    slices = len(queues)
+    by_slice: list[list[Member]] = [[] for _ in range(slices)]
+    for m in rc.members.values():
+        by_slice[m.slot % slices].append(m)
+    delivered = 0
+    for members, batch in zip(by_slice, queues, strict=True):
+        if batch:
+            batch = coalesce(batch)
+            delivered += deliver(members, batch) * len(batch)
+    return delivered
 
 
 def coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import Unavailable
-from ..services import modrules, roomlog, rooms
+from ..errors import NotFound, Unavailable
+from ..services import joining, modrules, roomlog, rooms
 from ..services.match import MatchTicker
 from ..services.rooms import RoomInfo
 from ..store.facade import STORE_DOWN, Backend
@@ -27,8 +27,8 @@ from ..store.keys import RoomKeys
 from ..store.outage import Backoff
 from ..store.pubsub import Subscription
 from . import ticks
-from .feed import OPEN_END, Gap, Listener, Member, RoomFeed, deliver
-from .replays import Events, Replays
+from .feed import OPEN_END, Gap, Listener, Member, RoomFeed, deliver, drain, flush_slice
+from .replays import Coalescer, Events, Replays
 from .wallets import WalletFanout
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Hub:
         self._stopping = False
         self.matches = MatchTicker(backend)  # -- live match --
         self.replays = Replays(self._read_replay)  # join since: one read per room per batch
+        self.views = Coalescer(self._read_view)  # the room part of join replies: the same
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -62,11 +63,14 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._tick_forever(), name="hub-tick"),
+            asyncio.create_task(self._spread_forever(), name="hub-spread"),
             asyncio.create_task(self._presence_forever(), name="hub-presence"),
         ]
 
     async def stop(self) -> None:
         self._stopping = True
+        self.replays.close()
+        self.views.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -165,6 +169,17 @@ class Hub:
         """One store read for a batch of joiners (:mod:`.replays`)."""
         events, _ = await roomlog.replay(self.b, room, since, self.b.settings.replay_limit)
         return events
+
+    async def room_view(self, room: str) -> dict[str, Any]:
+        """The part of a ``join`` reply that is the same for every viewer of ``room``
+        (:func:`~livesrv.services.joining.room_view`), from the room's next shared read."""
+        return await self.views.get(room)
+
+    async def _read_view(self, room: str, _since: int) -> dict[str, Any]:
+        info = self.room_info(room) or await rooms.info(self.b, room)  # the newest known
+        if info is None:
+            raise NotFound(f"no room {room!r}")
+        return await joining.room_view(self.b, room, info.pinned)
 
     def synced(self, listener: Listener, room: str) -> None:
         """The join reply and replay were sent: flush what waited and go live."""
@@ -284,8 +299,11 @@ class Hub:
 
     async def _tick_forever(self) -> None:
         interval = self.b.settings.tick_ms / 1000
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while not self._stopping:
-            await asyncio.sleep(interval)
+            due = ticks.next_due(due, interval, loop.time())  # a fixed period: the tick's own
+            await asyncio.sleep(due - loop.time())  # duration does not stretch it
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -312,27 +330,62 @@ class Hub:
         await ticks.refresh_presence(self.b, self.rooms)
 
     async def tick(self) -> None:
-        """Publish this node's coalesced counters, then flush every room's batch (also when
-        the store is away: events already received still go out)."""
-        try:
-            await ticks.refresh_counters(self.b, list(self.rooms.values()))
-            await ticks.refresh_live(self.b, self.matches, list(self.rooms.values()))
-        finally:
-            # one write per connection a tick: its rooms' batches and its wallet together
-            out: dict[Listener, list[bytes]] = {}
-            self._flush_rooms(out)
-            self.wallets.flush(out)
-            for listener, frames in out.items():
-                listener.send_frame(frames[0] if len(frames) == 1 else b"".join(frames))
+        """Flush every room's batch, then publish this node's coalesced counters (what
+        they add, e.g. a new leaderboard, goes out at the next tick). The flush does not
+        wait for the store: events already received go out also when it is away."""
+        # one write per connection a tick: its rooms' batches and its wallet together
+        out: dict[Listener, list[bytes]] = {}
+        self._flush_rooms(out)
+        self.wallets.flush(out)
+        for listener, frames in out.items():
+            listener.send_frame(frames[0] if len(frames) == 1 else b"".join(frames))
+        await ticks.refresh_counters(self.b, list(self.rooms.values()))
+        await ticks.refresh_live(self.b, self.matches, list(self.rooms.values()))
 
     def _flush_rooms(self, out: dict[Listener, list[bytes]]) -> None:
         for rc in list(self.rooms.values()):
+            if rc.queues is not None:
+                continue  # a big room: :meth:`flush_slices` flushes it
             if rc.pending:
                 batch = rc.take_batch()
                 self.delivered += deliver(rc.members.values(), batch, out) * len(batch)
                 banned = modrules.banned_in(batch)  # -- moderation --
                 if banned:
                     self._eject(rc, banned)
+
+    async def _spread_forever(self) -> None:
+        """Flush the big rooms (``big_room`` members or more here), one slice of their
+        members every ``ticks.SLICE_MS``: each member gets its batch every ``big_room_flush_ms``."""
+        s = self.b.settings
+        slices = max(1, round(s.big_room_flush_ms / ticks.SLICE_MS))
+        interval = s.big_room_flush_ms / slices / 1000
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        turn = 0
+        while not self._stopping:
+            due = ticks.next_due(due, interval, loop.time())
+            await asyncio.sleep(due - loop.time())
+            turn += 1
+            try:
+                self.flush_slices(turn, slices)
+            except Exception:
+                log.exception("hub flush failed; going on")
+
+    def flush_slices(self, turn: int, slices: int) -> None:
+        """One slice of every big room's members gets what it waits for; a room that is
+        no longer big gets everything it waits for, and the ticks flush it again."""
+        big = self.b.settings.big_room
+        for rc in list(self.rooms.values()):
+            if len(rc.members) < big:
+                if rc.queues is not None:
+                    self.delivered += drain(rc)
+                continue
+            delivered, fresh = flush_slice(rc, turn, slices)
+            self.delivered += delivered
+            banned = modrules.banned_in(fresh) if fresh else None  # -- moderation --
+            if banned:
+                self.delivered += drain(rc)  # the banned get the ban before they go
+                self._eject(rc, banned)
 
     # -- moderation --
 

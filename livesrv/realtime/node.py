@@ -9,8 +9,9 @@ import logging
 import resource
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -144,7 +145,7 @@ class Node:
 
     def sync_metrics(self) -> None:
         self.metrics.sync(len(self.hub.rooms), self.hub.delivered)
-        self.metrics.sync_replays(self.hub.replays.reads, self.hub.replays.joiners)
+        self.metrics.sync_replays(self.hub.replays.reads, self.hub.replays.callers)
 
     async def _sync_metrics(self) -> None:
         while True:
@@ -173,13 +174,12 @@ class Node:
             return connection.respond(503, "too many connections, try again later\n")
         return None
 
-    async def _handler(self, ws: ServerConnection) -> None:
+    def _handler(self, ws: ServerConnection) -> Coroutine[Any, Any, None]:
+        # Not a coroutine itself: the session's run() is the handler's one coroutine, one
+        # coroutine frame less per connection; run() leaves self.sessions when it ends.
         session = Session(ws, self)
         self.sessions.add(session)
-        try:
-            await session.run()
-        finally:
-            self.sessions.discard(session)
+        return session.run()
 
     def begin_op(self) -> None:
         self.inflight += 1

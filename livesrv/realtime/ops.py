@@ -14,18 +14,15 @@ from ..errors import Forbidden, LimitExceeded
 from ..services import (
     chat,
     gifts,
-    goals,
     joining,
     match,
     moderation,
     paging,
-    paid_chat,
     roomlog,
     rooms,
     shop,
     sub_tiers,
     subscriptions,
-    treasure,
     wallet,
     withdrawals,
 )
@@ -76,11 +73,9 @@ async def _join(s: Caller, a: dict[str, Any]) -> Then:
     result.update(view)
     s.in_rooms.add(room)
     try:
-        result.update(await joining.member_view(s.b, s.user, result["creator"], result["pinned"]))
-        result["pins"] = await paid_chat.pins(s.b, room)  # -- paid pins, treasure boxes --
-        result["boxes"] = await treasure.join_view(s.b, room)
-        result["match"] = await match.view(s.b, room)  # -- live match, goal, hype train --
-        result.update(await goals.view(s.b, room))
+        # the same for every viewer: read once per batch of joiners (realtime/replays.py)
+        result.update(await hub.room_view(room))
+        result.update(await joining.member_view(s.b, s.user, result["creator"]))
     except BaseException:
         hub.synced(s, room)
         raise

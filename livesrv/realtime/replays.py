@@ -14,15 +14,17 @@ backlog is gap-free. A read that started earlier might not.
 Sharing is exact: a read returns the newest ``limit`` events above the batch's ``since``;
 the newest ``limit`` above a higher ``since`` are exactly those of them above it
 (:func:`share`). :class:`ReplayBatches` holds the rules, sans I/O (tests/test_replays.py);
-:class:`Replays` runs the reads for the hub.
+:class:`Coalescer` runs the reads for the hub: :class:`Replays` the log reads, and another
+one the part of the join reply that is the same for every viewer of a room (its pins,
+boxes, match, goal: ``services/joining.py``), read once per batch of joiners in the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 Events = list[dict[str, Any]]
 
@@ -42,7 +44,6 @@ class Batch:
     since: int
     joiners: int = 0
     reading: bool = False
-    waiters: list[asyncio.Future[Events]] = field(default_factory=list, repr=False)
 
 
 class ReplayBatches:
@@ -104,62 +105,76 @@ def share(events: Events, since: int) -> tuple[Events, bool]:
     return mine, bool(mine) and mine[0]["seq"] != since + 1
 
 
-Reader = Callable[[str, int], Awaitable[Events]]
+T = TypeVar("T")
 
 
-class Replays:
-    """The reads: ``await replay(room, since)`` for each joiner; reads counted."""
+class Coalescer(Generic[T]):
+    """``await get(key, since)``: the result of the key's next shared read (at most one in
+    flight per key; callers that come meanwhile share the one after it); reads counted."""
 
-    def __init__(self, read: Reader) -> None:
+    def __init__(self, read: Callable[[str, int], Awaitable[T]]) -> None:
         """Args:
-        read: ``read(room, since)``: the newest ``replay_limit`` logged events above
-            ``since``, oldest first (one store read).
+        read: ``read(key, since)``: one store read covering every caller of a batch
+            (``since`` is their lowest).
         """
         self._read = read
         self.batches = ReplayBatches()
-        self.reads = 0  # store reads made (livesrv_room_replay_reads_total)
-        self.joiners = 0  # joiners served (livesrv_room_replay_joiners_total)
+        self.reads = 0  # store reads made
+        self.callers = 0  # callers served by them
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiters: dict[Batch, list[asyncio.Future[T]]] = {}
 
-    async def replay(self, room: str, since: int) -> tuple[Events, bool]:
-        """The events after ``since`` for one joiner (see :func:`share`), from the room's
-        next shared read."""
-        batch = self.batches.want(room, since)
-        waiter: asyncio.Future[Events] = asyncio.get_running_loop().create_future()
-        batch.waiters.append(waiter)
-        self.joiners += 1
-        self._start(room)
-        events = await asyncio.shield(waiter)  # a joiner that goes away does not stop it
-        return share(events, since)
+    async def get(self, key: str, since: int = 0) -> T:
+        batch = self.batches.want(key, since)
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(batch, []).append(waiter)
+        self.callers += 1
+        self._start(key)
+        return await asyncio.shield(waiter)  # a caller that goes away does not stop it
 
-    def _start(self, room: str) -> None:
-        batch = self.batches.next_read(room)
+    def close(self) -> None:
+        """Cancel the reads in flight (the node is stopping)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _start(self, key: str) -> None:
+        batch = self.batches.next_read(key)
         if batch is not None:
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: Batch) -> None:
+        waiters = self._waiters.pop(batch, [])
         try:
             self.reads += 1
-            events = await self._read(batch.room, batch.since)
-        except BaseException as exc:  # every joiner of the batch gets the error
-            for waiter in batch.waiters:
+            value = await self._read(batch.room, batch.since)
+        except BaseException as exc:  # every caller of the batch gets the error
+            for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
                     waiter.add_done_callback(_consume)
             if not isinstance(exc, Exception):
                 raise
         else:
-            for waiter in batch.waiters:
+            for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_result(events)
+                    waiter.set_result(value)
         finally:
             self.batches.done(batch)
             self._start(batch.room)
 
 
-def _consume(fut: asyncio.Future[Events]) -> None:
+class Replays(Coalescer[Events]):
+    """The ``join since`` replays of the rooms of a node: one log read per room per batch."""
+
+    async def replay(self, room: str, since: int) -> tuple[Events, bool]:
+        """The events after ``since`` for one joiner (see :func:`share`), from the room's
+        next shared read."""
+        return share(await self.get(room, since), since)
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
     """Mark a failed waiter's error retrieved (its joiner may have gone away)."""
     if not fut.cancelled():
         fut.exception()

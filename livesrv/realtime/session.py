@@ -53,6 +53,7 @@ class Host(Protocol):
     metrics: Metrics
     secret: str
     receipts: ReceiptVerifier
+    sessions: set[Session]  # the open ones; a session leaves it when its run() ends
 
     def begin_op(self) -> None: ...
 
@@ -182,11 +183,12 @@ class Session:
         peer = logs.ws_open(self.ws.remote_address)
         try:
             if await self._await_hello():
-                async for data in self.ws:
-                    await self.handle(data)
+                while True:  # recv(), not ``async for``: no async generator per connection
+                    await self.handle(await self.ws.recv())
         except ConnectionClosed:
             pass
         finally:
+            self.node.sessions.discard(self)
             if self._closing is not None:
                 # Our close code must go out before the handler returns (which closes 1000).
                 with contextlib.suppress(Exception):

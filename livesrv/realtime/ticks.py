@@ -21,6 +21,30 @@ from ..store.facade import STORE_FAILURES, Backend
 from ..store.keys import RoomKeys
 from .feed import RoomFeed
 
+# In a join storm a room's viewer count changes at every tick, and each change is one more
+# frame to every member: sent every tick, N joiners would cost N x members frames
+# (quadratic). So a node publishes a room's count at most once every members /
+# VIEWER_FRAMES_PER_S seconds (at most VIEWERS_MAX_S apart): a small room's count goes out
+# at the next tick, a room of 1,000 members here once a second, of 5,000 every 5 s.
+VIEWER_FRAMES_PER_S = 1000
+VIEWERS_MAX_S = 5.0
+
+
+def viewers_interval(members: int) -> float:
+    """Seconds between two viewer counts of a room with ``members`` on this node."""
+    return min(VIEWERS_MAX_S, members / VIEWER_FRAMES_PER_S)
+
+
+SLICE_MS = 10  # a big room's flush: one slice of its members this often (hub.py)
+
+
+def next_due(due: float, interval: float, now: float) -> float:
+    """The next time on a fixed schedule of ``interval`` after ``due``: the ticks keep
+    their period whatever their own duration; a schedule that fell behind (a long flush, a
+    busy loop) skips the missed times instead of bunching them."""
+    due += interval
+    return due if due > now else now + interval - (now - due) % interval
+
 
 async def refresh_counters(b: Backend, feeds: Iterable[RoomFeed]) -> None:
     """Publish the counters of the rooms that changed since the last tick.
@@ -31,12 +55,13 @@ async def refresh_counters(b: Backend, feeds: Iterable[RoomFeed]) -> None:
     at the first tick it is back).
     """
     groups: dict[str, list[tuple[str, RoomFeed]]] = {}
+    now = time.monotonic()
     for rc in feeds:
         plan = groups.setdefault(master_of(b, rc.room), [])
         if rc.likes_local:
             plan.append(("like", rc))
-        if rc.viewers_changed:
-            rc.viewers_changed = False
+        if rc.viewers_changed and now - rc.viewers_at >= viewers_interval(len(rc.members)):
+            rc.viewers_changed, rc.viewers_at = False, now
             plan.append(("viewers", rc))
         if rc.top_changed:
             rc.top_changed = False

@@ -6,12 +6,13 @@ websockets' own :class:`~websockets.asyncio.server.ServerConnection` this drops,
 connection:
 
 - the handshake: the request's and the response's headers (about 4 KiB with a load
-  client's few headers, more with a browser's) are released once the connection is open;
+  client's six headers, more with a browser's) are released once the connection is open;
 - the keepalive task: websockets runs one task per connection (a task, a coroutine, a
-  sleep future and a timer, about 1.7 KiB); livesrv's node pings every connection from
+  sleep future and a timer, about 1.8 KiB); livesrv's node pings every connection from
   one task instead (:meth:`LeanConnection.keepalive_round`, called by ``Node``);
-- the write-flow waiters' deque (760 bytes even when empty, in CPython): a list. livesrv
-  writes its frames to the transport itself; websockets only waits on it to ping and close.
+- two empty deques (760 bytes each in CPython, even empty): the write-flow waiters
+  (livesrv writes its frames to the transport itself; websockets only waits there to close)
+  and the queue of received frames (at most ``max_queue`` long): lists instead.
 
 Nothing a client sees changes: the same pings (every ``LIVESRV_PING_INTERVAL`` seconds),
 the same 1011 "keepalive ping timeout" for a connection that answers none.
@@ -20,17 +21,26 @@ the same 1011 "keepalive ping timeout" for a connection that answers none.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
 from websockets.protocol import Event, State
 
-# Stands for every handshake request once the connection is open: websockets only asks
-# whether a request arrived (``request is None`` means "still waiting for it").
-OPENED = Request(path="/ws", headers=Headers())
+
+class FrameQueue(list[Frame]):
+    """What websockets' received-frame queue uses of a deque, on a list: 56 bytes empty
+    instead of 760, and never longer than ``max_queue`` frames (4)."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Frame:
+        return self.pop(0)
+
+    def extendleft(self, items: Iterable[Frame]) -> None:
+        self[:0] = list(items)[::-1]  # as deque.extendleft: each one in turn at the front
 
 
 class LeanConnection(ServerConnection):
@@ -41,10 +51,19 @@ class LeanConnection(ServerConnection):
         self.drain_waiters = []  # type: ignore[assignment]  # append/remove/iterate only
         self.pong_due = False  # a keepalive ping went out and no pong came back yet
 
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        frames = self.recv_messages.frames
+        if isinstance(frames.queue, deque) and not frames.queue:
+            frames.queue = FrameQueue()  # type: ignore[assignment]
+
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         await super().handshake(*args, **kwargs)
-        if self.protocol.state is State.OPEN:
-            self.request, self.response = OPENED, None
+        if self.protocol.state is State.OPEN and self.request is not None:
+            # The request stays (websockets reads "a request arrived" from it, and its
+            # parser still holds it) but not its headers; the response goes.
+            self.request.headers.clear()
+            self.response = None
 
     def process_event(self, event: Event) -> None:
         if isinstance(event, Frame) and event.opcode is Opcode.PONG:

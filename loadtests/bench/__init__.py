@@ -18,7 +18,10 @@ baseline server (``loadtests/naive_server.py``), then load processes
   event latency (now - event ``ts``), livesrv beside the naive baseline;
 - slow consumers: 5% of the viewers never read; server memory, the others' latency, and
   how the slow ones are cut (close code 4409);
-- RSS per idle connection at 10k and 20k connections.
+- RSS per idle connection at 10k and 20k connections;
+- joins (``--only joins``, not in ``--quick``): 5,000 connect + hello + join into one room,
+  200 in flight, against livesrv, the naive server and Socket.IO, and a storm of 20,000
+  ``join since`` at once (written to ``bench-joins.json``).
 
 ``--cluster`` and ``--durability`` run the multi-node scenarios instead.
 
@@ -33,8 +36,9 @@ The modules, from the command line down:
 - :mod:`.suite`: the single-server run, every scenario in turn, and its result.
 - scenarios: :mod:`.gifts` (throughput, latency, settlement), :mod:`.ceiling` (the store's
   own ceiling), :mod:`.fanout` (one room, many viewers), :mod:`.slow` (slow consumers),
-  :mod:`.connections` (idle connections), :mod:`.cluster` (3 nodes on a cluster beside 3
-  on one store), :mod:`.durability` (master vs replicas).
+  :mod:`.connections` (idle connections), :mod:`.joins` (join and reconnect storms),
+  :mod:`.cluster` (3 nodes on a cluster beside 3 on one store), :mod:`.durability`
+  (master vs replicas).
 - :mod:`.pool`: the load worker processes and the admin-API chores (tokens, coins).
 - :mod:`.sampling`: CPU, RSS and machine-busy sampling, waiting for a quiet machine.
 - :mod:`.stats`: percentiles and latency arrays.

@@ -33,7 +33,7 @@ from loadtests.loadworker import raise_nofile
 
 from .config import Plan
 from .pool import Pool, mint, split
-from .sampling import Sampler, metric, wait_idle
+from .sampling import Sampler, metric, other_cpu, wait_idle
 from .stats import lat_array, pct
 
 SOCKETIO_DIR = servers.REPO / "loadtests" / "socketio_server"
@@ -173,12 +173,12 @@ def _phase_a(
     if kind != "socketio":
         pool.call(0, "open_rooms", url=url, rooms=[(ctok, room)])
     wait_idle(server)
-    before = netstat()
+    before, load0 = netstat(), sum(pool.cpu_times())
     with Sampler(server, name=f"joins-{kind}") as sampler:
         out = _storm(
             pool, workers, kind, url, [tokens[n] for n in names], room, plan.joins_inflight
         )
-    after = netstat()
+    after, load = netstat(), sum(pool.cpu_times()) - load0
     pool.call_many({w: ("joiners_close", {}) for w in workers})
     if kind != "socketio":
         pool.call(0, "creators_close")
@@ -187,6 +187,10 @@ def _phase_a(
     out["kernel"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     out["server_cores"] = round(sampler.cpu / max(sampler.wall, 1e-9), 2)
     out["store_cores"] = round(sampler.store_cpu / max(sampler.wall, 1e-9), 2)
+    out["load_cores"] = round(load / max(sampler.wall, 1e-9), 2)  # the clients' processes
+    # the server's CPU per join: the figure least skewed by the rest of a shared machine
+    out["server_cpu_ms_per_join"] = round(1000 * sampler.cpu / max(out["joined"], 1), 2)
+    out["other_cores"] = other_cpu(sampler, load)  # the rest of the (shared) machine
     if sampler.profile is not None:
         out["profile"] = sampler.profile
     return out
@@ -226,7 +230,7 @@ def _phase_b(pool: Pool, tmp: Path, plan: Plan, env: dict[str, str]) -> dict[str
         reads0 = metric(server, "livesrv_room_replay_reads_total") or 0.0
         joiners0 = metric(server, "livesrv_room_replay_joiners_total") or 0.0
         x0 = _store_xrevrange(server)
-        before = netstat()
+        before, load0 = netstat(), sum(pool.cpu_times())
         with Sampler(server, name="storm") as sampler:
             out = _storm(
                 pool,
@@ -239,7 +243,7 @@ def _phase_b(pool: Pool, tmp: Path, plan: Plan, env: dict[str, str]) -> dict[str
                 since=since,
                 upto=seq,
             )
-        after = netstat()
+        after, load = netstat(), sum(pool.cpu_times()) - load0
         time.sleep(1.5)  # each worker copies its counts into the metrics every second
         reads = (metric(server, "livesrv_room_replay_reads_total") or 0.0) - reads0
         joiners = (metric(server, "livesrv_room_replay_joiners_total") or 0.0) - joiners0
@@ -260,6 +264,9 @@ def _phase_b(pool: Pool, tmp: Path, plan: Plan, env: dict[str, str]) -> dict[str
         kernel={k: after.get(k, 0) - before.get(k, 0) for k in after},
         server_cores=round(sampler.cpu / max(sampler.wall, 1e-9), 2),
         store_cores=round(sampler.store_cpu / max(sampler.wall, 1e-9), 2),
+        load_cores=round(load / max(sampler.wall, 1e-9), 2),
+        other_cores=other_cpu(sampler, load),
+        server_cpu_ms_per_join=round(1000 * sampler.cpu / max(out["joined"], 1), 2),
     )
     if sampler.profile is not None:
         out["profile"] = sampler.profile
@@ -315,6 +322,7 @@ def errors_of(res: dict[str, Any], s: dict[str, Any]) -> tuple[int, bool]:
             continue
         rates[run["server"]] = {
             "joins_per_s": run["joins_per_s"],
+            "cpu_ms_per_join": run.get("server_cpu_ms_per_join"),
             "p99_ms": run["latency_ms"]["p99"],
             "listen_overflows": run["kernel"].get("ListenOverflows"),
         }
