@@ -17,7 +17,7 @@ import orjson
 from .audit_refunds import check_refunds, coins_back, unexplained_negatives
 from .audit_subs import LABELS as SUB_LABELS
 from .audit_subs import check_subs
-from .settlement import credits_for, diamonds_for
+from .settlement_credits import credits_for, diamonds_for
 
 NAMED_MAX = 50
 """Named movements one list of a check holds at most; the check's count is exact."""

@@ -7,6 +7,10 @@ hold nothing. Every command names one shard's outbox, so it works on a cluster. 
 subscription or purchase whose room event was never logged (a crash between the debit and
 the log) is logged here, so nothing paid for goes unseen. It also releases matured holds
 and finishes abandoned shop reservations.
+
+This module is the worker: its loops, reading, claiming and acknowledging the outbox.
+What one entry owes and the steps that pay it are in :mod:`livesrv.settlement_credits`,
+the re-logging of unlogged events in :mod:`livesrv.settlement_events`.
 """
 
 from __future__ import annotations
@@ -16,16 +20,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from .errors import Unavailable
 from .metrics import Metrics
-from .services import match, rooms, shop, sub_gifts, treasure
-from .store.batching import StepBatcher
+from .services import match, shop, treasure
+from .settlement_credits import EntrySettler
 from .store.facade import STORE_DOWN, STORE_FAILURES, Backend, ReplyError, now_ms
 from .store.keys import ShardKeys, UserKeys
 from .store.outage import Backoff, Outage
@@ -34,37 +34,6 @@ from .store.pipeline import AutoPipeline
 log = logging.getLogger(__name__)
 
 GROUP = "settle"
-
-
-@dataclass(frozen=True)
-class Credit:
-    """One earner's share of one outbox entry."""
-
-    earner: str
-    kind: str
-    bps: int
-    coins: int
-    ref: str
-
-
-def credits_for(shard: int, entry_id: str, fields: dict[str, str]) -> list[Credit]:
-    """The credits an outbox entry owes (sans-I/O)."""
-    payload = orjson.loads(fields["p"])
-    coins = int(fields["coins"])
-    return [
-        Credit(earner, kind, int(bps), coins, f"{shard}:{entry_id}:{i}")
-        for i, (earner, kind, bps) in enumerate(payload["e"])
-    ]
-
-
-def _pair(meta: Any) -> tuple[str, str]:
-    """The room meta field an outbox entry's event sets when logged (``paid_chat``: the pin)."""
-    return (str(meta[0]), str(meta[1])) if meta else ("", "")
-
-
-def diamonds_for(earned_coins: int, bps: int) -> int:
-    """floor(coins x bps / 10000): what ``settle.lua`` credits in total per earner and kind."""
-    return earned_coins * bps // 10_000
 
 
 class SettlementWorker:
@@ -86,8 +55,7 @@ class SettlementWorker:
         self.shards = b.all_shards()
         self._streams = {s.outbox: s for s in self.shards}
         self.stopping = False
-        # the credits of a batch go to the store together (one store: one script call)
-        self._credits = None if b.is_cluster else StepBatcher(b.run, "settle_batch")
+        self.entries = EntrySettler(b, metrics)  # what one entry owes, paid
 
     def read_groups(self) -> list[list[ShardKeys]]:
         """The shards one XREADGROUP may read together: all of them on a standalone store,
@@ -292,7 +260,7 @@ class SettlementWorker:
         await self.b.replicated(shard.outbox)
         live = [(entry_id, fields) for entry_id, fields in entries if fields]
         results = await asyncio.gather(
-            *(self.settle_entry(shard, i, f) for i, f in live), return_exceptions=True
+            *(self.entries.settle_entry(shard, i, f) for i, f in live), return_exceptions=True
         )
         failed = [(i, r) for (i, _), r in zip(live, results, strict=True) if r is not None]
         skip = {i for i, _ in failed}
@@ -303,87 +271,6 @@ class SettlementWorker:
             raise failed[0][1]
         return len(live)
 
-    def _event_step(self, payload: dict[str, Any], fields: dict[str, str]) -> Awaitable[Any] | None:
-        """Log the room event of a paid spend if nobody did (a crash between the debit and
-        the log); None when this process logged it itself, which is the common case.
-        The streak or subscription end the debit computed is kept beside the payload, and
-        past the key generation's expiry (``x``) the event is never logged (see rooms)."""
-        ev = payload.get("ev")
-        if not ev or not payload.get("evid") or payload["evid"] in self.b.logged:
-            return None
-        if fields["kind"] == "sub_gift":
-            # -- gifted sub: grant the recipient's period, then log its event (each once) --
-            return sub_gifts.finish_entry(self.b, payload)
-        top_user = fields["user"] if ev["ev"] == "gift" else ""
-        for name in ("combo", "until"):
-            if name in fields:
-                ev[name] = int(fields[name])
-        return rooms.log_event(
-            self.b,
-            payload["room"],
-            ev,
-            evid=payload["evid"],
-            top_user=top_user,
-            top_coins=int(fields["coins"]) if top_user else 0,
-            exp=int(payload.get("x", 0)),
-            meta=_pair(payload.get("meta")),  # a paid pin with its event
-        )
-
-    async def settle_entry(self, shard: ShardKeys, entry_id: str, fields: dict[str, str]) -> None:
-        payload = orjson.loads(fields["p"])
-        steps: list[Awaitable[Any]] = []
-        logging = self._event_step(payload, fields)
-        if logging is not None:
-            steps.append(logging)
-        if fields["kind"] == "box":  # -- treasure box: put the box in its room, if not yet --
-            box_args = (payload["room"], payload["box"], fields["user"], int(fields["coins"]))
-            steps.append(treasure.ensure_box(self.b, *box_args, int(payload["seconds"])))
-        if fields["kind"] == "shop" and "ref" in payload:
-            # a paid purchase's reservation is sold: the proof that outlives the key's records
-            steps.append(shop.mark_sold(self.b, payload["product"], payload["ref"], payload["x"]))
-        now = now_ms()
-        for c in credits_for(shard.shard, entry_id, fields):
-            ek = UserKeys.of(c.earner, self.b.settings.shards)
-            steps.append(
-                self._settle(
-                    [
-                        ek.wallet,
-                        ek.shard.applied,
-                        ek.shard.ledger,
-                        ek.holds,
-                        ek.shard.holdq,
-                        ek.shard.wallets,
-                    ],
-                    [
-                        c.ref,
-                        c.kind,
-                        c.coins,
-                        c.bps,
-                        self.b.settings.hold_ms,
-                        now,
-                        c.earner,
-                        ek.wallet_channel,
-                    ],
-                )
-            )
-        clawed = 0  # a clawback entry (services/refunds.py) credits negative diamonds
-        for result in await asyncio.gather(*steps):
-            if isinstance(result, list) and int(result[0]) < 0:
-                raise OverflowError(
-                    f"settling {entry_id} would pass 2^53 - 1 in an earner's wallet; refused"
-                )
-            if fields["kind"] == "clawback" and isinstance(result, list):
-                clawed -= int(result[1])
-        if self.metrics is not None:
-            self.metrics.settled.inc()
-            if fields["kind"] == "clawback":
-                self.metrics.diamonds_clawed.inc(max(0, clawed))
-            else:
-                self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
-            if fields["kind"] == "series":  # -- series --
-                self.metrics.series_sales.inc()
-            self.metrics.settle_lag.observe(max(0, now_ms() - int(entry_id.split("-")[0])) / 1000)
-
     async def _ack(self, outbox: str, ids: list[str]) -> None:
         """Acknowledge settled entries: on the scripts' auto-pipelined connection when the
         store is not a cluster (no pool round trip per batch)."""
@@ -392,13 +279,6 @@ class SettlementWorker:
             await pipeline.execute("XACK", outbox, GROUP, *ids)
         else:
             await self.b.redis.xack(outbox, GROUP, *ids)
-
-    def _settle(self, keys: list[str], args: list[Any]) -> Awaitable[Any]:
-        """One credit (``settle.lua``); with the others of this loop iteration in one
-        ``settle_batch.lua`` call when the store is not a cluster."""
-        if self._credits is None:
-            return self.b.run("settle", keys, args)
-        return self._credits.run(keys, args)
 
     async def release_holds(self) -> int:
         """Move matured holds to available diamonds for every earner that has one due."""

@@ -129,7 +129,8 @@ async def test_events_iterator_filters_and_bounds(server: Running, codec: str) -
         assert seqs == list(range(seqs[0], seqs[0] + 4))
         # the bounded buffer keeps the newest events and counts the dropped ones
         await until(lambda: any(e.get("text") == "line 3" for e in small.buffer.events))
-        assert len(small.buffer.events) == 2 and small.buffer.dropped >= 3
+        # (4 chats into room for 2: at least 2 dropped; viewer counts may add more)
+        assert len(small.buffer.events) == 2 and small.buffer.dropped >= 2
     finally:
         await c.close()
         await small.close()

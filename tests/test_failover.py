@@ -28,7 +28,7 @@ from collections import Counter
 
 import pytest
 
-from livesrv.settlement import diamonds_for
+from livesrv.settlement_credits import diamonds_for
 from livesrv.store.keys import ProductKeys, RoomKeys, UserKeys
 from livesrv.store.local_cluster import ClusterNode, LocalCluster
 from livesrv.store.topology import key_slot

@@ -1,4 +1,4 @@
-"""Sans-I/O tests of settlement arithmetic (:mod:`livesrv.settlement`): credits of an
+"""Sans-I/O tests of settlement arithmetic (:mod:`livesrv.settlement_credits`): credits of an
 outbox entry, diamonds for coins, carried remainders, and ``settle.lua``'s formula.
 """
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from livesrv import settlement
+from livesrv import settlement_credits
 from livesrv.store import scripts
 
 
@@ -21,8 +21,8 @@ def test_credits_for_an_outbox_entry() -> None:
         "key": "k1",
         "p": json.dumps({"room": "r", "e": [["alice", "gift:5000", 5000]]}),
     }
-    assert settlement.credits_for(3, "1700-0", fields) == [
-        settlement.Credit("alice", "gift:5000", 5000, 7, "3:1700-0:0")
+    assert settlement_credits.credits_for(3, "1700-0", fields) == [
+        settlement_credits.Credit("alice", "gift:5000", 5000, 7, "3:1700-0:0")
     ]
 
 
@@ -31,7 +31,7 @@ def test_credits_for_several_earners_have_distinct_refs() -> None:
         "coins": "100",
         "p": json.dumps({"e": [["seller", "shop:8200", 8200], ["host", "shop:1000", 1000]]}),
     }
-    credits = settlement.credits_for(0, "5-1", fields)
+    credits = settlement_credits.credits_for(0, "5-1", fields)
     assert [(c.earner, c.bps, c.coins, c.ref) for c in credits] == [
         ("seller", 8200, 100, "0:5-1:0"),
         ("host", 1000, 100, "0:5-1:1"),
@@ -53,7 +53,7 @@ def test_credits_for_several_earners_have_distinct_refs() -> None:
     ],
 )
 def test_diamonds_for(coins: int, bps: int, diamonds: int) -> None:
-    assert settlement.diamonds_for(coins, bps) == diamonds
+    assert settlement_credits.diamonds_for(coins, bps) == diamonds
 
 
 def _carry(spends: list[int], bps: int) -> list[int]:
@@ -62,7 +62,7 @@ def _carry(spends: list[int], bps: int) -> list[int]:
     out = []
     for coins in spends:
         earned += coins
-        target = settlement.diamonds_for(earned, bps)
+        target = settlement_credits.diamonds_for(earned, bps)
         out.append(target - credited)
         credited = target
     return out
@@ -94,4 +94,4 @@ def test_settle_script_formula_matches_diamonds_for() -> None:
     cases = [(e, b) for e in range(0, 30_001, 7) for b in (1, 800, 1000, 5000, 9999, 10_000)]
     cases += [(rng.randrange(1 << 50), rng.randrange(10_001)) for _ in range(2000)]
     for earned, bps in cases:
-        assert _lua_target(earned, bps) == settlement.diamonds_for(earned, bps)
+        assert _lua_target(earned, bps) == settlement_credits.diamonds_for(earned, bps)
