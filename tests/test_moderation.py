@@ -320,3 +320,27 @@ async def test_moderation_on_a_cluster(cluster_nodes: ClusterNodes) -> None:
     await late.ok("join", room=room, since=line["seq"] - 1)
     await late.wait(lambda: max(late.seqs(room), default=0) >= r["seq"])
     assert next(e for e in late.events if e.get("seq") == line["seq"])["ev"] == "deleted"
+
+
+async def test_join_reads_moderation_with_the_room(server: Running) -> None:
+    """One read gives a join the ban, the moderators, slow mode and the joiner's mute with
+    the room: a banned user is refused and not counted in; a connection that joins again
+    gets the fields and is not counted twice."""
+    room = "mod_r9"
+    creator = await open_room(server, room, "mod_c9")
+    await creator.ok("mod_add", room=room, user="mod_m9")
+    await creator.ok("slow_mode", room=room, seconds=7)
+    viewer = await member(server, "mod_v91", room)
+    muted = await creator.ok("mute", room=room, user="mod_v91", seconds=60)
+    again = await viewer.ok("join", room=room)
+    assert (again["mods"], again["slow_mode"], again["muted_until"]) == (
+        ["mod_m9"],
+        7,
+        muted["until"],
+    )
+    assert again["viewers"] == 2 and again["room"] == room and again["creator"] == "mod_c9"
+    await creator.ok("ban", room=room, user="mod_v92")
+    banned = await server.connect("mod_v92")
+    assert await banned.error("join", room=room) == "banned"
+    assert (await creator.ok("join", room=room))["viewers"] == 2
+    assert await (await server.connect("mod_v93")).error("join", room="mod_r9x") == "not_found"

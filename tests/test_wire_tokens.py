@@ -93,6 +93,47 @@ def test_verify_refuses(token: Any) -> None:
         tokens.verify(SECRET, token)
 
 
+def _tampered() -> str:
+    """A token of ours whose payload was changed after signing (same header)."""
+    head, _, sig = tokens.issue(SECRET, "u", "viewer", ttl=60).split(".")
+    other = tokens.issue(SECRET, "u", "admin", ttl=60).split(".")[1]
+    return f"{head}.{other}.{sig}"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        tokens.issue(SECRET, "u", "viewer", ttl=60),
+        tokens.issue(SECRET, "u", "creator", ttl=60, birth_year=2001, region="kr"),
+        _sign({"sub": "u", "role": "viewer", "exp": time.time() + 60}),  # a float exp
+        _sign({"sub": "u", "role": "viewer", "exp": int(time.time()) + 60, "iat": 1}),
+        _sign({"sub": "u", "role": "viewer", "exp": int(time.time()) + 60, "aud": "x"}),
+        _sign({"sub": "u", "role": "viewer", "exp": int(time.time()) + 60, "nbf": 4e9}),
+        _sign({"sub": "u", "role": "viewer", "exp": int(time.time()) + 60, "iat": "x"}),
+        _sign({"sub": "u", "role": "viewer", "exp": str(int(time.time()) + 60)}),
+        _sign({"sub": "u", "role": "viewer", "exp": True}),
+        _tampered(),
+        tokens.issue(SECRET, "u", "viewer", ttl=60) + "A",
+        tokens.issue(SECRET, "u", "viewer", ttl=60).replace(".", "..", 1),
+        "é.é.é",
+    ],
+    ids=lambda t: str(t)[-12:],
+)
+def test_verify_agrees_with_pyjwt(token: str) -> None:
+    """verify's own check of plain tokens (the hot path of every hello) accepts exactly
+    what PyJWT accepts, and refuses the rest."""
+    try:
+        claims = jwt.decode(
+            token, SECRET, algorithms=["HS256"], options={"require": ["sub", "role", "exp"]}
+        )
+    except jwt.InvalidTokenError:
+        with pytest.raises(Unauthorized):
+            tokens.verify(SECRET, token)
+        return
+    who = tokens.verify(SECRET, token)
+    assert (who.user, who.role, who.birth_year) == (claims["sub"], claims["role"], claims.get("by"))
+
+
 def test_resolve_secret(tmp_path: Path) -> None:
     assert tokens.resolve_secret("given", tmp_path) == "given"
     made = tokens.resolve_secret(None, tmp_path / "d")

@@ -111,29 +111,29 @@ class Hub:
     async def join(
         self, listener: Listener, room: str, since: int | None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Add a member and read what ``join`` returns.
+        """Add a member and read what ``join`` returns (its moderation fields included).
 
         Returns:
             (result, replay): the join result, and the logged events after ``since`` that
             must be sent (after the reply) before :meth:`synced` lets live events flow.
+
+        Raises:
+            Banned: The user is banned from the room (nothing was written, not a member).
+            NotFound: No such room.
         """
         rc = await self._channel(room)
         again = listener in rc.members
         member = rc.members.get(listener) or Member(listener)
         member.backlog = [] if member.backlog is None else member.backlog
         rc.members[listener] = member
-        try:
-            if again:
-                info = await rooms.info(self.b, room)
-                assert info is not None
-                viewers, top = await rooms.viewer_count(self.b, room), await rooms.top(self.b, room)
-            else:
-                info, viewers, top = await rooms.enter(self.b, room, listener.user)
+        try:  # banned: refused, nothing written (a first joiner is taken out again below)
+            entered = await joining.enter(self.b, room, listener.user, again=again)
         except BaseException:
             if not again:
                 rc.members.pop(listener, None)
                 self._forget_if_empty(rc)
             raise
+        info, viewers, top = entered.info, entered.viewers, entered.top
         rc.learn(info)
         rc.viewers, rc.viewers_changed = viewers, rc.viewers_changed or not again
         replay: list[dict[str, Any]] = []
@@ -162,6 +162,7 @@ class Hub:
             "replay_from": replay[0]["seq"] if replay else None,
             "subscribers_only": info.subscribers_only,
             "likes": info.likes,
+            **entered.moderation,
         }
         return result, replay
 
@@ -179,7 +180,7 @@ class Hub:
         info = self.room_info(room) or await rooms.info(self.b, room)  # the newest known
         if info is None:
             raise NotFound(f"no room {room!r}")
-        return await joining.room_view(self.b, room, info.pinned)
+        return await joining.room_view(self.b, room, info.pinned, info.creator)
 
     def synced(self, listener: Listener, room: str) -> None:
         """The join reply and replay were sent: flush what waited and go live."""

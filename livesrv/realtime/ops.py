@@ -68,9 +68,8 @@ async def _join(s: Caller, a: dict[str, Any]) -> Then:
     if room not in s.in_rooms and len(s.in_rooms) >= cap:
         raise LimitExceeded(f"at most {cap} rooms per connection; leave one first")
     hub = s.node.hub
-    view = await moderation.join_view(s.b, room, s.user)  # banned: refused, nothing written
+    # banned: refused, nothing written; the moderation fields come with the room's
     result, replay = await hub.join(s, room, a.get("since"))
-    result.update(view)
     s.in_rooms.add(room)
     try:
         # the same for every viewer: read once per batch of joiners (realtime/replays.py)

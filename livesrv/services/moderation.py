@@ -52,31 +52,6 @@ async def require_not_banned(b: Backend, room: str, user: str) -> None:
             raise Banned()
 
 
-async def join_view(b: Backend, room: str, user: str) -> dict[str, Any]:
-    """What ``join`` adds: ``mods``, ``slow_mode`` (seconds, 0 off) and ``muted_until``
-    (unix ms, 0 when not muted) for ``user``.
-
-    Raises:
-        Banned: ``user`` is banned from the room (checked before anything is written).
-    """
-    k = RoomKeys(room)
-    async with store_errors():
-        pipe = b.redis.pipeline(transaction=False)
-        pipe.sismember(k.banned, user)
-        pipe.smembers(k.mods)
-        pipe.hget(k.meta, "slow")
-        pipe.hget(k.muted, user)
-        banned, mods, slow, until = await pipe.execute()
-    if banned:
-        raise Banned()
-    until = int(until or 0)
-    return {
-        "mods": sorted(mods),
-        "slow_mode": int(slow or 0),
-        "muted_until": until if until > now_ms() else 0,
-    }
-
-
 async def mods(b: Backend, room: str) -> dict[str, Any]:
     """The room's moderators, by name."""
     async with store_errors():

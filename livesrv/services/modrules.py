@@ -111,3 +111,16 @@ def mute_message(until_ms: int) -> str:
 
 def slow_message(wait_ms: int) -> str:
     return f"slow mode: you can chat again in {wait_ms} ms"
+
+
+def join_fields(
+    mods: Any, slow: str | None, muted_until: str | None, now_ms: int
+) -> dict[str, Any]:
+    """What a ``join`` reply says of the room's moderation: ``mods`` (sorted), ``slow_mode``
+    (seconds, 0 off) and ``muted_until`` (unix ms, 0 when the joiner is not muted now)."""
+    until = int(muted_until or 0)
+    return {
+        "mods": sorted(mods),
+        "slow_mode": int(slow or 0),
+        "muted_until": until if until > now_ms else 0,
+    }

@@ -169,37 +169,11 @@ async def info(b: Backend, room: str) -> RoomInfo | None:
     return RoomInfo.from_meta(room, meta) if meta else None
 
 
-async def enter(b: Backend, room: str, user: str) -> tuple[RoomInfo, int, list[list[Any]]]:
-    """Count a viewer in and read the room state a ``join`` returns (``room_enter.lua``).
-
-    The viewer count is the distinct users seen in the room within ``presence_ttl``, on
-    every node: each node refreshes its own viewers (:func:`refresh_presence`), so the
-    viewers of a node that died drop out of the count by themselves.
-
-    Raises:
-        NotFound: The room was never opened (and nothing was written).
-    """
-    k = RoomKeys(room)
-    found = await b.run("room_enter", [k.meta, k.presence, k.top], [user, TOP_N, _ttl_ms(b)])
-    if not found:
-        raise NotFound(f"no room {room!r}")
-    flat_meta, viewers, flat_top = found
-    meta = dict(zip(flat_meta[::2], flat_meta[1::2], strict=True))
-    top = [(u, float(score)) for u, score in zip(flat_top[::2], flat_top[1::2], strict=True)]
-    return RoomInfo.from_meta(room, meta), int(viewers), top_list(top)
-
-
 async def exit_room(b: Backend, room: str, user: str) -> None:
     """Count a viewer out: call it when the user's last session in the room on this node
     leaves (another node that still has the user adds it back at its next refresh)."""
     async with store_errors():
         await b.redis.zrem(RoomKeys(room).presence, user)
-
-
-async def viewer_count(b: Backend, room: str) -> int:
-    """The distinct users seen in the room within ``presence_ttl``, on every node."""
-    async with store_errors():
-        return int(await b.redis.zcount(RoomKeys(room).presence, seen_since(b), "+inf"))
 
 
 def seen_since(b: Backend) -> str:
@@ -268,12 +242,6 @@ async def publish_counters(
     if len(publish):
         await publish.execute()
     return out
-
-
-async def top(b: Backend, room: str) -> list[list[Any]]:
-    async with store_errors():
-        rows = await b.redis.zrevrange(RoomKeys(room).top, 0, TOP_N - 1, withscores=True)
-    return top_list(rows)
 
 
 def top_list(rows: list[tuple[str, float]]) -> list[list[Any]]:

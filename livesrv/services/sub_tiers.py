@@ -110,23 +110,22 @@ async def badge_of(b: Backend, user: str, creator: str) -> dict[str, int] | None
     return rules.badge(state, now_ms())
 
 
-async def member_view(b: Backend, user: str, creator: str) -> dict[str, Any]:
-    """What a join reply says of the creator's subscription, read in one round trip:
-    ``sub_price`` (tier 1), ``subscribed_until`` (unix s, 0 when not subscribed),
-    ``sub_tiers`` (prices, tier 1 first), ``sub_tier`` (the joiner's active tier, 0 for
-    none) and ``sub_months`` (loyalty months)."""
-    async with store_errors():
-        pipe = b.redis.pipeline(transaction=False)
-        pipe.hmget(b.user(creator).settings, "sub_tiers", "sub_price")
-        _read_state(b, pipe, user, creator)
-        settings, until, record = await pipe.execute()
-    tiers = _tiers(b, *settings)
+def tier_fields(tiers: tuple[int, ...]) -> dict[str, Any]:
+    """The creator's part of a join reply (the same for every viewer of the room, read once
+    per batch of joiners): ``sub_price`` (tier 1) and ``sub_tiers`` (prices, tier 1 first)."""
+    return {"sub_price": tiers[0], "sub_tiers": list(tiers)}
+
+
+async def viewer_fields(b: Backend, user: str, creator: str) -> dict[str, Any]:
+    """The joiner's own part of a join reply, read with one read-only script in the
+    joiner's slot (``sub_state.lua``): ``subscribed_until`` (unix s, 0 when not subscribed),
+    ``sub_tier`` (the active tier, 0 for none) and ``sub_months`` (loyalty months)."""
+    k = b.user(user)
+    until, *record = await b.run("sub_state", [k.sub(creator), k.sub_record(creator)], [])
     state, _ = _state(until, record)
     now = now_ms()
     return {
-        "sub_price": tiers[0],
         "subscribed_until": state.until if state.active(now) else 0,
-        "sub_tiers": list(tiers),
         "sub_tier": state.current_tier(now),
         "sub_months": state.months,
     }

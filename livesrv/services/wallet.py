@@ -26,13 +26,11 @@ GRANT_KEY_PREFIX = "grant:"
 async def read(b: Backend, user: str) -> dict[str, int]:
     """A user's balances, after moving any matured holds to available diamonds."""
     keys = b.user(user)
-    async with store_errors():
-        await b.run(
-            "release",
-            [keys.wallet, keys.holds, keys.shard.holdq, keys.shard.ledger],
-            [now_ms(), user, keys.wallet_channel],
-        )
-        coins, diamonds, pending = await b.redis.hmget(keys.wallet, "coins", "diamonds", "pending")
+    coins, diamonds, pending = await b.run(  # release.lua, then the read: one round trip
+        "wallet_read",
+        [keys.wallet, keys.holds, keys.shard.holdq, keys.shard.ledger],
+        [now_ms(), user, keys.wallet_channel],
+    )
     return {"coins": int(coins or 0), "diamonds": int(diamonds or 0), "pending": int(pending or 0)}
 
 

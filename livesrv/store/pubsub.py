@@ -44,6 +44,8 @@ class _SubProtocol(asyncio.Protocol):
         self.reader = hiredis.Reader(encoding="utf-8")
         self.transport: asyncio.Transport | None = None
         self.expected: collections.deque[_Expect] = collections.deque()
+        self.out: list[bytes] = []  # this loop iteration's commands: one write for them all
+        self.flush_scheduled = False
 
     @property
     def alive(self) -> bool:
@@ -98,8 +100,17 @@ class _SubProtocol(asyncio.Protocol):
             fut.set_result(False)
             return fut
         self.expected.append((expect, args[1] if len(args) > 1 else "", fut))
-        self.transport.write(pack(*args))
+        self.out.append(pack(*args))
+        if not self.flush_scheduled:  # e.g. a storm of hellos: one write, not one per user
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return fut
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        out, self.out = self.out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
 
 class Subscription:
