@@ -83,6 +83,7 @@ async def test_joiners_mid_storm_see_no_gap_and_no_duplicate(server: Running) ->
         while talking:
             await host.ok("chat", room=room, text=f"live {n}")
             n += 1
+            await asyncio.sleep(0.025)  # under the per-connection op rate (60/s)
         return n
 
     talker = asyncio.create_task(talk())
