@@ -93,8 +93,9 @@ def gifts(r: dict[str, Any]) -> list[str]:
 def fanout(r: dict[str, Any]) -> list[str]:
     rows = [
         "| viewers | server | offered events/s | delivered events/s | event latency p50 ms "
-        "| p99 ms | gift sent -> event p50 ms | p99 ms | complete readers | server CPU |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p99 ms | gift sent -> event p50 ms | p99 ms | complete readers | server CPU "
+        "| deliveries per server CPU-second |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in r.get("fanout", []):
         rows.append(
@@ -103,7 +104,8 @@ def fanout(r: dict[str, Any]) -> list[str]:
             f"{_ms(run['event_latency_ms'], 'p99')} | {_ms(run['end_to_end_ms'], 'p50')} | "
             f"{_ms(run['end_to_end_ms'], 'p99')} | "
             f"{run['readers_complete']:,}/{run['readers']:,} | "
-            f"{run['server_cpu_s'] / max(run['wall_s'], 1e-9):.0%} |"
+            f"{run['server_cpu_s'] / max(run['wall_s'], 1e-9):.0%} | "
+            f"{run.get('deliveries_per_cpu_s', 0):,} |"
         )
     ratios = r["summary"].get("fanout", {})
     if ratios:

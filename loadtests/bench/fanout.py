@@ -184,6 +184,8 @@ def fanout_run(
         else None,
         "slow_consumers_cut_total": cut,
         "server_cpu_s": round(sampler.cpu, 2),
+        # efficiency: events delivered to readers per second of server CPU
+        "deliveries_per_cpu_s": round(delivered / max(sampler.cpu, 1e-9)),
         "store_cpu_s": round(sampler.store_cpu, 2),
         "wall_s": round(sampler.wall, 2),
         "load_cpu_s": load_cpu,
