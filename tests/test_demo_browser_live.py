@@ -215,7 +215,7 @@ def test_goal_hype_train_paid_pins_and_treasure_box(
         assert claimed["ok"] and claimed["order"] == 2, claimed
         # A paid message of the 100-coin tier: pinned for two minutes, on top.
         viewer.get_by_label("Super chat text").fill("love this song")
-        viewer.get_by_label("Tier").select_option("100")
+        viewer.get_by_label("Super chat tier").select_option("100")
         viewer.get_by_role("button", name="Pay and send").click()
         for page in pages:
             pin = page.get_by_test_id("paid-pin")
@@ -256,7 +256,7 @@ def test_goal_hype_train_paid_pins_and_treasure_box(
             expect(page.get_by_test_id("paid-pin")).to_have_count(0)
         # The lowest tier is a highlighted line, not pinned.
         viewer.get_by_label("Super chat text").fill("just five")
-        viewer.get_by_label("Tier").select_option("5")
+        viewer.get_by_label("Super chat tier").select_option("5")
         viewer.get_by_role("button", name="Pay and send").click()
         paid_line = feed(creator).locator("[data-kind=paid]").filter(has_text="just five")
         expect(paid_line).to_have_count(1)
