@@ -210,6 +210,9 @@ def test_an_under_18_viewer_watches_and_chats_but_cannot_spend(
     if UPDATE_SCREENSHOTS:  # the toast stays: it is what the picture shows
         page.evaluate("document.activeElement && document.activeElement.blur()")
         expect(refused).to_be_visible()
+        page.wait_for_function(  # the toast at full strength, not half faded in
+            "el => getComputedStyle(el).opacity === '1'", arg=refused.element_handle()
+        )
         page.screenshot(path=str(shots / "age-phone.png"))
 
     # The series buy is refused the same way; the series stays locked.
