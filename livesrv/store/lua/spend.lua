@@ -13,19 +13,10 @@
 -- owned (series: the payer already has access, nothing moved; reply {"coins", "owned"}) |
 -- minor (the account is flagged a minor, services/refunds.py: nothing moved).
 -- Numbers are written into JSON with %d, never by cjson (14 significant digits).
-local prior = redis.call('GET', KEYS[2])
-if prior then
-  local nl = string.find(prior, '\n', 1, true)
-  if string.sub(prior, 1, nl - 1) ~= ARGV[1] then return {'conflict', '', 0} end
-  local x = redis.call('PEXPIRETIME', KEYS[2])
-  if x < 0 then x = 0 end
-  return {'dup', string.sub(prior, nl + 1), x}
-end
+--@step keyed
+local stop = keyed(KEYS, ARGV)
+if stop then return stop end
 local exp = tonumber(ARGV[5])
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= exp then
-  return {'expired', '', exp}
-end
 
 local function put(json, name, n)
   local rest = string.sub(json, 2)

@@ -10,19 +10,10 @@
 --       9 wallet channel, 10.. one outbox payload (json) per gift
 -- Returns {status, reply json, generation expiry ms}; status ok | dup | conflict |
 -- insufficient | limit | expired | minor (the account is flagged a minor).
-local prior = redis.call('GET', KEYS[2])
-if prior then
-  local nl = string.find(prior, '\n', 1, true)
-  if string.sub(prior, 1, nl - 1) ~= ARGV[1] then return {'conflict', '', 0} end
-  local x = redis.call('PEXPIRETIME', KEYS[2])
-  if x < 0 then x = 0 end
-  return {'dup', string.sub(prior, nl + 1), x}
-end
+--@step keyed
+local stop = keyed(KEYS, ARGV)
+if stop then return stop end
 local exp = tonumber(ARGV[5])
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= exp then
-  return {'expired', '', exp}
-end
 
 local price = tonumber(ARGV[2])
 local n = #ARGV - 9

@@ -13,19 +13,10 @@
 --       14 tier price, 15 months to add (0 or 1)
 -- Returns {status, reply json, generation expiry ms}; status ok | dup | conflict |
 -- insufficient | limit | expired | changed | minor (the account is flagged a minor).
-local prior = redis.call('GET', KEYS[2])
-if prior then
-  local nl = string.find(prior, '\n', 1, true)
-  if string.sub(prior, 1, nl - 1) ~= ARGV[1] then return {'conflict', '', 0} end
-  local x = redis.call('PEXPIRETIME', KEYS[2])
-  if x < 0 then x = 0 end
-  return {'dup', string.sub(prior, nl + 1), x}
-end
+--@step keyed
+local stop = keyed(KEYS, ARGV)
+if stop then return stop end
 local exp = tonumber(ARGV[5])
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= exp then
-  return {'expired', '', exp}
-end
 local r = redis.call('HMGET', KEYS[7], 'tier', 'months')
 local seen = (redis.call('GET', KEYS[6]) or '0') .. '|' .. (r[1] or '0') .. '|' .. (r[2] or '0')
 if seen ~= ARGV[11] then return {'changed', seen, 0} end
