@@ -282,6 +282,8 @@ def moderate(page: Page, user: str, action: str) -> None:
 
 
 def chat_attempt(page: Page, text: str) -> None:
+    # Enter does nothing while the previous line is on its way (Send is disabled then).
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_enabled()
     box = page.get_by_role("textbox", name="Message")
     box.fill(text)
     box.press("Enter")

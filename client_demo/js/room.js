@@ -390,7 +390,8 @@ export class RoomView {
     const room = this.room;
     await withBusy($("#chat-send"), "Chat", async () => {
       await this.client.request("chat", { room, text });
-      input.value = "";
+      // Only what was sent is cleared: a line typed while it was on its way stays.
+      if (input.value.trim() === text) input.value = "";
     });
     input.focus();
   }
