@@ -31,6 +31,8 @@ def event_step(
     ev = payload.get("ev")
     if not ev or not payload.get("evid") or payload["evid"] in b.logged:
         return None
+    if fields.get("logged") == "1":  # logged in the debit's own atomic step (gift.lua)
+        return None
     if fields["kind"] == "sub_gift":
         # -- gifted sub: grant the recipient's period, then log its event (each once) --
         return sub_gifts.finish_entry(b, payload)

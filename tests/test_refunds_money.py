@@ -84,9 +84,14 @@ async def test_refund_after_gifts_and_a_withdrawal_claws_back_and_goes_negative(
     assert await balances(cr) == {"coins": 0, "diamonds": -40, "pending": 0}
     assert await balances(bob) == {"coins": -300, "diamonds": 0, "pending": 0}
     assert await cr.error("withdraw", diamonds=1, key="w2") == "insufficient_funds"
-    assert await bob.error("gift", room="rf2_room", gift="rose", count=1, key="g3") == (
-        "insufficient_funds"
-    )
+    # every kind of spend is refused, with a message that names the refund
+    for op, args in (
+        ("gift", {"room": "rf2_room", "gift": "rose", "count": 1}),
+        ("subscribe", {"room": "rf2_room"}),
+    ):
+        refused = await bob.call(op, key=f"{op}-owed", **args)
+        assert refused["error"]["code"] == "insufficient_funds", refused
+        assert "a refund took back coins already spent" in refused["error"]["message"]
     # buying coins nets against the debt; then gifting works again
     assert await buy(server, bob, "rf2_bob", "p660", "rf2-pay2") == 360
     assert (await bob.ok("gift", room="rf2_room", gift="rose", count=2, key="g4"))["coins"] == 358

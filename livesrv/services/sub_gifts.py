@@ -101,7 +101,7 @@ async def gift_subs(
             *payloads,
         ],
     )
-    sub_tiers.raise_refusal(b, status, out, price * len(recipients))
+    wallet.raise_refusal(b, status, out, price * len(recipients))
     return await _finish(b, user, key, orjson.loads(out), int(gen))
 
 

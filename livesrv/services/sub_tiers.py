@@ -14,12 +14,8 @@ from typing import Any
 import orjson
 
 from ..errors import (
-    AgeRestricted,
     Forbidden,
     IdempotencyConflict,
-    InsufficientFunds,
-    KeyExpired,
-    LimitExceeded,
     NotFound,
     Unavailable,
 )
@@ -282,26 +278,5 @@ async def _pay(
             plan.periods,
         ],
     )
-    raise_refusal(b, status, out, plan.amount)
+    wallet.raise_refusal(b, status, out, plan.amount)
     return status, out, int(gen)
-
-
-def raise_refusal(b: Backend, status: str, out: str, amount: int) -> None:
-    """Turn a refused debit (``sub_pay.lua``, ``sub_gift.lua``) into its protocol error.
-
-    Raises:
-        IdempotencyConflict, InsufficientFunds, LimitExceeded, KeyExpired, AgeRestricted:
-            As ``status``.
-    """
-    if status == "conflict":
-        raise IdempotencyConflict()
-    if status == "insufficient":
-        raise InsufficientFunds(f"this costs {amount} coins; you have {out}")
-    if status == "limit":
-        raise LimitExceeded(
-            f"daily spend limit of {b.settings.day_limit} coins reached ({out} spent today)"
-        )
-    if status == "expired":
-        raise KeyExpired()
-    if status == "minor":
-        raise AgeRestricted("this account is flagged as a minor: it cannot spend money")

@@ -230,6 +230,18 @@ def spend_outcome(
     b: Backend, amount: int, status: str, out: str, gen: int
 ) -> tuple[bool, dict[str, Any], int]:
     """What :func:`spend` returns for ``spend.lua``'s reply, or the error it raises."""
+    raise_refusal(b, status, out, amount)
+    return status == "ok", orjson.loads(out), int(gen)
+
+
+def raise_refusal(b: Backend, status: str, out: str, amount: int) -> None:
+    """Turn a refused debit (``spend.lua``, ``sub_pay.lua``, ``sub_gift.lua``: the checks of
+    ``debit_checks.lua``) into its protocol error; nothing for a debit that went through.
+
+    Raises:
+        IdempotencyConflict, InsufficientFunds, LimitExceeded, KeyExpired, AgeRestricted:
+            As ``status``.
+    """
     if status == "conflict":
         raise IdempotencyConflict()
     if status == "insufficient":
@@ -243,7 +255,6 @@ def spend_outcome(
         raise KeyExpired()
     if status == "minor":
         raise AgeRestricted("this account is flagged as a minor: it cannot spend money")
-    return status == "ok", orjson.loads(out), int(gen)
 
 
 def generation_expiry(b: Backend) -> int:

@@ -20,6 +20,7 @@ end
 for i = 3, #ARGV do
   if i <= na + 2 then sa[i - 2] = ARGV[i] else ea[i - na - 2] = ARGV[i] end
 end
+sa[14] = '1' -- the outbox entry says its event is logged here (settlement skips it)
 local r = spend(sk, sa)
 if r[1] ~= 'ok' then return r end
 local combo = string.match(r[2], '"combo":(%d+)')

@@ -7,7 +7,9 @@
 -- ARGV: 1 args hash, 2 amount, 3 now ms, 4 day limit, 5 the key generation's expiry
 --       (unix ms; the idempotency record dies then), 6 kind,
 --       7 user, 8 key, 9 outbox payload (json), 10 reply template (json, no numbers),
---       11 kind param A, 12 kind param B, 13 wallet channel
+--       11 kind param A, 12 kind param B, 13 wallet channel, 14 '1' when the caller logs
+--       the room event in this same atomic step (gift.lua): the outbox entry says so
+--       ("logged"), and settlement does not look for the event
 -- Returns {status, reply json, generation expiry ms}; status ok | dup | conflict |
 -- insufficient | limit | expired (the generation ended before this step: nothing moved) |
 -- owned (series: the payer already has access, nothing moved; reply {"coins", "owned"}) |
@@ -29,33 +31,19 @@ local now = tonumber(ARGV[3])
 -- one read of the wallet: what the checks need, and what the wallet event repeats
 local w = redis.call('HMGET', KEYS[1], 'coins', 'minor', 'day', 'coins_out', 'diamonds',
   'pending')
-local coins = tonumber(w[1] or '0')
-if w[2] then return {'minor', '', 0} end
--- series: access is bought once, whatever the key; the access record is written below
-if ARGV[6] == 'series' and redis.call('HEXISTS', KEYS[6], ARGV[11]) == 1 then
-  return {'owned', string.format('{"coins":%d,"owned":true}', coins), 0}
+-- series: access is bought once, whatever the key; the access record is written below.
+-- A minor is refused as a minor first (by debit_checks), so only a payer not flagged asks.
+if not w[2] and ARGV[6] == 'series' and redis.call('HEXISTS', KEYS[6], ARGV[11]) == 1 then
+  return {'owned', string.format('{"coins":%d,"owned":true}', tonumber(w[1] or '0')), 0}
 end
-if coins < amount then return {'insufficient', string.format('%d', coins), 0} end
-
--- rolling-day spend window: members are "key|generation|amount", scored by time
-local day = tonumber(w[3] or '0')
--- the window expires after a quiet day; its running total must go with it
-if redis.call('EXISTS', KEYS[5]) == 0 then day = 0 end
-local cutoff = now - 86400000
-local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', cutoff)
-if #old > 0 then
-  for _, m in ipairs(old) do
-    day = day - tonumber(string.match(m, '|(%d+)$'))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', cutoff)
-  redis.call('HSET', KEYS[1], 'day', day)
-end
-if day + amount > tonumber(ARGV[4]) then return {'limit', string.format('%d', day), 0} end
+--@step debit_checks
+local refused, day = debit_checks(KEYS, {amount, now, ARGV[4], w})
+if refused then return refused end
 
 local user, key, kind = ARGV[7], ARGV[8], ARGV[6]
 local reply = ARGV[10]
 local extra = {}
-coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
+local coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
 redis.call('HSET', KEYS[1], 'coins_out', tonumber(w[4] or '0') + amount, 'day', day + amount)
 -- the generation in the member: a reused key never overwrites an earlier spend's entry
 redis.call('ZADD', KEYS[5], now, string.format('%s|%d|%d', key, exp, amount))
@@ -88,6 +76,10 @@ elseif kind == 'series' then
 end
 
 -- the streak or the subscription end goes beside the payload; settlement puts it in the event
+if ARGV[14] == '1' then
+  extra[#extra + 1] = 'logged'
+  extra[#extra + 1] = '1'
+end
 local eid = redis.call('XADD', KEYS[3], '*', 'kind', kind, 'user', user, 'coins', amount,
   'key', key, 'p', ARGV[9], 'x', exp, unpack(extra))
 redis.call('ZADD', KEYS[8], now, eid) -- a refund's clawback walks these (refund.lua)

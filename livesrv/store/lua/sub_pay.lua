@@ -23,25 +23,13 @@ if seen ~= ARGV[11] then return {'changed', seen, 0} end
 
 local amount = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local coins = tonumber(redis.call('HGET', KEYS[1], 'coins') or '0')
-if redis.call('HEXISTS', KEYS[1], 'minor') == 1 then return {'minor', '', 0} end
-if coins < amount then return {'insufficient', string.format('%d', coins), 0} end
--- rolling-day spend window, as spend.lua keeps it (members "key|generation|amount")
-local day = tonumber(redis.call('HGET', KEYS[1], 'day') or '0')
-if redis.call('EXISTS', KEYS[5]) == 0 then day = 0 end
-local cutoff = now - 86400000
-local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', cutoff)
-if #old > 0 then
-  for _, m in ipairs(old) do
-    day = day - tonumber(string.match(m, '|(%d+)$'))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', cutoff)
-  redis.call('HSET', KEYS[1], 'day', day)
-end
-if day + amount > tonumber(ARGV[4]) then return {'limit', string.format('%d', day), 0} end
+--@step debit_checks
+local w = redis.call('HMGET', KEYS[1], 'coins', 'minor', 'day')
+local refused, day = debit_checks(KEYS, {amount, now, ARGV[4], w})
+if refused then return refused end
 
 local user, key = ARGV[6], ARGV[7]
-coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
+local coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
 redis.call('HINCRBY', KEYS[1], 'coins_out', amount)
 redis.call('HSET', KEYS[1], 'day', day + amount)
 redis.call('ZADD', KEYS[5], now, string.format('%s|%d|%d', key, exp, amount))
