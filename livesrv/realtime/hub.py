@@ -6,7 +6,8 @@ what arrives is filled from the room log). Each tick (``tick_ms``) a room's new 
 its coalesced like total, viewer count and leaderboard go out as ONE batch frame, encoded
 once per codec and written to every member's socket without awaiting it. A member that
 cannot keep up is cut with 4409 by :meth:`Listener.send_frame`. The store work of a tick
-is :mod:`.ticks`'s; the ``wallet`` events are :mod:`.wallets`'s.
+is :mod:`.ticks`'s; the ``wallet`` events are :mod:`.wallets`'s; the rooms with
+``big_room`` members or more here are flushed in slices by :mod:`.big_rooms`, not at the tick.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from ..store.keys import RoomKeys
 from ..store.outage import Backoff
 from ..store.pubsub import Subscription
 from . import ticks
-from .feed import OPEN_END, Gap, Listener, Member, RoomFeed, deliver, drain, flush_slice
+from .big_rooms import BigRoomFlush
+from .feed import OPEN_END, Gap, Listener, Member, RoomFeed, deliver
 from .replays import Coalescer, Events, Replays
 from .wallets import WalletFanout
 
@@ -46,7 +48,7 @@ class Hub:
         self.wallets = WalletFanout(backend, self._sub, self.users)
         self._tasks: list[asyncio.Task[None]] = []
         self._by_channel: dict[str, str] = {}
-        self.delivered = 0  # events delivered to sockets (for metrics)
+        self._delivered = 0  # events delivered to sockets at the ticks (see delivered)
         self._resync = False  # catching up after the subscription dropped failed: retry
         self._ejecting: set[asyncio.Task[None]] = set()  # moderation: banned users leaving
         # The loops also stop on this flag: on Python 3.11 a cancellation can be lost inside
@@ -55,6 +57,7 @@ class Hub:
         self.matches = MatchTicker(backend)  # -- live match --
         self.replays = Replays(self._read_replay)  # join since: one read per room per batch
         self.views = Coalescer(self._read_view)  # the room part of join replies: the same
+        self.big_rooms = BigRoomFlush(backend.settings, self.rooms, self._eject)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -63,9 +66,14 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._tick_forever(), name="hub-tick"),
-            asyncio.create_task(self._spread_forever(), name="hub-spread"),
+            asyncio.create_task(self.big_rooms.run(lambda: self._stopping), name="hub-spread"),
             asyncio.create_task(self._presence_forever(), name="hub-presence"),
         ]
+
+    @property
+    def delivered(self) -> int:
+        """Events delivered to sockets, by the ticks and the big rooms' flush (for metrics)."""
+        return self._delivered + self.big_rooms.delivered
 
     async def stop(self) -> None:
         self._stopping = True
@@ -299,20 +307,18 @@ class Hub:
     # -- ticks (the store work is ticks.py's) ---------------------------------------
 
     async def _tick_forever(self) -> None:
-        interval = self.b.settings.tick_ms / 1000
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while not self._stopping:
-            due = ticks.next_due(due, interval, loop.time())  # a fixed period: the tick's own
-            await asyncio.sleep(due - loop.time())  # duration does not stretch it
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except STORE_DOWN:
-                pass  # the store is away; counts go out once it is back
-            except Exception:
-                log.exception("hub tick failed; going on")
+        """:meth:`tick` every ``tick_ms``, on a fixed schedule (:func:`.ticks.every`)."""
+        await ticks.every(self.b.settings.tick_ms / 1000, self._tick_once, lambda: self._stopping)
+
+    async def _tick_once(self) -> None:
+        try:
+            await self.tick()
+        except asyncio.CancelledError:
+            raise
+        except STORE_DOWN:
+            pass  # the store is away; counts go out once it is back
+        except Exception:
+            log.exception("hub tick failed; going on")
 
     async def _presence_forever(self) -> None:
         while not self._stopping:
@@ -346,47 +352,13 @@ class Hub:
     def _flush_rooms(self, out: dict[Listener, list[bytes]]) -> None:
         for rc in list(self.rooms.values()):
             if rc.queues is not None:
-                continue  # a big room: :meth:`flush_slices` flushes it
+                continue  # a big room: :meth:`.BigRoomFlush.flush_slices` flushes it
             if rc.pending:
                 batch = rc.take_batch()
-                self.delivered += deliver(rc.members.values(), batch, out) * len(batch)
+                self._delivered += deliver(rc.members.values(), batch, out) * len(batch)
                 banned = modrules.banned_in(batch)  # -- moderation --
                 if banned:
                     self._eject(rc, banned)
-
-    async def _spread_forever(self) -> None:
-        """Flush the big rooms (``big_room`` members or more here), one slice of their
-        members every ``ticks.SLICE_MS``: each member gets its batch every ``big_room_flush_ms``."""
-        s = self.b.settings
-        slices = max(1, round(s.big_room_flush_ms / ticks.SLICE_MS))
-        interval = s.big_room_flush_ms / slices / 1000
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        turn = 0
-        while not self._stopping:
-            due = ticks.next_due(due, interval, loop.time())
-            await asyncio.sleep(due - loop.time())
-            turn += 1
-            try:
-                self.flush_slices(turn, slices)
-            except Exception:
-                log.exception("hub flush failed; going on")
-
-    def flush_slices(self, turn: int, slices: int) -> None:
-        """One slice of every big room's members gets what it waits for; a room that is
-        no longer big gets everything it waits for, and the ticks flush it again."""
-        big = self.b.settings.big_room
-        for rc in list(self.rooms.values()):
-            if len(rc.members) < big:
-                if rc.queues is not None:
-                    self.delivered += drain(rc)
-                continue
-            delivered, fresh = flush_slice(rc, turn, slices)
-            self.delivered += delivered
-            banned = modrules.banned_in(fresh) if fresh else None  # -- moderation --
-            if banned:
-                self.delivered += drain(rc)  # the banned get the ban before they go
-                self._eject(rc, banned)
 
     # -- moderation --
 

@@ -4,7 +4,8 @@ At each tick (``tick_ms``) the hub publishes the counters of the rooms that chan
 totals, viewer counts, leaderboards), advances the running matches and hype trains of its
 rooms, then flushes every room's batch. Every ``presence_refresh`` seconds it keeps its
 viewers counted in. The functions here do the store part, given the hub's room feeds; the
-rooms service (``services/rooms.py``) does the reads and writes.
+rooms service (``services/rooms.py``) does the reads and writes. The fixed schedule that the
+ticks and the big rooms' flush (:mod:`.big_rooms`) run on is here too (:func:`every`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from ..services import goals, rooms
 from ..services.match import MatchTicker
@@ -35,15 +36,26 @@ def viewers_interval(members: int) -> float:
     return min(VIEWERS_MAX_S, members / VIEWER_FRAMES_PER_S)
 
 
-SLICE_MS = 10  # a big room's flush: one slice of its members this often (hub.py)
-
-
 def next_due(due: float, interval: float, now: float) -> float:
     """The next time on a fixed schedule of ``interval`` after ``due``: the ticks keep
     their period whatever their own duration; a schedule that fell behind (a long flush, a
     busy loop) skips the missed times instead of bunching them."""
     due += interval
     return due if due > now else now + interval - (now - due) % interval
+
+
+async def every(
+    interval: float, step: Callable[[], Awaitable[None]], stopped: Callable[[], bool]
+) -> None:
+    """Run ``step`` every ``interval`` seconds on a fixed schedule (:func:`next_due`: its
+    own duration does not stretch the period) until ``stopped()``. The loop of the hub's
+    ticks and of its big rooms' flush (:mod:`.big_rooms`); ``step`` handles its own errors."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while not stopped():
+        due = next_due(due, interval, loop.time())
+        await asyncio.sleep(due - loop.time())
+        await step()
 
 
 async def refresh_counters(b: Backend, feeds: Iterable[RoomFeed]) -> None:
