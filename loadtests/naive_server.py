@@ -22,17 +22,14 @@ Run: ``python -m loadtests.naive_server --port 0``; it prints ``ws://HOST:PORT/w
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import json
-import signal
 import time
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-SUBPROTOCOLS = ["livesrv.v1.json"]
+from loadtests.plain_ws import add_server_args, error, fan_out, run, serve_until_stopped, user_of
 
 
 class Room:
@@ -52,28 +49,11 @@ class Room:
         event["ts"] = int(time.time() * 1000)
         self.log.append(event)
         del self.log[:-LOG_MAX]
-        frame = json.dumps(event, separators=(",", ":"))
-        for ws in list(self.viewers):
-            try:
-                await ws.send(frame)
-            except ConnectionClosed:
-                self.viewers.discard(ws)
+        await fan_out(self.viewers, json.dumps(event, separators=(",", ":")))
 
 
 ROOMS: dict[str, Room] = {}
 LOG_MAX = 10_000
-
-
-def _user_of(token: str) -> str:
-    """The ``sub`` claim of a JWT (not verified: this baseline trusts everyone), or the token."""
-    parts = token.split(".")
-    if len(parts) == 3:
-        try:
-            pad = "=" * (-len(parts[1]) % 4)
-            return str(json.loads(base64.urlsafe_b64decode(parts[1] + pad))["sub"])
-        except (ValueError, KeyError):
-            pass
-    return token[:64]
 
 
 async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
@@ -86,10 +66,10 @@ async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
             op = msg.get("op")
             reply: dict[str, Any] = {"id": rid, "ok": True}
             if op == "hello":
-                user = _user_of(str(msg.get("token", "")))
+                user = user_of(str(msg.get("token", "")))
                 reply.update(user=user, role="viewer", coins=10**9, diamonds=0, protocol=1)
             elif user is None:
-                reply = _error(rid, "unauthorized")
+                reply = error(rid, "unauthorized")
             elif op == "room_open":
                 room = ROOMS.get(msg["room"])
                 if room is None:
@@ -98,7 +78,7 @@ async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
             elif op == "join":
                 room = ROOMS.get(msg["room"])
                 if room is None:
-                    reply = _error(rid, "not_found")
+                    reply = error(rid, "not_found")
                 else:
                     room.viewers.add(ws)
                     joined.add(room.name)
@@ -128,7 +108,7 @@ async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
             elif op in ("gift", "chat", "like"):
                 room = ROOMS.get(msg.get("room", ""))
                 if room is None or room.name not in joined:
-                    reply = _error(rid, "not_found")
+                    reply = error(rid, "not_found")
                 else:
                     event = _event(op, msg, user, room)
                     if op == "gift":
@@ -139,7 +119,7 @@ async def handler(ws: ServerConnection) -> None:  # noqa: C901 - flat op switch
             elif op == "wallet":
                 reply.update(coins=10**9, diamonds=0)
             else:
-                reply = _error(rid, "bad_request")
+                reply = error(rid, "bad_request")
             await ws.send(json.dumps(reply, separators=(",", ":")))
     except ConnectionClosed:
         pass
@@ -170,42 +150,11 @@ def _event(op: str, msg: dict[str, Any], user: str, room: Room) -> dict[str, Any
     return {"ev": "like", "total": int(msg.get("count", 1))}
 
 
-def _error(rid: Any, code: str) -> dict[str, Any]:
-    return {"id": rid, "ok": False, "error": {"code": code, "message": code}}
-
-
-async def main(host: str, port: int) -> None:
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(
-        handler,
-        host,
-        port,
-        subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
-        max_size=64 * 1024,
-        compression=None,
-    ) as server:
-        bound = next(iter(server.sockets)).getsockname()
-        print(f"ws://{bound[0]}:{bound[1]}/ws", flush=True)
-        await stop
-
-
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    add_server_args(parser, port=8766)
     args = parser.parse_args()
-    if not args.no_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            uvloop.run(main(args.host, args.port))
-            return
-    asyncio.run(main(args.host, args.port))
+    run(serve_until_stopped(handler, args.host, args.port), args.no_uvloop)
 
 
 if __name__ == "__main__":

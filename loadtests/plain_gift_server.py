@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import signal
 from collections import defaultdict
 from typing import Any
 
 import redis.asyncio as aioredis
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-SUBPROTOCOLS = ["livesrv.v1.json"]
+from loadtests.plain_ws import add_server_args, error, fan_out, run, serve_until_stopped, user_of
+
 START_COINS = 10**12  # a wallet starts full: this baseline sells no coins
 POOL_SIZE = 100  # redis-py's default
 PRICES = {"rose": 1, "heart": 5, "rocket": 100}
@@ -45,18 +44,6 @@ local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 redis.call('PUBLISH', ARGV[2], string.format('{"seq":%d,', seq) .. string.sub(ARGV[3], 2))
 return {'ok', coins, seq}
 """
-
-
-def user_of(token: str) -> str:
-    """The ``sub`` claim of a JWT (not verified: this baseline trusts everyone), or the token."""
-    parts = token.split(".")
-    if len(parts) == 3:
-        try:
-            pad = "=" * (-len(parts[1]) % 4)
-            return str(json.loads(base64.urlsafe_b64decode(parts[1] + pad))["sub"])
-        except (ValueError, KeyError):
-            pass
-    return token[:64]
 
 
 class GiftServer:
@@ -79,13 +66,9 @@ class GiftServer:
         async for msg in self.pubsub.listen():
             if msg.get("type") != "message":
                 continue
-            room = str(msg["channel"]).removeprefix("plain:room:")
-            frame = msg["data"]
-            for ws in list(self.members.get(room, ())):
-                try:
-                    await ws.send(frame)
-                except ConnectionClosed:
-                    self.members[room].discard(ws)
+            viewers = self.members.get(str(msg["channel"]).removeprefix("plain:room:"))
+            if viewers:
+                await fan_out(viewers, msg["data"])
 
     async def enter(self, ws: ServerConnection, room: str) -> None:
         if not self.members[room]:
@@ -155,27 +138,10 @@ class GiftServer:
         return {"id": rid, "ok": True, "coins": int(balance), "combo": count}
 
 
-def error(rid: Any, code: str) -> dict[str, Any]:
-    return {"id": rid, "ok": False, "error": {"code": code, "message": code}}
-
-
 async def main(url: str, host: str, port: int) -> None:
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
     server = GiftServer(url)
     listener = asyncio.create_task(server.listen())
-    async with serve(
-        server.handler,
-        host,
-        port,
-        subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
-        max_size=64 * 1024,
-        compression=None,
-    ) as ws_server:
-        bound = next(iter(ws_server.sockets)).getsockname()
-        print(f"ws://{bound[0]}:{bound[1]}/ws", flush=True)
-        await stop
+    await serve_until_stopped(server.handler, host, port)
     listener.cancel()
     await server.redis.aclose()
 
@@ -183,19 +149,9 @@ async def main(url: str, host: str, port: int) -> None:
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--redis-url", required=True, help="the store, e.g. unix:///x.sock")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8767)
-    parser.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    add_server_args(parser, port=8767)
     args = parser.parse_args()
-    if not args.no_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            uvloop.run(main(args.redis_url, args.host, args.port))
-            return
-    asyncio.run(main(args.redis_url, args.host, args.port))
+    run(main(args.redis_url, args.host, args.port), args.no_uvloop)
 
 
 if __name__ == "__main__":

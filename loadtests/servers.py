@@ -277,34 +277,23 @@ def _wait_healthy(http_url: str, timeout: float) -> None:
 
 
 def start_naive(log_dir: Path, timeout: float = 30.0) -> ServerProcess:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / "naive.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loadtests.naive_server", "--port", "0"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            cwd=str(REPO),
-            start_new_session=True,
-        )
-    server = ServerProcess(proc=proc, log=log)
-    try:
-        server.wait_urls(("ws",), timeout)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    """The naive fan-out server (``loadtests/naive_server.py``)."""
+    return _start_baseline(log_dir / "naive.log", "loadtests.naive_server", [], timeout)
 
 
 def start_plain_gifts(log_dir: Path, store_url: str, timeout: float = 30.0) -> ServerProcess:
     """The plain one-script gift server (``loadtests/plain_gift_server.py``) on ``store_url``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "plain-gifts.log"
-    cmd = [sys.executable, "-m", "loadtests.plain_gift_server", "--port", "0"]
+    return _start_baseline(log, "loadtests.plain_gift_server", ["--redis-url", store_url], timeout)
+
+
+def _start_baseline(log: Path, module: str, args: list[str], timeout: float) -> ServerProcess:
+    """``python -m MODULE --port 0 ARGS``, its output in ``log``; returned once it has printed
+    its ``ws://`` URL (stopped if it does not)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*cmd, "--redis-url", store_url],
+            [sys.executable, "-m", module, "--port", "0", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=child_env(),

@@ -3,7 +3,7 @@
 `DemoServer` runs a real `livesrv serve --demo` subprocess and can restart it on
 the same ports and data directory. `Bystander` is a plain protocol client (no
 browser) used to act in a room while the page is looking. `PageErrors` collects a
-page's script errors.
+page's script errors; `dismiss_toasts` and `clean` ready a page for a screenshot.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -259,3 +259,10 @@ def dismiss_toasts(page: Page) -> None:
             return
         with contextlib.suppress(PlaywrightTimeoutError):  # it may go away by itself
             close.first.click(timeout=2000)
+
+
+def clean(page: Page, show: Locator) -> None:
+    """Ready for a screenshot: no toasts, no focus, `show` in view."""
+    dismiss_toasts(page)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    show.evaluate("(e) => e.scrollIntoView({block: 'center'})")

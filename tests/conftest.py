@@ -229,6 +229,15 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
             p.proc.stdout.close()  # else a ResourceWarning fails whichever test collects it
 
 
+# the demo page's browser fixtures (its own server each module: see tests/browser_fixtures.py)
+from tests.browser_fixtures import (  # noqa: E402, F401
+    browser,
+    open_page,
+    playwright,
+    shots,
+    uid,
+)
+
 # the cluster fixtures (a 3-master local cluster, nodes on it); imported last: they use the above
 from tests.cluster_fixtures import (  # noqa: E402, F401
     cluster_nodes,

@@ -9,64 +9,30 @@ auto-waiting `expect(...)` or `page.wait_for_function`, never a value read once.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import (
-    Browser,
-    Locator,
-    Page,
-    Playwright,
-    ViewportSize,
-    WebSocketRoute,
-    expect,
-    sync_playwright,
+from playwright.sync_api import Locator, Page, ViewportSize, WebSocketRoute, expect
+
+from tests.browser_fixtures import (
+    BROWSER_MARKS,
+    DESKTOP,
+    PHONE,
+    UPDATE_SCREENSHOTS,
+    WAIT_MS,
+    OpenPage,
+    demo_server,
 )
-from playwright.sync_api import Error as PlaywrightError
+from tests.browser_helpers import Bystander, DemoServer, dismiss_toasts
 
-from tests.browser_helpers import (
-    CHROMIUM_ARGS,
-    TIME_SCALE,
-    Bystander,
-    DemoServer,
-    PageErrors,
-    chromium_path,
-    dismiss_toasts,
-)
-
-CHROMIUM = chromium_path()
-pytestmark = [
-    # Outside CI a machine without a browser skips these; in CI (.ci/run installs
-    # chromium) a missing browser is a failure, never a skip.
-    pytest.mark.skipif(
-        CHROMIUM is None and os.environ.get("CI") != "true",
-        reason="needs Debian's chromium (apt-get install chromium)",
-    ),
-    pytest.mark.timeout(int(120 * TIME_SCALE)),
-]
-
-DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
-# Screenshots go to docs/img/ (the README shows them) only when asked, so that a
-# test run leaves the working tree clean: LIVESRV_UPDATE_SCREENSHOTS=1 pytest ...
-UPDATE_SCREENSHOTS = os.environ.get("LIVESRV_UPDATE_SCREENSHOTS") == "1"
-WAIT_MS = int(15_000 * TIME_SCALE)
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-PHONE: ViewportSize = {"width": 390, "height": 844}
+pytestmark = BROWSER_MARKS
 GIFTS = [
     "Rose", "Finger Heart", "Panda", "Rainbow Puke", "Concert", "I'm Very Rich",
     "Drama Queen", "Interstellar", "Planet", "Rocket", "Lion", "Universe",
 ]  # fmt: skip
 TITLE = "Late night studio: lo-fi beats and a chat"
-SESSION_KEY = "livesrv.demo.session"  # what the page keeps across a reload (js/app.js)
-
-expect.set_options(timeout=WAIT_MS)
 
 # True when the two elements' boxes share any pixel (both must be on screen).
 OVERLAP_JS = """([a, b]) => {
@@ -90,95 +56,10 @@ IN_VIEW_JS = """(e) => {
 }"""
 
 
-# A creator page ends its LIVE when the test is over, so that other tests' room
-# lists do not fill up with finished tests' rooms.
-END_OWN_LIVE_JS = """async () => {
-  const app = window.livesrvDemo && window.livesrvDemo.app;
-  const info = app && app.roomView.info;
-  if (!app || app.role !== "creator" || !info || !info.live || info.creator !== app.me()) return;
-  await Promise.race([app.client.request("room_close", { room: info.room }),
-    new Promise((resolve) => setTimeout(resolve, 3000))]).catch(() => {});
-}"""
-
-
 # ---- fixtures -------------------------------------------------------------------
+# (the browser, page and screenshot fixtures are in tests/browser_fixtures.py)
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    srv = DemoServer(tmp_path_factory.mktemp("demo-data"))
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (apt-get install chromium)")
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def uid() -> str:
-    """A suffix unique to this test: its users, rooms and products carry it."""
-    return uuid.uuid4().hex[:8]
-
-
-OpenPage = Callable[..., Page]
-
-
-@pytest.fixture
-def open_page(browser: Browser, server: DemoServer) -> Iterator[OpenPage]:
-    """Open pages in fresh browser contexts; close them and check for script errors."""
-    opened: list[tuple[Page, PageErrors]] = []
-
-    def _open(
-        viewport: ViewportSize = DESKTOP,
-        srv: DemoServer | None = None,
-        session: dict[str, object] | None = None,
-    ) -> Page:
-        """A page; with `session` ({user, role, room}) it is already logged in (and in
-        the room), the way the page resumes after a reload."""
-        context = browser.new_context(viewport=viewport, base_url=(srv or server).http_url)
-        if session is not None:
-            data = json.dumps({**session, "active": True})
-            key = json.dumps(SESSION_KEY)
-            context.add_init_script(f"sessionStorage.setItem({key}, {json.dumps(data)})")
-        page = context.new_page()
-        opened.append((page, PageErrors(page)))
-        page.goto("/")
-        if session is not None:
-            expect(page.get_by_test_id("me-name")).to_have_text(str(session["user"]))
-        return page
-
-    yield _open
-    errors = [e for page, errs in opened for e in errs.script_errors()]
-    for page, errs in opened:
-        with contextlib.suppress(PlaywrightError):  # the server may be gone already
-            page.evaluate(END_OWN_LIVE_JS)
-        # Shown by pytest only when the test failed.
-        print(f"--- page {page.url}: errors={errs.errors!r}")
-        page.context.close()
-    print("--- server log tail:\n" + server.log_tail(30))
-    assert errors == []
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: docs/img/ when updating them, else a temporary dir."""
-    if UPDATE_SCREENSHOTS:
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        return DOCS_IMG
-    return tmp_path
+server = demo_server("demo-data")
 
 
 # ---- page helpers ---------------------------------------------------------------

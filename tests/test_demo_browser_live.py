@@ -11,19 +11,20 @@ waits for what the page shows, with a deadline.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests import test_demo_browser as base
-from tests.browser_helpers import Bystander, DemoServer, dismiss_toasts
-from tests.test_demo_browser import (
-    DESKTOP,
+from tests.browser_fixtures import (
+    BROWSER_MARKS,
     PHONE,
     UPDATE_SCREENSHOTS,
     OpenPage,
+    demo_server,
+    in_room,
+)
+from tests.browser_helpers import Bystander, DemoServer, dismiss_toasts
+from tests.test_demo_browser import (
     chat_line,
     error_toast,
     expect_coins,
@@ -35,16 +36,7 @@ from tests.test_demo_browser import (
     wait_true,
 )
 
-pytestmark = base.pytestmark
-# The browser, page and screenshot fixtures of the main demo tests (this module brings
-# its own `server`, which `open_page` then uses).
-playwright, browser, open_page, uid, shots = (
-    base.playwright,
-    base.browser,
-    base.open_page,
-    base.uid,
-    base.shots,
-)
+pytestmark = BROWSER_MARKS
 
 SHORT_CLOCKS = {
     "LIVESRV_MATCH_DURATION": "13",
@@ -56,32 +48,8 @@ SHORT_CLOCKS = {
 }
 NO_OVERFLOW_JS = "document.documentElement.scrollWidth <= window.innerWidth"
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    """This module's own server, with short match and hype-train clocks."""
-    srv = DemoServer(tmp_path_factory.mktemp("live-demo-data"))
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in SHORT_CLOCKS.items():
-            mp.setenv(name, value)
-        srv.start()
-    yield srv
-    srv.stop()
-
-
-def in_room(
-    open_page: OpenPage,
-    server: DemoServer,
-    user: str,
-    role: str,
-    room: str,
-    viewport: object = DESKTOP,
-) -> Page:
-    """A logged-in page already in `room` (as after a reload)."""
-    page = open_page(viewport, server, {"user": user, "role": role, "room": room})
-    expect(page.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
-    expect(page.locator("#stage")).to_have_attribute("data-state", "live")
-    return page
+# This module's own server, with short match and hype-train clocks.
+server = demo_server("live-demo-data", SHORT_CLOCKS)
 
 
 def fan(server: DemoServer, user: str, room: str) -> Bystander:

@@ -16,13 +16,16 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests import test_demo_browser as base
-from tests.browser_helpers import Bystander, DemoServer, dismiss_toasts
-from tests.test_demo_browser import (
-    DESKTOP,
+from tests.browser_fixtures import (
+    BROWSER_MARKS,
     PHONE,
     UPDATE_SCREENSHOTS,
     OpenPage,
+    demo_server,
+    in_room,
+)
+from tests.browser_helpers import Bystander, DemoServer, clean, dismiss_toasts
+from tests.test_demo_browser import (
     chat_line,
     error_toast,
     expect_coins,
@@ -33,32 +36,8 @@ from tests.test_demo_browser import (
     settled_coins,
 )
 
-pytestmark = base.pytestmark
-# The browser, page, screenshot and server fixtures of the main demo tests (module scoped:
-# this module gets its own server).
-playwright, browser, open_page, uid, shots, server = (
-    base.playwright,
-    base.browser,
-    base.open_page,
-    base.uid,
-    base.shots,
-    base.server,
-)
-
-
-def in_room(
-    open_page: OpenPage,
-    server: DemoServer,
-    user: str,
-    role: str,
-    room: str,
-    viewport: object = DESKTOP,
-) -> Page:
-    """A logged-in page already in `room` (as after a reload)."""
-    page = open_page(viewport, server, {"user": user, "role": role, "room": room})
-    expect(page.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
-    expect(page.locator("#stage")).to_have_attribute("data-state", "live")
-    return page
+pytestmark = BROWSER_MARKS
+server = demo_server("series-demo-data")  # this module's own
 
 
 def series_item(page: Page, series: str) -> Locator:
@@ -94,13 +73,6 @@ def publish(
     expect(item).to_contain_text(title)
     expect(item.get_by_test_id("series-state")).to_have_text("On sale")
     expect(item.get_by_test_id("series-price")).to_have_text(f"{price:,}")
-
-
-def clean(page: Page, show: Locator) -> None:
-    """Ready for a screenshot: no toasts, no focus, `show` in view."""
-    dismiss_toasts(page)
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    show.evaluate("(e) => e.scrollIntoView({block: 'center'})")
 
 
 def test_creator_publishes_and_a_viewer_buys_to_unlock(

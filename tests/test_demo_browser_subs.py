@@ -16,12 +16,16 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests import test_demo_browser as base
-from tests.browser_helpers import DemoServer, dismiss_toasts
-from tests.test_demo_browser import (
+from tests.browser_fixtures import (
+    BROWSER_MARKS,
     PHONE,
     UPDATE_SCREENSHOTS,
     OpenPage,
+    demo_server,
+    in_room,
+)
+from tests.browser_helpers import DemoServer, clean, dismiss_toasts
+from tests.test_demo_browser import (
     chat_line,
     error_toast,
     expect_coins,
@@ -30,19 +34,9 @@ from tests.test_demo_browser import (
     say,
     settled_coins,
 )
-from tests.test_demo_browser_series import in_room
 
-pytestmark = base.pytestmark
-# The browser, page, screenshot and server fixtures of the main demo tests (module scoped:
-# this module gets its own server).
-playwright, browser, open_page, uid, shots, server = (
-    base.playwright,
-    base.browser,
-    base.open_page,
-    base.uid,
-    base.shots,
-    base.server,
-)
+pytestmark = BROWSER_MARKS
+server = demo_server("subs-demo-data")  # this module's own
 
 
 def tier_row(page: Page, tier: int) -> Locator:
@@ -51,13 +45,6 @@ def tier_row(page: Page, tier: int) -> Locator:
 
 def gifted_lines(page: Page, by: str) -> Locator:
     return feed(page).locator("[data-kind=sub][data-gifted=yes]").filter(has_text=f"by {by}")
-
-
-def clean(page: Page, show: Locator) -> None:
-    """Ready for a screenshot: no toasts, no focus, `show` in view."""
-    dismiss_toasts(page)
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    show.evaluate("(e) => e.scrollIntoView({block: 'center'})")
 
 
 def set_tiers(studio: Page, *prices: str) -> None:
