@@ -47,6 +47,10 @@ class SettlementWorker:
 
     MAINTAIN_S = 0.25  # maintenance tick: holds about once a second, claims every 5 s
     OVERLAP = 4  # batches settling at once while the next is read
+    # after a read that was not full, wait this long before the next: a busy outbox is read
+    # in batches of what arrived meanwhile (tens of entries, one store call for their
+    # credits) instead of a read, a settle call and an ack for every few entries
+    PACE_S = 0.01
 
     def __init__(self, b: Backend, metrics: Metrics | None = None, name: str | None = None):
         self.b = b
@@ -113,6 +117,8 @@ class SettlementWorker:
                         settling.add(asyncio.create_task(self._settle_read(resp)))
                     outage.ok()
                     backoff.reset()
+                    if resp and max(len(e) for _, e in resp) < self.b.settings.settle_batch:
+                        await asyncio.sleep(self.PACE_S)
                 except asyncio.CancelledError:
                     raise
                 except STORE_DOWN as exc:
@@ -179,13 +185,11 @@ class SettlementWorker:
         )
 
     async def _settle_read(self, resp: Any) -> int:
-        counts = await asyncio.gather(
-            *(
-                self._settle_entries(self._streams[stream], entries)
-                for stream, entries in resp or []
-            )
+        """Settle what one read returned: every shard's entries in one batch (one read of a
+        standalone store names every shard's outbox)."""
+        return await self._settle_batches(
+            [(self._streams[stream], entries) for stream, entries in resp or []]
         )
-        return sum(counts)
 
     async def claim_abandoned(self) -> int:
         """Take over entries another consumer read but never acknowledged (every shard)."""
@@ -250,25 +254,31 @@ class SettlementWorker:
         return total
 
     async def _settle_entries(self, shard: ShardKeys, entries: list[Any]) -> int:
-        """Settle a batch concurrently (the scripts pipeline on one connection), then
-        acknowledge it in one call. Credits commute, so their order does not matter; an
-        entry whose step failed is not acknowledged (the others are) and is claimed again
-        later; the first failure is raised after the acknowledgement."""
-        if not entries:
+        return await self._settle_batches([(shard, entries)])
+
+    async def _settle_batches(self, batches: list[tuple[ShardKeys, list[Any]]]) -> int:
+        """Settle the entries of some shards' outboxes as one batch
+        (:meth:`EntrySettler.settle`), then acknowledge each shard's in one call. Credits
+        commute, so their order does not matter; an entry whose step failed is not
+        acknowledged (the others are) and is claimed again later; the first failure is raised
+        after the acknowledgements."""
+        batches = [(shard, entries) for shard, entries in batches if entries]
+        if not batches:
             return 0
         # the debits read may not be on a replica yet: credit only what a failover keeps
-        await self.b.replicated(shard.outbox)
-        live = [(entry_id, fields) for entry_id, fields in entries if fields]
-        results = await asyncio.gather(
-            *(self.entries.settle_entry(shard, i, f) for i, f in live), return_exceptions=True
-        )
-        failed = [(i, r) for (i, _), r in zip(live, results, strict=True) if r is not None]
-        skip = {i for i, _ in failed}
-        done = [entry_id for entry_id, _ in entries if entry_id not in skip]
-        if done:
-            await self._ack(shard.outbox, done)
+        await asyncio.gather(*(self.b.replicated(shard.outbox) for shard, _ in batches))
+        live = [(shard, i, f) for shard, entries in batches for i, f in entries if f]
+        results = await self.entries.settle(live)
+        failed = [r for r in results if r is not None]
+        skip = {i for (_, i, _), r in zip(live, results, strict=True) if r is not None}
+        acks = []
+        for shard, entries in batches:
+            done = [entry_id for entry_id, _ in entries if entry_id not in skip]
+            if done:
+                acks.append(self._ack(shard.outbox, done))
+        await asyncio.gather(*acks)
         if failed:
-            raise failed[0][1]
+            raise failed[0]
         return len(live)
 
     async def _ack(self, outbox: str, ids: list[str]) -> None:

@@ -2,11 +2,12 @@
 
 :func:`credits_for` (sans-I/O) turns an entry into one :class:`Credit` per earner, each with
 a ref unique to the entry and earner, so ``settle.lua`` applies it once however often the
-entry is read. :class:`EntrySettler` runs every step an entry owes at once: the earners'
-credits (on a store that is not a cluster, the credits of one loop iteration go to the store
-together as one ``settle_batch.lua`` call), the room event if it was never logged
-(:mod:`livesrv.settlement_events`), a treasure box's placement and a paid purchase's sold
-mark; then it counts the entry in the metrics.
+entry is read. :class:`EntrySettler` settles a batch of entries at once: the earners'
+credits of all of them (on a store that is not a cluster, up to 64 credits per
+``settle_batch.lua`` call, with no task or future per entry), and the few other steps some
+entries owe: the room event if it was never logged (:mod:`livesrv.settlement_events`), a
+treasure box's placement, a paid purchase's sold mark; then it counts the entries in the
+metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import orjson
 from .metrics import Metrics
 from .services import shop, treasure
 from .settlement_events import event_step
-from .store.batching import StepBatcher
 from .store.facade import Backend, now_ms
 from .store.keys import ShardKeys, UserKeys
 
@@ -37,9 +37,12 @@ class Credit:
     ref: str
 
 
-def credits_for(shard: int, entry_id: str, fields: dict[str, str]) -> list[Credit]:
-    """The credits an outbox entry owes (sans-I/O)."""
-    payload = orjson.loads(fields["p"])
+def credits_for(
+    shard: int, entry_id: str, fields: dict[str, str], payload: dict[str, Any] | None = None
+) -> list[Credit]:
+    """The credits an outbox entry owes (sans-I/O); ``payload``: its ``p`` field decoded."""
+    if payload is None:
+        payload = orjson.loads(fields["p"])
     coins = int(fields["coins"])
     return [
         Credit(earner, kind, int(bps), coins, f"{shard}:{entry_id}:{i}")
@@ -53,21 +56,89 @@ def diamonds_for(earned_coins: int, bps: int) -> int:
 
 
 class EntrySettler:
-    """Settles single outbox entries: every step an entry owes, concurrently.
+    """Settles batches of outbox entries: every step each entry owes, at once.
 
     Args:
         b: The store.
         metrics: Where settled entries are counted (None: nowhere).
     """
 
+    BATCH = 64  # credits per settle_batch.lua call at most (a call holds the store)
+
     def __init__(self, b: Backend, metrics: Metrics | None = None) -> None:
         self.b = b
         self.metrics = metrics
-        # the credits of a batch go to the store together (one store: one script call)
-        self._credits = None if b.is_cluster else StepBatcher(b.run, "settle_batch")
 
-    async def settle_entry(self, shard: ShardKeys, entry_id: str, fields: dict[str, str]) -> None:
-        payload = orjson.loads(fields["p"])
+    async def settle(
+        self, entries: list[tuple[ShardKeys, str, dict[str, str]]]
+    ) -> list[BaseException | None]:
+        """Settle ``entries`` (outbox shard, id, fields): the credits of all of them
+        in as few store calls as the store allows (on a store that is not a cluster, one
+        ``settle_batch.lua`` call per ``BATCH`` credits; on a cluster one ``settle.lua`` per
+        credit, each in its earner's slot), with the few other steps some entries owe.
+
+        Returns:
+            Per entry, None when it is settled, else what failed (it stays unacknowledged
+            and is settled again later: every step is idempotent).
+        """
+        others: list[tuple[int, Awaitable[Any]]] = []
+        credits: list[tuple[int, list[str], list[Any]]] = []  # (entry, keys, args)
+        now = now_ms()
+        for i, (shard, entry_id, fields) in enumerate(entries):
+            payload = orjson.loads(fields["p"])
+            others.extend((i, step) for step in self._other_steps(payload, fields))
+            for c in credits_for(shard.shard, entry_id, fields, payload):
+                credits.append((i, *self._credit_step(c, now)))
+        calls: list[Awaitable[Any]] = [step for _, step in others]
+        spans = self._credit_calls(credits, calls)
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        tally = _Tally(entries)
+        for (i, _), result in zip(others, results, strict=False):
+            tally.add(i, result)
+        for span, result in zip(spans, results[len(others) :], strict=True):
+            # settle.lua answers one credit; settle_batch.lua a list, one per credit
+            batch = len(span) > 1 or not self.b.is_cluster
+            replies = result if batch and isinstance(result, list) else [result] * len(span)
+            for j, reply in zip(span, replies, strict=True):
+                tally.add(credits[j][0], reply)
+        if self.metrics is not None:
+            for i, (_, entry_id, fields) in enumerate(entries):
+                if tally.failed[i] is None:
+                    self._count(entry_id, fields, tally.clawed[i])
+        return tally.failed
+
+    def _credit_step(self, c: Credit, now: int) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``settle.lua`` for one credit."""
+        ek = UserKeys.of(c.earner, self.b.settings.shards)
+        keys = [ek.wallet, ek.shard.applied, ek.shard.ledger, ek.holds, ek.shard.holdq]
+        keys.append(ek.shard.wallets)
+        args = [c.ref, c.kind, c.coins, c.bps, self.b.settings.hold_ms, now, c.earner]
+        args.append(ek.wallet_channel)
+        return keys, args
+
+    def _credit_calls(
+        self, credits: list[tuple[int, list[str], list[Any]]], calls: list[Awaitable[Any]]
+    ) -> list[range]:
+        """Add the store calls of ``credits`` to ``calls``; the credits each one answers for."""
+        spans: list[range] = []
+        if self.b.is_cluster:  # a batch would name keys of many slots
+            for j, (_, keys, args) in enumerate(credits):
+                calls.append(self.b.run("settle", keys, args))
+                spans.append(range(j, j + 1))
+            return spans
+        for lo in range(0, len(credits), self.BATCH):
+            part = credits[lo : lo + self.BATCH]
+            batch_args: list[Any] = [len(part[0][1]), len(part[0][2])]
+            for _, _, args in part:
+                batch_args.extend(args)
+            calls.append(
+                self.b.run("settle_batch", [k for _, ks, _ in part for k in ks], batch_args)
+            )
+            spans.append(range(lo, lo + len(part)))
+        return spans
+
+    def _other_steps(self, payload: dict[str, Any], fields: dict[str, str]) -> list[Awaitable[Any]]:
+        """What an entry owes besides its credits (most owe nothing else)."""
         steps: list[Awaitable[Any]] = []
         logging = event_step(self.b, payload, fields)
         if logging is not None:
@@ -78,52 +149,36 @@ class EntrySettler:
         if fields["kind"] == "shop" and "ref" in payload:
             # a paid purchase's reservation is sold: the proof that outlives the key's records
             steps.append(shop.mark_sold(self.b, payload["product"], payload["ref"], payload["x"]))
-        now = now_ms()
-        for c in credits_for(shard.shard, entry_id, fields):
-            ek = UserKeys.of(c.earner, self.b.settings.shards)
-            steps.append(
-                self._settle(
-                    [
-                        ek.wallet,
-                        ek.shard.applied,
-                        ek.shard.ledger,
-                        ek.holds,
-                        ek.shard.holdq,
-                        ek.shard.wallets,
-                    ],
-                    [
-                        c.ref,
-                        c.kind,
-                        c.coins,
-                        c.bps,
-                        self.b.settings.hold_ms,
-                        now,
-                        c.earner,
-                        ek.wallet_channel,
-                    ],
-                )
-            )
-        clawed = 0  # a clawback entry (services/refunds.py) credits negative diamonds
-        for result in await asyncio.gather(*steps):
-            if isinstance(result, list) and int(result[0]) < 0:
-                raise OverflowError(
-                    f"settling {entry_id} would pass 2^53 - 1 in an earner's wallet; refused"
-                )
-            if fields["kind"] == "clawback" and isinstance(result, list):
-                clawed -= int(result[1])
-        if self.metrics is not None:
-            self.metrics.settled.inc()
-            if fields["kind"] == "clawback":
-                self.metrics.diamonds_clawed.inc(max(0, clawed))
-            else:
-                self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
-            if fields["kind"] == "series":  # -- series --
-                self.metrics.series_sales.inc()
-            self.metrics.settle_lag.observe(max(0, now_ms() - int(entry_id.split("-")[0])) / 1000)
+        return steps
 
-    def _settle(self, keys: list[str], args: list[Any]) -> Awaitable[Any]:
-        """One credit (``settle.lua``); with the others of this loop iteration in one
-        ``settle_batch.lua`` call when the store is not a cluster."""
-        if self._credits is None:
-            return self.b.run("settle", keys, args)
-        return self._credits.run(keys, args)
+    def _count(self, entry_id: str, fields: dict[str, str], clawed: int) -> None:
+        assert self.metrics is not None
+        self.metrics.settled.inc()
+        if fields["kind"] == "clawback":
+            self.metrics.diamonds_clawed.inc(max(0, clawed))
+        else:
+            self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
+        if fields["kind"] == "series":  # -- series --
+            self.metrics.series_sales.inc()
+        self.metrics.settle_lag.observe(max(0, now_ms() - int(entry_id.split("-")[0])) / 1000)
+
+
+class _Tally:
+    """What each entry of a batch came to: its first failure, and the diamonds a
+    clawback entry took back."""
+
+    def __init__(self, entries: list[tuple[ShardKeys, str, dict[str, str]]]) -> None:
+        self.entries = entries
+        self.failed: list[BaseException | None] = [None] * len(entries)
+        self.clawed = [0] * len(entries)
+
+    def add(self, i: int, result: Any) -> None:
+        """One step's result for entry ``i`` (a reply or the exception it raised)."""
+        if isinstance(result, BaseException):
+            self.failed[i] = self.failed[i] or result
+        elif isinstance(result, list) and int(result[0]) < 0:
+            self.failed[i] = self.failed[i] or OverflowError(
+                f"settling {self.entries[i][1]} would pass 2^53 - 1 in an earner's wallet; refused"
+            )
+        elif isinstance(result, list):
+            self.clawed[i] -= int(result[1])
