@@ -5,7 +5,9 @@
 -- KEYS: 1 earner wallet, 2 applied refs (set), 3 ledger, 4 earner holds (zset),
 --       5 shard hold queue (zset), 6 shard users set
 -- ARGV: 1 ref, 2 kind ("gift:5000"), 3 coins, 4 bps, 5 hold ms, 6 now ms, 7 earner,
---       8 wallet channel
+--       8 wallet channel, 9 '0': do not publish the wallet (settle_batch.lua publishes
+--       each wallet once, after all of its credits)
+--@step wallet_publish
 -- Returns {fresh, delta}; {-1, 0} when the earner's totals would pass 2^53 - 1, the
 -- largest exact integer (nothing moves; the entry stays unsettled).
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {0, 0} end
@@ -59,7 +61,5 @@ end
 redis.call('XADD', KEYS[3], '*', 't', 'settle', 'kind', ARGV[2], 'user', ARGV[7],
   'coins', ARGV[3], 'diamonds', delta, 'ref', ARGV[1], 'ts', now, unpack(split))
 redis.call('SADD', KEYS[6], ARGV[7])
-local w = redis.call('HMGET', KEYS[1], 'coins', 'diamonds', 'pending')
-redis.call('SPUBLISH', ARGV[8], string.format('{"user":%s,"coins":%s,"diamonds":%s,"pending":%s}',
-  cjson.encode(ARGV[7]), w[1] or '0', w[2] or '0', w[3] or '0'))
+if ARGV[9] ~= '0' then wallet_publish({KEYS[1]}, {ARGV[8], ARGV[7]}) end
 return {1, delta}
