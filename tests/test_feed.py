@@ -190,7 +190,7 @@ def big_room(n: int, seq: int = 5) -> RoomFeed:
     feed.learn(info(seq))
     for i in range(n):
         m = member(f"u{i}", seq)
-        feed.members[m.listener] = m
+        feed.add(m.listener, m)
     return feed
 
 
@@ -210,6 +210,27 @@ def test_a_spread_room_sends_each_slice_its_events_once_in_order() -> None:
         # about one frame per slices flushes, not one per event
         assert len(sink(m).frames) <= 10 // slices + 1
     assert feed.queues is not None and not any(feed.queues)
+
+
+def test_members_who_join_or_leave_a_spread_room_mid_cycle_get_exactly_their_events() -> None:
+    feed = big_room(6)
+    slices = 3
+    feed.accept(logged(6))
+    flush_slice(feed, 0, slices)  # spread from now on; slices 1 and 2 still owe event 6
+    late = member("late", 6)  # joined having seen 6 (its join read the room at seq 6)
+    feed.add(late.listener, late)
+    leaver = next(m for m in feed.members.values() if m.slot % slices == late.slot % slices)
+    if leaver is late:
+        leaver = next(m for m in feed.members.values() if m is not late)
+    assert feed.remove(leaver.listener) is leaver and feed.remove(leaver.listener) is None
+    before = len(sink(leaver).frames)
+    feed.accept(logged(7))
+    for turn in range(1, 2 * slices + 1):  # two whole cycles
+        flush_slice(feed, turn, slices)
+    assert seqs(sink(late).events()) == [7]
+    assert len(sink(leaver).frames) == before  # nothing after it left
+    for m in feed.members.values():
+        assert seqs(sink(m).events())[-1] == 7 and m.last_seq == 7
 
 
 def test_a_slice_flush_coalesces_unlogged_events_per_slice() -> None:

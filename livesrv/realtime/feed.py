@@ -70,6 +70,31 @@ class RoomFeed:
     hype_checked: float = 0.0  # when this node last looked for the end of a hype train
     # A big room's events waiting for each slice of its members (None: not spread)
     queues: list[list[dict[str, Any]]] | None = None
+    # A spread room's members by slot, kept in step with ``members`` by :meth:`add` and
+    # :meth:`remove` (None: not built; only a big room's slice flush builds it)
+    slots: list[dict[Listener, Member]] | None = None
+
+    def add(self, listener: Listener, member: Member) -> None:
+        """Make ``member`` the room's member for ``listener``."""
+        self.members[listener] = member
+        if self.slots is not None:
+            self.slots[member.slot][listener] = member
+
+    def remove(self, listener: Listener) -> Member | None:
+        """Take ``listener`` out of the room; its member, or None if it was none."""
+        member = self.members.pop(listener, None)
+        if member is not None and self.slots is not None:
+            self.slots[member.slot].pop(listener, None)
+        return member
+
+    def slice_members(self, g: int, slices: int) -> list[Member]:
+        """The members whose ``slot % slices`` is ``g``, without looking at the others."""
+        if self.slots is None:
+            self.slots = [{} for _ in range(SLOTS)]
+            for listener, m in self.members.items():
+                self.slots[m.slot][listener] = m
+        slots = self.slots
+        return [m for s in range(g, SLOTS, slices) for m in slots[s].values()]
 
     def learn(self, info: RoomInfo) -> None:
         """The room as read from the store (on a join): events already buffered that the
@@ -209,8 +234,7 @@ def flush_slice(rc: RoomFeed, turn: int, slices: int) -> tuple[int, list[dict[st
         return 0, fresh
     queues[g] = []
     batch = coalesce(batch)
-    members = [m for m in rc.members.values() if m.slot % slices == g]
-    return deliver(members, batch) * len(batch), fresh
+    return deliver(rc.slice_members(g, slices), batch) * len(batch), fresh
 
 
 def drain(rc: RoomFeed) -> int:
@@ -218,6 +242,7 @@ def drain(rc: RoomFeed) -> int:
     (the room became small, or a ban must reach the banned user before it is ejected).
     Returns deliveries."""
     queues, rc.queues = rc.queues, None
+    rc.slots = None
     if not queues:
         return 0
     slices = len(queues)

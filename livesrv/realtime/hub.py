@@ -133,12 +133,12 @@ class Hub:
         again = listener in rc.members
         member = rc.members.get(listener) or Member(listener)
         member.backlog = [] if member.backlog is None else member.backlog
-        rc.members[listener] = member
+        rc.add(listener, member)
         try:  # banned: refused, nothing written (a first joiner is taken out again below)
             entered = await joining.enter(self.b, room, listener.user, again=again)
         except BaseException:
             if not again:
-                rc.members.pop(listener, None)
+                rc.remove(listener)
                 self._forget_if_empty(rc)
             raise
         info, viewers, top = entered.info, entered.viewers, entered.top
@@ -201,7 +201,7 @@ class Hub:
 
     async def leave(self, listener: Listener, room: str) -> bool:
         rc = self.rooms.get(room)
-        if rc is None or rc.members.pop(listener, None) is None:
+        if rc is None or rc.remove(listener) is None:
             return False
         rc.viewers_changed = True
         try:  # the user's other sessions on this node keep it counted in
@@ -367,7 +367,7 @@ class Hub:
         the logged ``banned`` event reaches it; they were just sent that event)."""
         gone = [listener for listener in rc.members if listener.user in users]
         for listener in gone:
-            rc.members.pop(listener, None)
+            rc.remove(listener)
             joined = getattr(listener, "in_rooms", None)  # the session's rooms (ops.Caller)
             if isinstance(joined, set):
                 joined.discard(rc.room)
