@@ -155,10 +155,12 @@ async def _gather_shard(b: Backend, s: ShardKeys) -> dict[str, Any]:
     outbox = [(s.shard, i, f) for i, f in await _stream(b, s.outbox)]
     applied = await b.redis.smembers(s.applied)
     backlog = 0
-    if await b.redis.exists(s.outbox):
-        for g in await b.redis.xinfo_groups(s.outbox):
-            if g["name"] == GROUP:
-                backlog += int(g.get("lag") or 0) + int(g.get("pending") or 0)
+    if outbox:
+        groups = [g for g in await b.redis.xinfo_groups(s.outbox) if g["name"] == GROUP]
+        for g in groups:
+            backlog += int(g.get("lag") or 0) + int(g.get("pending") or 0)
+        if not groups:  # no settlement worker ever read this outbox: all of it is to come
+            backlog = len(outbox)
     return {
         "wallets": wallets,
         "ledger": ledger,

@@ -124,6 +124,18 @@ def parser() -> argparse.ArgumentParser:
     settle = sub.add_parser("settle", help="run the settlement worker alone")
     _common(settle)
     settle.add_argument("--once", action="store_true", help="settle what is due, then exit")
+    settle.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="beside a `serve --demo`: no hold (LIVESRV_DEMO)",
+    )
+    settle.add_argument(
+        "--hold-seconds",
+        type=int,
+        help="diamond hold period, the fleet's (LIVESRV_HOLD_SECONDS, default 259200; 0 with "
+        "--demo)",
+    )
 
     fl = sub.add_parser("fleet", help="print (or --reset) the settings every node must share")
     _common(fl)

@@ -456,6 +456,13 @@ async def test_settle_once(serve_process: Serve, tmp_path: Path) -> None:
     creator, fan = await some_gifts(p, 6)
     await asyncio.sleep(0.3)
     assert await api(p, "GET", "/api/users/cr/wallet") == {"coins": 0, "diamonds": 0, "pending": 0}
+    # no worker has read the outbox yet: the audit shows it all as still to settle
+    waiting = await arun(*audit_args(d, "--json"))
+    assert waiting.returncode == 1, waiting.stdout + waiting.stderr
+    (settled,) = [
+        c for c in json.loads(waiting.stdout)["checks"] if c["name"] == "settled_exactly_once"
+    ]
+    assert (settled["ok"], settled["backlog"], settled["unsettled"]) == (False, 6, 6)
 
     r = await arun("settle", "--once", "--data-dir", str(d))
     assert r.returncode == 0, r.stderr
@@ -466,6 +473,21 @@ async def test_settle_once(serve_process: Serve, tmp_path: Path) -> None:
     again = await arun("settle", "--once", "--data-dir", str(d))
     assert again.stdout.strip() == "settled 0 entries"
     assert (await arun(*audit_args(d))).returncode == 0
+    await creator.close()
+    await fan.close()
+
+
+async def test_settle_beside_a_demo_serve_takes_demo_too(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    d = tmp_path / "d"
+    p = serve_process("--demo", "--no-settle", data_dir=d)  # demo: no hold
+    creator, fan = await some_gifts(p, 2)
+    refused = await arun("settle", "--once", "--data-dir", str(d))  # the default 72 h hold
+    assert refused.returncode == 2 and "LIVESRV_HOLD_SECONDS" in refused.stderr
+    r = await arun("settle", "--once", "--demo", "--data-dir", str(d))
+    assert (r.returncode, r.stdout.strip()) == (0, "settled 2 entries"), r.stderr
+    assert await api(p, "GET", "/api/users/cr/wallet") == {"coins": 0, "diamonds": 3, "pending": 0}
     await creator.close()
     await fan.close()
 
