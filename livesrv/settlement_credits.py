@@ -83,22 +83,32 @@ class EntrySettler:
         """
         others: list[tuple[int, Awaitable[Any]]] = []
         credits: list[tuple[int, list[str], list[Any]]] = []  # (entry, keys, args)
+        tally = _Tally(entries)
         now = now_ms()
         for i, (shard, entry_id, fields) in enumerate(entries):
-            payload = orjson.loads(fields["p"])
-            others.extend((i, step) for step in self._other_steps(payload, fields))
-            for c in credits_for(shard.shard, entry_id, fields, payload):
-                credits.append((i, *self._credit_step(c, now)))
+            try:  # an entry that cannot be read fails alone: the others settle
+                payload = orjson.loads(fields["p"])
+                owed = [
+                    self._credit_step(c, now)
+                    for c in credits_for(shard.shard, entry_id, fields, payload)
+                ]
+                steps = self._other_steps(payload, fields)  # coroutines: made last
+            except Exception as exc:
+                tally.add(i, exc)
+                continue
+            others.extend((i, step) for step in steps)
+            credits.extend((i, keys, args) for keys, args in owed)
         calls: list[Awaitable[Any]] = [step for _, step in others]
         spans = self._credit_calls(credits, calls)
         results = await asyncio.gather(*calls, return_exceptions=True)
-        tally = _Tally(entries)
         for (i, _), result in zip(others, results, strict=False):
             tally.add(i, result)
         for span, result in zip(spans, results[len(others) :], strict=True):
             # settle.lua answers one credit; settle_batch.lua a list, one per credit
-            batch = len(span) > 1 or not self.b.is_cluster
-            replies = result if batch and isinstance(result, list) else [result] * len(span)
+            if self.b.is_cluster or isinstance(result, BaseException):
+                replies = [result] * len(span)
+            else:
+                replies = result
             for j, reply in zip(span, replies, strict=True):
                 tally.add(credits[j][0], reply)
         if self.metrics is not None:

@@ -1,9 +1,12 @@
 """Settlement closes the gap a crash can leave between a debit and its room event."""
 
+import pytest
+
 from livesrv.services import wallet
 from livesrv.services.gifts import earners_of_gift, gift_digest, gift_event_id
 from livesrv.services.rooms import event
-from tests.conftest import Running
+from livesrv.settlement import GROUP, SettlementWorker
+from tests.conftest import Running, ServerFactory
 
 
 async def test_paid_gift_never_logged_is_logged_by_settlement(server: Running) -> None:
@@ -49,3 +52,25 @@ async def test_paid_gift_never_logged_is_logged_by_settlement(server: Running) -
     report = await server.audit()
     assert report["ok"], [c for c in report["checks"] if not c["ok"]]
     assert [e["seq"] for e in creator.events if e["ev"] == "gift"] == [2]
+
+
+async def test_an_unreadable_outbox_entry_fails_alone(make_server: ServerFactory) -> None:
+    """An outbox entry the worker cannot read stays pending; the gifts read in the same
+    batch are settled and acknowledged all the same."""
+    server = await make_server(settle=False)
+    creator = await server.connect("carol", "creator")
+    await creator.ok("room_open", room="r2", title="t")
+    await server.grant("dan", 100)
+    dan = await server.connect("dan")
+    await dan.ok("join", room="r2")
+    outbox = server.backend.user("dan").shard.outbox
+    await server.backend.redis.xadd(outbox, {"kind": "gift", "user": "dan", "p": "{not json"})
+    for i in range(3):
+        await dan.ok("gift", room="r2", gift="rose", count=2, key=f"after-{i}")
+    worker = SettlementWorker(server.backend)
+    await worker.ensure_groups()
+    with pytest.raises(ValueError):  # one read: the bad entry and the three gifts together
+        await worker.step()
+    await creator.event("wallet", lambda e: e["diamonds"] == 3)  # 3 x 2 coins, half of it
+    pending = await server.backend.redis.xpending(outbox, GROUP)
+    assert pending["pending"] == 1  # only the unreadable one, never acknowledged
