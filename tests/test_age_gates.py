@@ -205,6 +205,7 @@ async def test_an_adult_token_spends_and_a_kr_18_year_old_is_refused(server: Run
         await c.ok("join", room=f"{p}room")
     for name, args in _money_ops(server, f"{p}adult", p, "a"):
         await adult.ok(name, **args)
+    await server.settle()  # the adult's spends credited: the creator's diamonds stand still
     before = await _state(kr18, creator, p)
     for name, args in _money_ops(server, f"{p}kr18", p, "k"):
         reply = await kr18.call(name, **args)

@@ -462,6 +462,15 @@ async def test_race_of_100_buyers_for_10_units(server: Running) -> None:
     assert checks["coins_conserved"]["by_kind"]["spend:shop"] == 2500
     assert (await wallet(host))["diamonds"] == 2500 * 9200 // 10000
     print(f"race: 100 buyers for 10 units answered in {elapsed * 1000:.0f} ms")
+    # sold out: a fresh key reads out_of_stock, a key used for something else a conflict
+    loser = buyers[[i for i, c in enumerate(coins) if c == 1000][0]]
+    await loser.ok("subscribe", room="race", key="used")
+    assert await loser.error("buy", room="race", product="drop", qty=1, key="fresh") == (
+        "out_of_stock"
+    )
+    assert await loser.error("buy", room="race", product="drop", qty=1, key="used") == (
+        "idempotency_conflict"
+    )
 
 
 # -- withdrawals and the hold ----------------------------------------------------------

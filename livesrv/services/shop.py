@@ -194,8 +194,11 @@ async def _buy_once(
         [pk.meta, pk.reservations, pk.reservation_queue, pk.reservation_expiry],
         [ref, qty, digest, now_ms(), b.settings.idempotency_ttl * 1000],
     )
-    if status == "conflict":
-        raise IdempotencyConflict()
+    if status == "conflict" or (
+        status in ("out_of_stock", "not_found")
+        and await wallet.used_otherwise(b, user, key, digest)
+    ):
+        raise IdempotencyConflict()  # the key first: a reused key never reads as sold out
     if status == "out_of_stock":
         raise OutOfStock(f"{product!r} has fewer than {qty} left")
     if status == "not_found":

@@ -132,6 +132,15 @@ async def first_result(b: Backend, user: str, key: str, digest: str) -> dict[str
     return result
 
 
+async def used_otherwise(b: Backend, user: str, key: str, digest: str) -> bool:
+    """Whether ``user``'s ``key`` holds the record of a movement with other arguments (a
+    step that refuses before it reaches the key, such as a sold-out purchase, answers
+    ``idempotency_conflict`` then, as the debit would)."""
+    async with store_errors():
+        prior = await b.redis.get(b.user(user).idem(key))
+    return prior is not None and prior.partition("\n")[0] != digest
+
+
 async def spend(
     b: Backend,
     user: str,
