@@ -48,6 +48,16 @@ def _receipt_key(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _demo_and_hold(p: argparse.ArgumentParser, demo_help: str) -> None:
+    """--demo and --hold-seconds: the fleet checks that every node and worker agrees on them."""
+    p.add_argument("--demo", action="store_true", default=None, help=demo_help)
+    p.add_argument(
+        "--hold-seconds",
+        type=int,
+        help="diamond hold period (LIVESRV_HOLD_SECONDS, default 259200; 0 with --demo)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="livesrv", description="Live-stream gifting server")
     ap.add_argument("--version", action="version", version=f"livesrv {__version__}")
@@ -63,16 +73,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, help="processes sharing the ports (LIVESRV_WORKERS, default 1)"
     )
-    serve.add_argument(
-        "--demo",
-        action="store_true",
-        default=None,
-        help="demo mode: /demo/login, starter coins, seeded products, no hold, any receipt",
-    )
-    serve.add_argument(
-        "--hold-seconds",
-        type=int,
-        help="diamond hold period (LIVESRV_HOLD_SECONDS, default 259200; 0 with --demo)",
+    _demo_and_hold(
+        serve, "demo mode: /demo/login, starter coins, seeded products, no hold, any receipt"
     )
     serve.add_argument(
         "--appendfsync",
@@ -124,18 +126,7 @@ def parser() -> argparse.ArgumentParser:
     settle = sub.add_parser("settle", help="run the settlement worker alone")
     _common(settle)
     settle.add_argument("--once", action="store_true", help="settle what is due, then exit")
-    settle.add_argument(
-        "--demo",
-        action="store_true",
-        default=None,
-        help="beside a `serve --demo`: no hold (LIVESRV_DEMO)",
-    )
-    settle.add_argument(
-        "--hold-seconds",
-        type=int,
-        help="diamond hold period, the fleet's (LIVESRV_HOLD_SECONDS, default 259200; 0 with "
-        "--demo)",
-    )
+    _demo_and_hold(settle, "beside a `serve --demo`: no hold (LIVESRV_DEMO)")
 
     fl = sub.add_parser("fleet", help="print (or --reset) the settings every node must share")
     _common(fl)

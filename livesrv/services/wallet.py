@@ -121,24 +121,29 @@ async def first_result(b: Backend, user: str, key: str, digest: str) -> dict[str
     room closed, the sender left): answering with that error would say nothing moved.
     None when the key was not used with these arguments (unused, other arguments, aborted).
     """
+    prior = await _key_record(b, user, key)
+    if prior is None or prior[0] != digest:
+        return None
+    result: dict[str, Any] = orjson.loads(prior[1])
+    return result
+
+
+async def _key_record(b: Backend, user: str, key: str) -> tuple[str, str] | None:
+    """``user``'s record of ``key``: (args hash, first reply), or None when it has none."""
     async with store_errors():
         prior = await b.redis.get(b.user(user).idem(key))
     if prior is None:
         return None
     head, _, reply = prior.partition("\n")
-    if head != digest:
-        return None
-    result: dict[str, Any] = orjson.loads(reply)
-    return result
+    return head, reply
 
 
 async def used_otherwise(b: Backend, user: str, key: str, digest: str) -> bool:
     """Whether ``user``'s ``key`` holds the record of a movement with other arguments (a
     step that refuses before it reaches the key, such as a sold-out purchase, answers
     ``idempotency_conflict`` then, as the debit would)."""
-    async with store_errors():
-        prior = await b.redis.get(b.user(user).idem(key))
-    return prior is not None and prior.partition("\n")[0] != digest
+    prior = await _key_record(b, user, key)
+    return prior is not None and prior[0] != digest
 
 
 async def spend(
