@@ -307,18 +307,17 @@ class Hub:
     # -- ticks (the store work is ticks.py's) ---------------------------------------
 
     async def _tick_forever(self) -> None:
-        """:meth:`tick` every ``tick_ms``, on a fixed schedule (:func:`.ticks.every`)."""
-        await ticks.every(self.b.settings.tick_ms / 1000, self._tick_once, lambda: self._stopping)
-
-    async def _tick_once(self) -> None:
+        """:meth:`flush` every ``tick_ms`` on a fixed schedule (:func:`.ticks.every`), each
+        followed by the store part of the tick, which runs beside the next flushes
+        (:class:`.ticks.Ticker`): a slow store never holds back the events already here."""
+        ticker = ticks.Ticker(self.flush, self.refresh)
         try:
-            await self.tick()
-        except asyncio.CancelledError:
-            raise
-        except STORE_DOWN:
-            pass  # the store is away; counts go out once it is back
-        except Exception:
-            log.exception("hub tick failed; going on")
+            await ticks.every(self.b.settings.tick_ms / 1000, ticker.tick, self._stopped)
+        finally:
+            await ticker.close()
+
+    def _stopped(self) -> bool:
+        return self._stopping
 
     async def _presence_forever(self) -> None:
         while not self._stopping:
@@ -338,14 +337,22 @@ class Hub:
 
     async def tick(self) -> None:
         """Flush every room's batch, then publish this node's coalesced counters (what
-        they add, e.g. a new leaderboard, goes out at the next tick). The flush does not
-        wait for the store: events already received go out also when it is away."""
-        # one write per connection a tick: its rooms' batches and its wallet together
+        they add, e.g. a new leaderboard, goes out at the next flush)."""
+        self.flush()
+        await self.refresh()
+
+    def flush(self) -> None:
+        """Send every room's batch and every waiting wallet: one write per connection (its
+        rooms' batches and its wallet together). Needs no store, so events already received
+        go out also while it is away or slow."""
         out: dict[Listener, list[bytes]] = {}
         self._flush_rooms(out)
         self.wallets.flush(out)
         for listener, frames in out.items():
             listener.send_frame(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    async def refresh(self) -> None:
+        """The store part of a tick: counters, matches, hype trains (:mod:`.ticks`)."""
         await ticks.refresh_counters(self.b, list(self.rooms.values()))
         await ticks.refresh_live(self.b, self.matches, list(self.rooms.values()))
 

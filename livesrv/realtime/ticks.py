@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from ..services import goals, rooms
 from ..services.match import MatchTicker
 from ..services.rooms import event
-from ..store.facade import STORE_FAILURES, Backend
+from ..store.facade import STORE_DOWN, STORE_FAILURES, Backend
 from ..store.keys import RoomKeys
 from .feed import RoomFeed
+
+log = logging.getLogger(__name__)
 
 # In a join storm a room's viewer count changes at every tick, and each change is one more
 # frame to every member: sent every tick, N joiners would cost N x members frames
@@ -56,6 +59,47 @@ async def every(
         due = next_due(due, interval, loop.time())
         await asyncio.sleep(due - loop.time())
         await step()
+
+
+class Ticker:
+    """A hub's tick: the flush, then the store part of the tick in a task of its own.
+
+    The flush sends what is already here and needs no store; the store part (counters,
+    matches, hype trains) waits for the store, which under load or in an outage can take
+    longer than a tick. It runs beside the next flushes, one at a time: a tick that finds
+    the previous one still running starts none (what changed meanwhile is still flagged
+    and goes into the next). Before, each tick waited for its store part, so a busy store
+    held back every room's events and wallets for as long as that took.
+    """
+
+    def __init__(self, flush: Callable[[], None], refresh: Callable[[], Awaitable[None]]):
+        self._flush = flush
+        self._refresh = refresh
+        self._task: asyncio.Task[None] | None = None
+
+    async def tick(self) -> None:
+        try:
+            self._flush()
+        except Exception:
+            log.exception("hub flush failed; going on")
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._refresh_once())
+
+    async def _refresh_once(self) -> None:
+        try:
+            await self._refresh()
+        except asyncio.CancelledError:
+            raise
+        except STORE_DOWN:
+            pass  # the store is away; counts go out once it is back
+        except Exception:
+            log.exception("hub tick failed; going on")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 async def refresh_counters(b: Backend, feeds: Iterable[RoomFeed]) -> None:
@@ -132,10 +176,21 @@ async def refresh_live(b: Backend, matches: MatchTicker, feeds: Iterable[RoomFee
     joined = [rc for rc in feeds if rc.info is not None and rc.members]
     await matches.tick([(rc.room, rc.pending) for rc in joined if rc.info and rc.info.match])
     now = time.monotonic()
-    for rc in joined:  # a train's end is looked for at most once a second per room
-        if rc.info is not None and rc.info.hype and now - rc.hype_checked >= HYPE_CHECK_S:
-            rc.hype_checked = now
-            await goals.end_hype(b, rc.room)
+    due = [  # a train's end is looked for at most once a second per room
+        rc
+        for rc in joined
+        if rc.info is not None and rc.info.hype and now - rc.hype_checked >= HYPE_CHECK_S
+    ]
+    for rc in due:
+        rc.hype_checked = now
+    # every room's check at once: one after the other, 64 rooms with a train took 64 round
+    # trips, seconds on a busy store (each check is one script in the room's own slot)
+    ended = await asyncio.gather(
+        *(goals.end_hype(b, rc.room) for rc in due), return_exceptions=True
+    )
+    for result in ended:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def refresh_presence(b: Backend, feeds: Mapping[str, RoomFeed]) -> None:
