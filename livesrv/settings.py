@@ -33,6 +33,10 @@ class Settings:
     # net.core.somaxconn); a connect storm beyond it costs clients 1-7 s SYN retries
     listen_backlog: int = 4096
     log_format: str = "text"  # text | json: one JSON object per line (livesrv/logs.py)
+    # allocations between two young garbage collections of a serve process (Python's
+    # default is 700): with tens of thousands of connections, full collections of every
+    # object ran many times in a join storm (docs/benchmarks.md, "Garbage collection")
+    gc_young: int = 10_000
     # store
     data_dir: Path = Path("./livesrv-data")
     redis_url: str | None = None
@@ -305,6 +309,7 @@ RULES: dict[str, Rule] = {
     "http_port": PORT,
     "workers": between(1, 1024),
     "listen_backlog": between(1, 1 << 20),
+    "gc_young": between(100, 10_000_000),
     "log_format": one_of("text", "json"),
     "redis_url": Rule("redis://, rediss:// or unix:// URLs, separated by commas", _store_urls),
     "appendfsync": one_of("always", "everysec", "no"),
