@@ -335,12 +335,6 @@ class Hub:
         """Keep this node's viewers counted in (see :func:`.ticks.refresh_presence`)."""
         await ticks.refresh_presence(self.b, self.rooms)
 
-    async def tick(self) -> None:
-        """Flush every room's batch, then publish this node's coalesced counters (what
-        they add, e.g. a new leaderboard, goes out at the next flush)."""
-        self.flush()
-        await self.refresh()
-
     def flush(self) -> None:
         """Send every room's batch and every waiting wallet: one write per connection (its
         rooms' batches and its wallet together). Needs no store, so events already received
@@ -352,7 +346,9 @@ class Hub:
             listener.send_frame(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def refresh(self) -> None:
-        """The store part of a tick: counters, matches, hype trains (:mod:`.ticks`)."""
+        """The store part of a tick: publish this node's coalesced counters, advance
+        matches and hype trains (:mod:`.ticks`); what they add, e.g. a new leaderboard,
+        goes out at the next flush."""
         await ticks.refresh_counters(self.b, list(self.rooms.values()))
         await ticks.refresh_live(self.b, self.matches, list(self.rooms.values()))
 

@@ -323,11 +323,12 @@ def tune_gc(young: int) -> None:
 
     A connection is about 55 objects the collector tracks (coroutines, futures, frames of
     websockets and asyncio), so a node with 20,000 holds over a million. Python collects
-    its young objects every 700 allocations and, while the total grows by a quarter, all of
-    them: in a join storm a process ran a dozen full collections of up to 0.9 s each, its
-    event loop stopped meanwhile. Collecting the young every ``young`` allocations instead
-    makes those checks, and so the full collections, rarer; what was allocated at start
-    (modules, classes, settings: about 60,000 objects) is frozen out of every collection.
+    its young objects every 700 allocations and, while the total grows by a quarter, all
+    of them: a process growing to 20,000 connections ran 9 full collections, each a pass
+    over everything with its event loop stopped (up to 0.9 s at 10,000 connections).
+    Collecting the young every ``young`` allocations instead makes those checks, and so
+    the full collections, rarer; what was allocated at start (modules, classes, settings:
+    about 60,000 objects) is frozen out of every collection.
     Cyclic garbage still goes, a little later (docs/benchmarks.md, "Garbage collection").
     """
     gc.collect()
