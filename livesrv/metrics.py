@@ -16,7 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import values as prometheus_values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
@@ -33,6 +40,9 @@ class Metrics:
         """
         self.multiprocess_dir = multiprocess_dir
         r = self.registry = CollectorRegistry()
+        if multiprocess_dir is None:  # each worker's collector is its own: not summed
+            # full collections (generation 2) stop the event loop (LIVESRV_GC_YOUNG)
+            GCCollector(registry=r)
         self._op_children: dict[tuple[str, str], Any] = {}
         self.connections = Gauge(
             "livesrv_connections",

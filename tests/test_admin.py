@@ -84,6 +84,9 @@ async def test_healthz_and_metrics(server: Running, admin: Admin) -> None:
         return float(found[0].rsplit(" ", 1)[1])
 
     assert value("livesrv_connections") == 2
+    # the serve process's garbage collections, full ones included (LIVESRV_GC_YOUNG)
+    assert value('python_gc_collections_total{generation="0"}') > 0
+    assert value('python_gc_collections_total{generation="2"}') >= 0
     assert value("livesrv_rooms") == 1
     assert value('livesrv_ops_total{op="gift",result="ok"}') == 1
     assert value('livesrv_ops_total{op="gift",result="not_found"}') == 1

@@ -88,6 +88,14 @@ async def storm(viewers: list[Viewer], room: str, kill: Callable[[], None], afte
     acknowledged, ``kill`` runs. Returns how many ops were acknowledged before the kill."""
     killed = asyncio.Event()
 
+    def acked() -> int:
+        return sum(len(v.acked) for v in viewers)
+
+    def kill_once() -> None:
+        if not killed.is_set():
+            kill()
+            killed.set()
+
     async def one(v: Viewer, o: Op, window: asyncio.Semaphore) -> None:
         assert v.client is not None
         async with window:
@@ -99,20 +107,21 @@ async def storm(viewers: list[Viewer], room: str, kill: Callable[[], None], afte
                 return  # no answer: not acknowledged
         assert r["ok"], r
         v.acked[o.key] = r
+        if acked() >= after:
+            kill_once()  # at once: while a poll waited, a fast server could answer them all
 
     async def send(v: Viewer) -> None:
         window = asyncio.Semaphore(8)
         await asyncio.gather(*(one(v, o, window) for o in v.plan))
 
-    async def killer() -> None:
+    async def killer() -> None:  # the kill, also when fewer than ``after`` ever answer
         async with asyncio.timeout(scaled(60)):
-            while sum(len(v.acked) for v in viewers) < after:
+            while not killed.is_set() and acked() < after:
                 await asyncio.sleep(0.005)
-        kill()
-        killed.set()
+        kill_once()
 
     await asyncio.gather(killer(), *(send(v) for v in viewers))
-    return sum(len(v.acked) for v in viewers)
+    return acked()
 
 
 async def applied_unacknowledged(p: ServeProcess, viewers: list[Viewer], granted: int) -> int:

@@ -16,12 +16,17 @@ class SlowStore:
 
     def __init__(self) -> None:
         self.started = 0
+        self.cancelled = 0
         self.release = asyncio.Event()
         self.fail = False
 
     async def refresh(self) -> None:
         self.started += 1
-        await self.release.wait()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         if self.fail:
             raise RuntimeError("a bug in the store part")
 
@@ -44,7 +49,7 @@ async def test_flushes_go_on_while_the_store_part_of_a_tick_waits() -> None:
         assert len(flushed) == 5  # every tick sent its events, none waited for the store
         assert store.started == 1  # one store part at a time: the others were not started
         store.release.set()
-        await until(lambda: ticker._task is not None and ticker._task.done())
+        await until(lambda: not ticker.refreshing)
         await ticker.tick()
         await until(lambda: store.started == 2)  # once it finished, the next tick starts one
         assert len(flushed) == 6
@@ -69,7 +74,7 @@ async def test_a_failing_flush_or_store_part_is_logged_and_the_ticks_go_on(
     try:
         with caplog.at_level(logging.ERROR, logger="livesrv.realtime.ticks"):
             await ticker.tick()
-            await until(lambda: ticker._task is not None and ticker._task.done())
+            await until(lambda: not ticker.refreshing)
             await ticker.tick()
             await until(lambda: store.started == 2)
         assert len(calls) == 2
@@ -85,6 +90,6 @@ async def test_closing_cancels_a_store_part_still_waiting() -> None:
     ticker = Ticker(lambda: None, store.refresh)
     await ticker.tick()
     await until(lambda: store.started == 1)
-    task = ticker._task
+    assert ticker.refreshing
     await ticker.close()
-    assert task is not None and task.cancelled()
+    assert store.cancelled == 1 and not ticker.refreshing

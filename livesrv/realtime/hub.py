@@ -312,12 +312,9 @@ class Hub:
         (:class:`.ticks.Ticker`): a slow store never holds back the events already here."""
         ticker = ticks.Ticker(self.flush, self.refresh)
         try:
-            await ticks.every(self.b.settings.tick_ms / 1000, ticker.tick, self._stopped)
+            await ticks.every(self.b.settings.tick_ms / 1000, ticker.tick, lambda: self._stopping)
         finally:
             await ticker.close()
-
-    def _stopped(self) -> bool:
-        return self._stopping
 
     async def _presence_forever(self) -> None:
         while not self._stopping:

@@ -77,12 +77,17 @@ class Ticker:
         self._refresh = refresh
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def refreshing(self) -> bool:
+        """Whether a store part is still running."""
+        return self._task is not None and not self._task.done()
+
     async def tick(self) -> None:
         try:
             self._flush()
         except Exception:
             log.exception("hub flush failed; going on")
-        if self._task is None or self._task.done():
+        if not self.refreshing:
             self._task = asyncio.get_running_loop().create_task(self._refresh_once())
 
     async def _refresh_once(self) -> None:
