@@ -84,19 +84,28 @@ async def connect(p: ServeProcess, user: str, role: str = "viewer", codec: str =
 
 
 async def storm(viewers: list[Viewer], room: str, kill: Callable[[], None], after: int) -> int:
-    """Every viewer sends its plan (8 requests in flight each); once ``after`` ops were
-    acknowledged, ``kill`` runs. Returns how many ops were acknowledged before the kill."""
+    """Every viewer sends its plan in ``room``: :func:`storm_in_rooms` with one room."""
+    return await storm_in_rooms({room: viewers}, kill, after)
+
+
+async def storm_in_rooms(
+    rooms: dict[str, list[Viewer]], kill: Callable[[], None], after: int
+) -> int:
+    """Every viewer sends its plan in its room (8 requests in flight each); once ``after``
+    ops were acknowledged, ``kill`` runs. Returns how many ops were acknowledged before the
+    kill (answers already on their way when it ran included)."""
     killed = asyncio.Event()
+    everyone = [v for vs in rooms.values() for v in vs]
 
     def acked() -> int:
-        return sum(len(v.acked) for v in viewers)
+        return sum(len(v.acked) for v in everyone)
 
     def kill_once() -> None:
         if not killed.is_set():
             kill()
             killed.set()
 
-    async def one(v: Viewer, o: Op, window: asyncio.Semaphore) -> None:
+    async def one(v: Viewer, room: str, o: Op, window: asyncio.Semaphore) -> None:
         assert v.client is not None
         async with window:
             if killed.is_set():
@@ -110,9 +119,9 @@ async def storm(viewers: list[Viewer], room: str, kill: Callable[[], None], afte
         if acked() >= after:
             kill_once()  # at once: while a poll waited, a fast server could answer them all
 
-    async def send(v: Viewer) -> None:
+    async def send(v: Viewer, room: str) -> None:
         window = asyncio.Semaphore(8)
-        await asyncio.gather(*(one(v, o, window) for o in v.plan))
+        await asyncio.gather(*(one(v, room, o, window) for o in v.plan))
 
     async def killer() -> None:  # the kill, also when fewer than ``after`` ever answer
         async with asyncio.timeout(scaled(60)):
@@ -120,7 +129,7 @@ async def storm(viewers: list[Viewer], room: str, kill: Callable[[], None], afte
                 await asyncio.sleep(0.005)
         kill_once()
 
-    await asyncio.gather(killer(), *(send(v) for v in viewers))
+    await asyncio.gather(killer(), *(send(v, r) for r, vs in rooms.items() for v in vs))
     return acked()
 
 

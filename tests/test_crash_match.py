@@ -17,10 +17,7 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-
-from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ServeProcess
 from tests.test_crash import (  # noqa: F401  (_no_livesrv_env: the autouse fixture)
@@ -36,6 +33,7 @@ from tests.test_crash import (  # noqa: F401  (_no_livesrv_env: the autouse fixt
     room_log,
     sigkill,
     stop,
+    storm_in_rooms,
     wait_for,
 )
 from tests.timing import scaled
@@ -65,39 +63,6 @@ def plan(i: int, boosted: bool) -> list[Op]:
         ops.append(Op("gift", f"m{j}", {"gift": g, "count": n}, COINS[g] * n))
     ops.append(Op("gift", "last", {"gift": "rose", "count": i + 1}, i + 1))
     return ops
-
-
-async def storm(rooms: dict[str, list[Viewer]], kill: Callable[[], None], after: int) -> int:
-    """Every viewer sends its plan in its room (8 requests in flight each); once ``after``
-    gifts were acknowledged, ``kill`` runs. Returns how many were acknowledged before."""
-    killed = asyncio.Event()
-    everyone = [v for vs in rooms.values() for v in vs]
-
-    async def one(v: Viewer, room: str, o: Op, window: asyncio.Semaphore) -> None:
-        assert v.client is not None
-        async with window:
-            if killed.is_set():
-                return
-            try:
-                r = await v.client.call(o.op, room=room, key=o.key, **o.args)
-            except (ConnectionError, ConnectionClosed, TimeoutError):
-                return  # no answer: not acknowledged
-        assert r["ok"], r
-        v.acked[o.key] = r
-
-    async def send(v: Viewer, room: str) -> None:
-        window = asyncio.Semaphore(8)
-        await asyncio.gather(*(one(v, room, o, window) for o in v.plan))
-
-    async def killer() -> None:
-        async with asyncio.timeout(scaled(60)):
-            while sum(len(v.acked) for v in everyone) < after:
-                await asyncio.sleep(0.005)
-        kill()
-        killed.set()
-
-    await asyncio.gather(killer(), *(send(v, r) for r, vs in rooms.items() for v in vs))
-    return sum(len(v.acked) for v in everyone)
 
 
 async def retry(p: ServeProcess, rooms: dict[str, list[Viewer]]) -> int:
@@ -151,7 +116,7 @@ async def test_sigkill_serve_mid_match(serve_process: Serve, tmp_path: Path) -> 
     assert side["boost"][ROOM_A] > ends  # the window outlasts the match
     keys = sum(len(v.plan) for vs in rooms.values() for v in vs)
 
-    acked = await storm(rooms, lambda: sigkill(p), after=keys // 3)
+    acked = await storm_in_rooms(rooms, lambda: sigkill(p), after=keys // 3)
     assert await asyncio.to_thread(p.wait) == -signal.SIGKILL
     await close_all([], ca, cb)
     assert 0 < acked < keys
