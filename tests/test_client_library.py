@@ -5,7 +5,7 @@ event iterator, both codecs, and what it does when the connection or the store g
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from livesrv.errors import ERROR_CODES
 from livesrv.store.embedded import EmbeddedStore
 from tests.client import JSON, MSGPACK, Client
 from tests.conftest import Nodes, Running, ServerFactory
-from tests.timing import scaled
+from tests.timing import scaled, until
 
 FAST = lib.Backoff(initial=0.05, maximum=0.5, deadline=60.0)
 
@@ -24,18 +24,6 @@ FAST = lib.Backoff(initial=0.05, maximum=0.5, deadline=60.0)
 @pytest.fixture(params=["json", "msgpack"])
 def codec(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-async def until(probe: Callable[[], Any], timeout: float = 15) -> Any:
-    """Poll ``probe`` (sync or async) until it is truthy."""
-    async with asyncio.timeout(scaled(timeout)):
-        while True:
-            value = probe()
-            if isinstance(value, Awaitable):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.02)
 
 
 async def open_lib(server: Running, user: str, **options: Any) -> lib.Client:

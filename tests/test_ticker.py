@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from livesrv.realtime.ticks import Ticker
+from tests.timing import until
 
 
 class SlowStore:
@@ -29,13 +30,6 @@ class SlowStore:
             raise
         if self.fail:
             raise RuntimeError("a bug in the store part")
-
-
-async def until(check: object, timeout: float = 2.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.001)
 
 
 async def test_flushes_go_on_while_the_store_part_of_a_tick_waits() -> None:
