@@ -131,10 +131,15 @@ async def refresh_counters(b: Backend, feeds: Iterable[RoomFeed]) -> None:
     if len(plans) == 1:
         await _refresh_group(b, plans[0])
         return
-    failed = await asyncio.gather(*(_refresh_group(b, p) for p in plans), return_exceptions=True)
-    for exc in failed:
-        if isinstance(exc, BaseException):
-            raise exc
+    await _all(_refresh_group(b, p) for p in plans)
+
+
+async def _all(steps: Iterable[Awaitable[object]]) -> None:
+    """Run ``steps`` at once, each to its end (one failing stops none of the others),
+    then raise the first failure, if any."""
+    for result in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
 
 
 def master_of(b: Backend, room: str) -> str:
@@ -190,12 +195,7 @@ async def refresh_live(b: Backend, matches: MatchTicker, feeds: Iterable[RoomFee
         rc.hype_checked = now
     # every room's check at once: one after the other, 64 rooms with a train took 64 round
     # trips, seconds on a busy store (each check is one script in the room's own slot)
-    ended = await asyncio.gather(
-        *(goals.end_hype(b, rc.room) for rc in due), return_exceptions=True
-    )
-    for result in ended:
-        if isinstance(result, BaseException):
-            raise result
+    await _all(goals.end_hype(b, rc.room) for rc in due)
 
 
 async def refresh_presence(b: Backend, feeds: Mapping[str, RoomFeed]) -> None:
