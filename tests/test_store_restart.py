@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import hiredis
 import pytest
 import redis.asyncio as aioredis
 
+from livesrv.services import wallet
+from livesrv.store import aof_tail
 from livesrv.store.embedded import EmbeddedStore
 from tests.client import MSGPACK, Client
 from tests.conftest import Nodes, Running
@@ -274,3 +277,56 @@ async def test_settlement_and_audit_survive_a_store_restart(
     report = await node.audit()
     assert report["ok"], [c for c in report["checks"] if not c["ok"]]
     assert os.path.exists(store.socket)
+
+
+def blocks_in(aof: bytes) -> list[tuple[int, int, list[list[bytes]]]]:
+    """The ``MULTI`` ... ``EXEC`` blocks of an AOF file: start, end and commands."""
+    reader = hiredis.Reader()
+    reader.feed(aof)
+    out: list[tuple[int, int, list[list[bytes]]]] = []
+    pos, start, commands = 0, 0, []
+    while (args := reader.gets()) is not False:
+        begin = pos
+        pos += len(b"*%d\r\n" % len(args))
+        pos += sum(len(b"$%d\r\n\r\n" % len(a)) + len(a) for a in args)
+        if args == [b"MULTI"]:
+            start, commands = begin, []
+        elif args == [b"EXEC"]:
+            out.append((start, pos, commands))
+        else:
+            commands.append(args)
+    return out
+
+
+async def test_a_step_cut_short_by_a_kill_never_comes_back(
+    node: Running, store: EmbeddedStore
+) -> None:
+    """The store dies while writing a grant's effects to its AOF (its block cut inside
+    EXEC). The restarted store holds what it held before that grant; the grant's retry
+    applies it once; and a second restart loads exactly that (the cut block's commands
+    used to come back there, replayed with the next write: the coins twice)."""
+    fan = await node.connect("fan")
+    assert await node.grant("fan", 1000, key="g1") == 1000
+    assert await node.grant("fan", 500, key="g2") == 1500
+    kill_store(store)
+    path = aof_tail.last_incremental(store.dir)
+    assert path is not None
+    aof = path.read_bytes()
+    g2 = (wallet.GRANT_KEY_PREFIX + "g2").encode()  # the key its ledger entry names
+    start, end = next((s, e) for s, e, commands in blocks_in(aof) if any(g2 in c for c in commands))
+    path.write_bytes(aof[: end - 3])  # what a kill in the middle of writing EXEC leaves
+    assert store.pidfile.exists()
+
+    await asyncio.to_thread(store.start)  # the crash is seen (pid file) and the tail cut
+    assert len(path.read_bytes()) == start
+    await until(lambda: _is_up(node))
+    assert (await fan.ok("wallet"))["coins"] == 1000
+    assert await node.grant("fan", 500, key="g2") == 1500
+    assert await node.grant("fan", 25, key="g3") == 1525
+
+    await asyncio.to_thread(store.stop)
+    await asyncio.to_thread(store.start)
+    await until(lambda: _is_up(node))
+    assert (await fan.ok("wallet"))["coins"] == 1525
+    report = await node.audit()
+    assert report["ok"], [c for c in report["checks"] if not c["ok"]]

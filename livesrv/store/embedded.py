@@ -33,6 +33,7 @@ from redis.backoff import ExponentialBackoff
 
 from ..errors import StoreError
 from ..settings import Settings
+from . import aof_tail
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ class EmbeddedStore:
             return
         if left_pid:
             _terminate(left_pid, 10.0)
+        if self.pidfile.exists():  # the last store died without its shutdown (a crash)
+            aof_tail.mend(self.dir)
         for stale in (self.socket, self.pidfile):
             stale.unlink(missing_ok=True)
         self._write_conf()

@@ -35,6 +35,7 @@ from typing import IO, Any
 import redis
 
 from ..errors import StoreError
+from . import aof_tail
 from .embedded import spawn_server
 
 SLOTS = 16384
@@ -284,6 +285,8 @@ class LocalCluster:
     def _spawn(self, node: ClusterNode, *, fresh_ports: bool, attempts: int = 5) -> None:
         """Start one node process; with ``fresh_ports``, retry on new ports if one was taken
         between choosing it and the server binding it."""
+        if (node.dir / "node.pid").exists():  # its last run died without its shutdown
+            aof_tail.mend(node.dir)
         for _ in range(attempts):
             if fresh_ports:
                 node.port, node.bus_port = free_port(), free_port()
@@ -313,7 +316,7 @@ class LocalCluster:
             "cluster-config-file": "nodes.conf",
             "cluster-node-timeout": str(self.node_timeout_ms),
             "dir": str(node.dir),
-            "pidfile": str(node.dir / "node.pid"),
+            "pidfile": str(node.dir / "node.pid"),  # left behind only by a crash
             "daemonize": "no",
             "appendonly": "yes",
             "appendfsync": self.appendfsync,
