@@ -325,9 +325,13 @@ async def test_sigkill_serve_and_store_during_mixed_spending(
     serve_process: Serve, tmp_path: Path
 ) -> None:
     """Gifts, subscriptions and shop purchases together; serve and its store are both
-    SIGKILLed (the store's pid file and socket stay behind)."""
+    SIGKILLed (the store's pid file and socket stay behind). The store runs with
+    ``appendfsync always``, the policy under which a killed store keeps every step it
+    acknowledged: with ``everysec`` it postpones its AOF writes (up to 2 s) while an fsync
+    is slow, and a kill then takes acknowledged steps with it."""
     d = tmp_path / "mixed"
-    p = serve_process(data_dir=d, env=ENV)  # the default 72 h hold: diamonds stay pending
+    env = {**ENV, "LIVESRV_APPENDFSYNC": "always"}
+    p = serve_process(data_dir=d, env=env)  # the default 72 h hold: diamonds stay pending
     store = EmbeddedStore(d)
     store_pid = int(store.pidfile.read_text())
     http = p.http_url
@@ -360,7 +364,7 @@ async def test_sigkill_serve_and_store_during_mixed_spending(
     assert 0 < acked < len(ops)
     assert store.pidfile.exists()  # a killed store leaves its pid file
 
-    p2 = serve_process(data_dir=d, env=ENV)
+    p2 = serve_process(data_dir=d, env=env)
     assert int(store.pidfile.read_text()) != store_pid
     in_doubt = await applied_unacknowledged(p2, viewers, granted)
     retried = await retry_unacknowledged(p2, viewers, "mall")
