@@ -65,6 +65,15 @@ def test_annotation_lines_are_skipped() -> None:
     assert scan(stamped[:-2]).keep == len(HEAD) + len(b"#TS:1795545912\r\n")
 
 
+def test_nul_bytes_a_power_loss_left_at_the_end_are_cut_with_what_they_cut_short() -> None:
+    zeros = b"\0" * 70_000  # past one chunk of the backward search
+    assert scan(HEAD + CREDIT + zeros).keep == len(HEAD + CREDIT)
+    assert scan(HEAD + CREDIT + zeros).cut == len(zeros)
+    # a bulk whose length reaches into the NULs is cut short, not complete
+    assert scan(HEAD + CREDIT[:-20] + zeros).keep == len(HEAD)
+    assert scan(zeros).keep == 0
+
+
 def test_a_file_an_earlier_load_cut_wrongly_is_reported_not_cut() -> None:
     # an earlier load truncated inside a block, after its first command, and the store
     # then appended its next writes behind it

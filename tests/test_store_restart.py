@@ -330,3 +330,27 @@ async def test_a_step_cut_short_by_a_kill_never_comes_back(
     assert (await fan.ok("wallet"))["coins"] == 1525
     report = await node.audit()
     assert report["ok"], [c for c in report["checks"] if not c["ok"]]
+
+
+async def test_nul_bytes_after_the_last_write_do_not_keep_the_store_down(
+    node: Running, store: EmbeddedStore
+) -> None:
+    """Some file systems leave NUL bytes where a power loss interrupted a write. The
+    store refuses such a file ("Bad file format"); livesrv cuts them off first, so the
+    store starts with every step it held."""
+    fan = await node.connect("fan")
+    assert await node.grant("fan", 1000, key="g1") == 1000
+    kill_store(store)
+    path = aof_tail.last_incremental(store.dir)
+    assert path is not None
+    whole = path.stat().st_size
+    with path.open("ab") as fh:
+        fh.write(b"\0" * 4096)
+
+    await asyncio.to_thread(store.start)
+    assert path.stat().st_size == whole
+    await until(lambda: _is_up(node))
+    assert (await fan.ok("wallet"))["coins"] == 1000
+    assert await node.grant("fan", 500, key="g2") == 1500
+    report = await node.audit()
+    assert report["ok"], [c for c in report["checks"] if not c["ok"]]

@@ -13,7 +13,8 @@ ships still has it.
 
 So before livesrv starts a store whose last run did not end cleanly (its pid file is still
 there), it cuts that file back itself: to the end of the last complete command outside a
-transaction. What it cuts was not acknowledged (the store replies after it writes; only
+transaction, and without the NUL bytes a power loss can leave at the end (the store
+refuses to load those). What it cuts was not acknowledged (the store replies after it writes; only
 with ``everysec`` and a slow disk may it reply first, the loss that policy allows), so
 the step's retry finishes it. :func:`scan` is the rule, on bytes; :func:`mend` applies it.
 """
@@ -71,14 +72,14 @@ class _Malformed(Exception):
     """Bytes that are no command."""
 
 
-def _number(data: _Bytes, pos: int, mark: int) -> tuple[int, int] | None:
+def _number(data: _Bytes, pos: int, size: int, mark: int) -> tuple[int, int] | None:
     """The count after ``mark`` (``*`` or ``$``) on the line at ``pos``, and where the next
-    line starts; None when the file ends first.
+    line starts; None when the file (its first ``size`` bytes) ends first.
 
     Raises:
         _Malformed: The line is not ``mark`` and a count.
     """
-    end = data.find(b"\r\n", pos)
+    end = data.find(b"\r\n", pos, size)
     if end < 0:
         return None
     if data[pos] != mark:
@@ -92,26 +93,37 @@ def _number(data: _Bytes, pos: int, mark: int) -> tuple[int, int] | None:
     return count, end + 2
 
 
-def _command_end(data: _Bytes, pos: int) -> int | None:
+def _command_end(data: _Bytes, pos: int, size: int) -> int | None:
     """Where the command (a RESP array of bulk strings) at ``pos`` ends; None when the
-    file ends inside it.
+    file (its first ``size`` bytes) ends inside it.
 
     Raises:
         _Malformed: Not a command.
     """
-    head = _number(data, pos, _STAR)
+    head = _number(data, pos, size, _STAR)
     if head is None:
         return None
     argc, pos = head
     if argc < 1:
         raise _Malformed
     for _ in range(argc):
-        bulk = _number(data, pos, _DOLLAR)
+        bulk = _number(data, pos, size, _DOLLAR)
         if bulk is None:
             return None
         length, pos = bulk
         pos += length + 2
-    return pos if pos <= len(data) else None
+    return pos if pos <= size else None
+
+
+def _without_trailing_nuls(data: _Bytes, chunk: int = 1 << 16) -> int:
+    """The length of ``data`` without the NUL bytes it ends with."""
+    end = len(data)
+    while end > 0:
+        kept = data[max(0, end - chunk) : end].rstrip(b"\0")
+        if kept:
+            return max(0, end - chunk) + len(kept)
+        end -= chunk
+    return 0
 
 
 def scan(data: _Bytes) -> Tail:
@@ -120,24 +132,26 @@ def scan(data: _Bytes) -> Tail:
     The file is read as the store writes it: commands as RESP arrays of bulk strings
     (``*argc``, then ``$len``, the bytes and CRLF per argument; ``MULTI`` and ``EXEC``
     upper-case, as the store propagates them), and ``#`` annotation lines. It ends
-    cleanly only after a complete command outside ``MULTI``.
+    cleanly only after a complete command outside ``MULTI``. NUL bytes at the end (what
+    some file systems leave of a write a power loss interrupted) are never part of it: a
+    whole file ends with a line's CRLF.
     """
-    size = len(data)
+    size = _without_trailing_nuls(data)
     pos = keep = 0
     open_multi = False
     nested: int | None = None
     while pos < size:
         start = pos
         if data[pos] == _HASH:
-            line_end = data.find(b"\n", pos)
+            line_end = data.find(b"\n", pos, size)
             if line_end < 0:
                 break
             pos = line_end + 1
         else:
             try:
-                end = _command_end(data, pos)
+                end = _command_end(data, pos, size)
             except _Malformed:
-                return Tail(size, size, malformed=start, nested=nested)
+                return Tail(len(data), len(data), malformed=start, nested=nested)
             if end is None:
                 break  # the file ends inside this command
             pos = end
@@ -150,7 +164,7 @@ def scan(data: _Bytes) -> Tail:
                     open_multi = False
         if not open_multi:
             keep = pos
-    return Tail(size, keep, nested=nested)
+    return Tail(len(data), keep, nested=nested)
 
 
 def last_incremental(store_dir: Path) -> Path | None:
