@@ -14,9 +14,10 @@ ships still has it.
 So before livesrv starts a store whose last run did not end cleanly (its pid file is still
 there), it cuts that file back itself: to the end of the last complete command outside a
 transaction, and without the NUL bytes a power loss can leave at the end (the store
-refuses to load those). What it cuts was not acknowledged (the store replies after it writes; only
-with ``everysec`` and a slow disk may it reply first, the loss that policy allows), so
-the step's retry finishes it. :func:`scan` is the rule, on bytes; :func:`mend` applies it.
+refuses to load those). What it cuts was not acknowledged (the store replies after it
+writes; only with ``everysec`` and a slow disk may it reply first, the loss that policy
+allows), so the step's retry finishes it. :func:`scan` is the rule, on bytes; :func:`mend`
+applies it.
 """
 
 from __future__ import annotations
