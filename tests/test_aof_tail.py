@@ -84,7 +84,8 @@ def test_a_file_an_earlier_load_cut_wrongly_is_reported_not_cut() -> None:
 
 
 def test_bytes_that_are_no_command_are_left_alone() -> None:
-    for junk in (b"garbage\r\n", b"*x\r\n", b"*0\r\n", b"*1\r\n$-5\r\nabc\r\n", b"*1\r\n:5\r\n"):
+    junks = (b"garbage\r\n", b"garbage", b"*x\r\n", b"*0\r\n", b"*1\r\n$-5\r\nabc\r\n", b"*1\r\n:5")
+    for junk in junks:
         tail = scan(HEAD + junk)
         assert tail.malformed == len(HEAD), junk
         assert tail.cut == 0

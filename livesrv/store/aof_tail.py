@@ -80,11 +80,11 @@ def _number(data: _Bytes, pos: int, size: int, mark: int) -> tuple[int, int] | N
     Raises:
         _Malformed: The line is not ``mark`` and a count.
     """
+    if pos < size and data[pos] != mark:
+        raise _Malformed
     end = data.find(b"\r\n", pos, size)
     if end < 0:
         return None
-    if data[pos] != mark:
-        raise _Malformed
     try:
         count = int(data[pos + 1 : end])
     except ValueError:
