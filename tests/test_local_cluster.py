@@ -187,7 +187,7 @@ def test_a_killed_node_comes_back_without_the_step_its_kill_cut(tmp_path: Path) 
         path = aof_tail.last_incremental(node.dir)
         assert path is not None
         aof = path.read_bytes()
-        path.write_bytes(aof[: aof.rindex(b"*1\r\n$4\r\nEXEC\r\n") + 10])  # k2's EXEC, cut
+        path.write_bytes(aof[: aof.rindex(aof_tail.EXEC) + 10])  # k2's EXEC, cut
 
         c.restart(node.port)
         c.wait_ok(scaled(15))

@@ -184,6 +184,12 @@ def last_incremental(store_dir: Path) -> Path | None:
     return manifest.parent / last if last else None
 
 
+def mend_after_crash(store_dir: Path, pidfile: Path) -> Tail | None:
+    """:func:`mend`, if the store's ``pidfile`` is still there: the store it names died
+    without its shutdown (a clean stop removes it). Call it before that store starts."""
+    return mend(store_dir) if pidfile.exists() else None
+
+
 def mend(store_dir: Path) -> Tail | None:
     """Cut the store's last AOF file back to whole transactions (see :func:`scan`).
 

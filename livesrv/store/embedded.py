@@ -150,8 +150,7 @@ class EmbeddedStore:
             return
         if left_pid:
             _terminate(left_pid, 10.0)
-        if self.pidfile.exists():  # the last store died without its shutdown (a crash)
-            aof_tail.mend(self.dir)
+        aof_tail.mend_after_crash(self.dir, self.pidfile)
         for stale in (self.socket, self.pidfile):
             stale.unlink(missing_ok=True)
         self._write_conf()

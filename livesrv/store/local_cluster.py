@@ -285,8 +285,7 @@ class LocalCluster:
     def _spawn(self, node: ClusterNode, *, fresh_ports: bool, attempts: int = 5) -> None:
         """Start one node process; with ``fresh_ports``, retry on new ports if one was taken
         between choosing it and the server binding it."""
-        if (node.dir / "node.pid").exists():  # its last run died without its shutdown
-            aof_tail.mend(node.dir)
+        aof_tail.mend_after_crash(node.dir, node.dir / "node.pid")
         for _ in range(attempts):
             if fresh_ports:
                 node.port, node.bus_port = free_port(), free_port()
