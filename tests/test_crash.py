@@ -30,7 +30,7 @@ from livesrv.store.embedded import EmbeddedStore
 from livesrv.wire import tokens
 from tests.client import MSGPACK, Client
 from tests.conftest import SECRET, ServeProcess, livesrv_cmd
-from tests.timing import scaled
+from tests.timing import scaled, until
 
 Serve = Callable[..., ServeProcess]
 ADMIN = tokens.issue(SECRET, "ops", "admin", 3600)
@@ -164,13 +164,6 @@ async def retry_unacknowledged(p: ServeProcess, viewers: list[Viewer], room: str
     return retried
 
 
-async def wait_for(probe: Callable[[], Any], timeout: float = 30) -> Any:
-    async with asyncio.timeout(scaled(timeout)):
-        while not (value := await probe()):
-            await asyncio.sleep(0.1)
-        return value
-
-
 async def room_log(p: ServeProcess, room: str) -> list[dict[str, Any]]:
     """Every logged event of a room: replayed by a fresh client with ``join since=0`` (the
     newest replay_limit of them), the older ones paged with ``history``."""
@@ -284,7 +277,7 @@ async def test_sigkill_serve_during_a_gift_storm(serve_process: Serve, tmp_path:
         assert w["diamonds"] <= expected, w
         return bool(w["diamonds"] == expected)
 
-    await wait_for(creator_paid)
+    await until(creator_paid, 30)
     gifts = [e for e in await room_log(p2, "live") if e["ev"] == "gift"]
     assert len(gifts) == keys  # every key's gift logged once: none lost, none twice
     assert sum(e["coins"] for e in gifts) == total
@@ -393,9 +386,9 @@ async def test_sigkill_serve_and_store_during_mixed_spending(
     for v in viewers:
         assert v.client is not None
         subs = sum(1 for o in v.plan if o.op == "subscribe")
-        until = (await v.client.ok("join", room="mall"))["subscribed_until"]
-        assert started <= until - subs * MONTH <= finished
-        assert max(r["until"] for k, r in v.acked.items() if k.startswith("s")) == until
+        subscribed_until = (await v.client.ok("join", room="mall"))["subscribed_until"]
+        assert started <= subscribed_until - subs * MONTH <= finished
+        assert max(r["until"] for k, r in v.acked.items() if k.startswith("s")) == subscribed_until
 
     # diamonds (all pending for the hold), per earner and kind, remainders carried
     spent = Counter[str]()
@@ -418,7 +411,7 @@ async def test_sigkill_serve_and_store_during_mixed_spending(
         assert all(got[u] <= expect[u] for u in expect), (got, expect)
         return got == expect
 
-    await wait_for(earners_paid)
+    await until(earners_paid, 30)
     # room events: one per key, none lost to the crash, none doubled by the retries
     events = Counter(e["ev"] for e in await room_log(p2, "mall"))
     assert events["gift"] == sum(1 for o in ops if o.op == "gift")

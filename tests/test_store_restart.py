@@ -14,7 +14,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from livesrv.store import aof_tail
 from livesrv.store.embedded import EmbeddedStore
 from tests.client import MSGPACK, Client
 from tests.conftest import Nodes, Running
-from tests.timing import scaled
+from tests.timing import until
 
 GIFT_VALUE = {"rose": 1, "panda": 5, "rainbow_puke": 100}
 
@@ -60,15 +60,6 @@ async def health(server: Running) -> int:
         http.get(server.http_url + "/healthz") as resp,
     ):
         return resp.status
-
-
-async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 15) -> Any:
-    async with asyncio.timeout(scaled(timeout)):
-        while True:
-            value = await probe()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 def kill_store(store: EmbeddedStore) -> None:
