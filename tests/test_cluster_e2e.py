@@ -35,8 +35,8 @@ from livesrv.wire import tokens
 from tests.client import MSGPACK, Client
 from tests.cluster_fixtures import ClusterNodes, ClusterServe, clean_env
 from tests.conftest import SECRET, Running, ServeProcess, livesrv_cmd
-from tests.test_crash import api, room_log, wait_for
-from tests.timing import scaled
+from tests.test_crash import api, room_log
+from tests.timing import scaled, until
 
 GIFTS = {"rose": 1, "panda": 5, "rainbow_puke": 100}
 SUB_PRICE = 350  # the default subscription price
@@ -214,7 +214,7 @@ async def test_mixed_workload_on_three_nodes_and_three_masters(
         assert h["diamonds"] <= host_expect and b["diamonds"] <= brand_expect, (h, b)
         return bool(h["diamonds"] == host_expect and b["diamonds"] == brand_expect)
 
-    await wait_for(paid)
+    await until(paid, 30)
     assert host_expect >= 2000
 
     # a withdrawal on node 0; its retry through node 2 gives the same withdrawal
@@ -380,7 +380,7 @@ async def test_sigkill_one_of_three_serve_processes(
         assert w["diamonds"] <= expected, w
         return bool(w["diamonds"] == expected)
 
-    await wait_for(creator_paid, 60)
+    await until(creator_paid, 60)
     gifts = [e for e in await room_log(procs[2], room) if e["ev"] == "gift"]
     assert len(gifts) == keys  # each key's gift logged once: none lost, none twice
     assert sum(e["coins"] for e in gifts) == total

@@ -31,8 +31,8 @@ from tests.test_crash import (  # noqa: F401  (_no_livesrv_env: the autouse fixt
     sigkill,
     stop,
     storm,
-    wait_for,
 )
+from tests.timing import until
 
 BOX_ENV = {**ENV, "LIVESRV_BOX_MIN_SECONDS": "1", "LIVESRV_BOX_MAX_OPEN": "1000"}
 GRANT = 10_000
@@ -98,7 +98,7 @@ async def test_sigkill_serve_during_box_drops_and_claims(
         assert total <= GRANT * len(droppers)
         return total == GRANT * len(droppers)
 
-    await wait_for(everything_paid_out)
+    await until(everything_paid_out, 30)
     await close_all([], *claimers)
     await asyncio.gather(*claiming)
     events = await room_log(p2, "boxes")

@@ -34,9 +34,8 @@ from tests.test_crash import (  # noqa: F401  (_no_livesrv_env: the autouse fixt
     sigkill,
     stop,
     storm_in_rooms,
-    wait_for,
 )
-from tests.timing import scaled
+from tests.timing import scaled, until
 
 DURATION = scaled(15)  # seconds: the storm, the kill, the restart and the retries fit in it
 MATCH_ENV = {
@@ -168,7 +167,7 @@ async def test_sigkill_serve_mid_match(serve_process: Serve, tmp_path: Path) -> 
         assert all(got[c] <= expect[c] for c in expect), (got, expect)
         return got == expect
 
-    await wait_for(creators_paid)
+    await until(creators_paid, 30)
 
     # the room logs: one gift per key, one start and one end per room
     for r, vs in rooms.items():

@@ -31,8 +31,8 @@ from tests.test_crash import (  # noqa: F401  (_no_livesrv_env: the autouse fixt
     sigkill,
     stop,
     storm,
-    wait_for,
 )
+from tests.timing import until
 
 ROOM = "giftsubs"
 PRICE = 350  # tier 1
@@ -109,7 +109,7 @@ async def test_sigkill_serve_during_sub_gifts(serve_process: Serve, tmp_path: Pa
         assert w["diamonds"] <= expected, w
         return bool(w["diamonds"] == expected)
 
-    await wait_for(creator_paid)
+    await until(creator_paid, 30)
     events = [e for e in await room_log(p2, ROOM) if e["ev"] == "sub"]
     assert len(events) == keys * EACH  # one per gift: none lost, none twice
     assert all(e["gifted"] is True and e["tier"] == 1 for e in events)
