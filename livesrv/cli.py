@@ -93,7 +93,15 @@ def parser() -> argparse.ArgumentParser:
         dest="settle",
         action="store_false",
         default=None,
-        help="do not run the settlement worker in this process",
+        help="run no settlement worker (another process settles: livesrv settle)",
+    )
+    serve.add_argument(
+        "--settle-inline",
+        dest="settle_process",
+        action="store_false",
+        default=None,
+        help="settle in the node's event loop, not in a process of its own "
+        "(LIVESRV_SETTLE_PROCESS=0)",
     )
 
     tok = sub.add_parser("token", help="print a signed token")
@@ -167,6 +175,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "hold_seconds",
         "appendfsync",
         "settle",
+        "settle_process",
         "receipt_key",
         "receipt_verifier",
         "log_format",
@@ -269,7 +278,7 @@ def _address_of(exc: OSError) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from .realtime.node import run_until_signalled
+    from .realtime.node import serve_node
 
     receipts.check_name(settings.receipt_verifier)
     lock = ServeLock(settings.data_dir)
@@ -284,7 +293,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
             asyncio.run(_guard_fleet(settings, store.url))  # each worker checks again
             return run_workers(settings, store.url)
-        asyncio.run(run_until_signalled(settings, store.url))
+        serve_node(settings, store.url)
     finally:
         store.close()
         lock.release()

@@ -91,10 +91,14 @@ def redact(url: str) -> str:
     return ",".join(out)
 
 
-def startup(settings: Settings, ws_url: str, http_url: str, durability: str = "") -> None:
+def startup(
+    settings: Settings, ws_url: str, http_url: str, durability: str = "", settling: str = ""
+) -> None:
     """Log the one line that says what this serve is: version, URLs, store, durability (the
-    policy in force, or the configured one when the caller has no store connection)."""
+    policy in force, or the configured one when the caller has no store connection), and
+    where it settles."""
     durability = durability or settings.durability
+    settling = settling or ("on" if settings.settle else "off")
     if settings.redis_url:
         store = redact(settings.redis_url)
     else:
@@ -107,16 +111,17 @@ def startup(settings: Settings, ws_url: str, http_url: str, durability: str = ""
         "workers": settings.workers,
         "durability": durability,
         "demo": settings.demo,
-        "settle": settings.settle,
+        "settle": settling,
     }
     log.info(
-        "livesrv %s serving %s and %s; store %s; %d worker(s); durability %s%s",
+        "livesrv %s serving %s and %s; store %s; %d worker(s); durability %s; settling %s%s",
         __version__,
         ws_url,
         http_url,
         store,
         settings.workers,
         durability,
+        settling,
         "; demo mode" if settings.demo else "",
         extra=fields,
     )

@@ -31,14 +31,18 @@ RUN_PREFIX = "run-"
 
 
 class Metrics:
-    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None, *, own_gc: bool = False) -> None:
         """The metrics of this process.
 
         Args:
-            multiprocess_dir: The run's directory when this is one of several workers
-                (:func:`enable_multiprocess` was called in this process), else None.
+            multiprocess_dir: The run's directory when this process is one of several
+                (``--workers``, or a node beside its settlement process:
+                :func:`enable_multiprocess` was called in this process), else None.
+            own_gc: With ``multiprocess_dir``: this process is the run's only node, so its
+                scrapes add its own garbage collections (one process's figures).
         """
         self.multiprocess_dir = multiprocess_dir
+        self.own_gc = own_gc
         r = self.registry = CollectorRegistry()
         if multiprocess_dir is None:  # each worker's collector is its own: not summed
             # full collections (generation 2) stop the event loop (LIVESRV_GC_YOUNG)
@@ -187,6 +191,8 @@ class Metrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        if self.own_gc:
+            GCCollector(registry=registry)
         return generate_latest(registry)
 
 

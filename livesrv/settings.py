@@ -86,6 +86,9 @@ class Settings:
     http_header_timeout: float = 10.0
     http_keepalive_timeout: float = 15.0
     settle: bool = True
+    # serve settles in a process of its own beside its node(s) (False: in the node's event
+    # loop, sharing it with the sessions; docs/design.md, "Where settlement runs")
+    settle_process: bool = True
     settle_batch: int = 256
     settle_claim_ms: int = 5000
     settle_reap_ms: int = 600_000  # settlement consumers idle this long, holding nothing, go

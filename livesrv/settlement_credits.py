@@ -112,9 +112,7 @@ class EntrySettler:
             for j, reply in zip(span, replies, strict=True):
                 tally.add(credits[j][0], reply)
         if self.metrics is not None:
-            for i, (_, entry_id, fields) in enumerate(entries):
-                if tally.failed[i] is None:
-                    self._count(entry_id, fields, tally.clawed[i])
+            self._count(entries, tally)
         return tally.failed
 
     def _credit_step(self, c: Credit, now: int) -> tuple[list[str], list[Any]]:
@@ -161,16 +159,34 @@ class EntrySettler:
             steps.append(shop.mark_sold(self.b, payload["product"], payload["ref"], payload["x"]))
         return steps
 
-    def _count(self, entry_id: str, fields: dict[str, str], clawed: int) -> None:
+    def _count(self, entries: list[tuple[ShardKeys, str, dict[str, str]]], tally: _Tally) -> None:
+        """Count the settled entries of a batch: one update per counter and kind per batch
+        (each is a shared-memory write under ``--workers`` or a settlement process), one
+        lag observation per entry."""
         assert self.metrics is not None
-        self.metrics.settled.inc()
-        if fields["kind"] == "clawback":
-            self.metrics.diamonds_clawed.inc(max(0, clawed))
-        else:
-            self.metrics.coins_spent.labels(fields["kind"]).inc(int(fields["coins"]))
-        if fields["kind"] == "series":  # -- series --
-            self.metrics.series_sales.inc()
-        self.metrics.settle_lag.observe(max(0, now_ms() - int(entry_id.split("-")[0])) / 1000)
+        now = now_ms()
+        settled = clawed = series = 0
+        spent: dict[str, int] = {}
+        for i, (_, entry_id, fields) in enumerate(entries):
+            if tally.failed[i] is not None:
+                continue
+            settled += 1
+            kind = fields["kind"]
+            if kind == "clawback":
+                clawed += max(0, tally.clawed[i])
+            else:
+                spent[kind] = spent.get(kind, 0) + int(fields["coins"])
+            if kind == "series":  # -- series --
+                series += 1
+            self.metrics.settle_lag.observe(max(0, now - int(entry_id.split("-")[0])) / 1000)
+        if settled:
+            self.metrics.settled.inc(settled)
+        if clawed:
+            self.metrics.diamonds_clawed.inc(clawed)
+        if series:
+            self.metrics.series_sales.inc(series)
+        for kind, coins in spent.items():
+            self.metrics.coins_spent.labels(kind).inc(coins)
 
 
 class _Tally:

@@ -26,6 +26,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 URL_RE = re.compile(r"\b((?:ws|http)://[0-9A-Za-z.\[\]:_-]+(?:/[^\s'\"]*)?)")
 STORE_NAMES = ("valkey-server", "redis-server")
+SETTLE_MODES = ("process", "inline", "separate")  # where a livesrv serve settles
 
 
 def livesrv_cmd() -> list[str]:
@@ -189,12 +190,14 @@ def start_livesrv(
     workers: int = 1,
     env: dict[str, str] | None = None,
     timeout: float = 90.0,
-    settle_process: bool = False,
+    settle: str = "process",
 ) -> Livesrv:
     """Start ``livesrv serve`` on loopback, port 0, with its own store in ``data_dir``.
 
-    With ``settle_process``, serve runs ``--no-settle`` and a separate ``livesrv settle``
-    process settles (its CPU and memory count as the server's).
+    ``settle``: ``process``, serve's default (a settlement process of its own, a child of
+    serve); ``inline``, ``serve --settle-inline``; ``separate``, serve ``--no-settle`` and
+    a separate ``livesrv settle``. Every settling process's CPU and memory count as the
+    server's.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "serve.log"
@@ -212,8 +215,9 @@ def start_livesrv(
     ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
-    if settle_process:
-        cmd += ["--no-settle"]
+    if settle not in SETTLE_MODES:
+        raise ValueError(f"settle must be one of {SETTLE_MODES}, not {settle!r}")
+    cmd += {"process": [], "inline": ["--settle-inline"], "separate": ["--no-settle"]}[settle]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd,
@@ -228,7 +232,7 @@ def start_livesrv(
         server.wait_urls(("ws", "http"), timeout)
         server.admin_token = mint_cli_token(data_dir, "bench-admin", "admin", env)
         _wait_healthy(server.http_url, timeout)
-        if settle_process:
+        if settle == "separate":
             with (data_dir / "settle.log").open("wb") as out:
                 server.extra.append(
                     subprocess.Popen(

@@ -150,6 +150,7 @@ async def test_text_logs_and_the_flag_wins(serve: Callable[..., Serve]) -> None:
     assert all(TEXT_LINE.fullmatch(ln) for ln in lines), lines
     assert f"INFO livesrv: livesrv {__version__} serving {s.ws_url} and {s.http_url}" in lines[0]
     assert "1 worker(s); durability master (a reply once the master applied" in lines[0]
+    assert re.search(r"; settling in its own process \(pid \d+\)$", lines[0]), lines[0]
     assert any(re.search(r"livesrv\.access: GET /healthz 200 \d+\.\d ms$", ln) for ln in lines)
     assert any(re.search(r"livesrv\.access: GET /api/audit 401 \d+\.\d ms$", ln) for ln in lines)
     ws_close = re.compile(

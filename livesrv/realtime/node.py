@@ -11,6 +11,7 @@ import resource
 import signal
 import socket
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
-from .. import fleet, logs
+from .. import fleet, logs, metrics
 from ..errors import CloseCode
 from ..http.guard import GuardedSite, HttpGuard
 from ..metrics import Metrics
@@ -29,6 +30,7 @@ from ..settlement import SettlementWorker
 from ..store.facade import Backend
 from ..wire import tokens
 from ..wire.codec import SUBPROTOCOLS, select_subprotocol
+from . import settle_process
 from .hub import Hub
 from .session import Session
 from .wsconn import LeanConnection
@@ -58,7 +60,8 @@ class Node:
         self.receipts = receipts.make_verifier(
             settings.receipt_verifier, settings.receipt_key, self.secret
         )
-        self.metrics = Metrics(metrics_dir)  # metrics_dir: one of several workers
+        # metrics_dir: one of several processes (workers, or beside a settlement process)
+        self.metrics = Metrics(metrics_dir, own_gc=settings.workers == 1)
         self.backend = Backend.create(settings, store_url)
         self.backend.on_live = self.metrics.live  # -- live match, goals, hype train --
         self.hub = Hub(self.backend)
@@ -292,6 +295,25 @@ def allowed_origins(setting: str) -> list[Origin | None] | None:
     return [None, *(Origin(name) for name in names)]
 
 
+def serve_node(settings: Settings, store_url: str) -> None:
+    """``serve`` with one node: the node in this process and, by default, settlement in a
+    process of its own beside it (the two share their metrics through a run directory)."""
+    if not (settings.settle and settings.settle_process):
+        asyncio.run(run_until_signalled(settings, store_url))
+        return
+    metrics_dir = metrics.run_dir(settings.data_dir)
+    metrics.enable_multiprocess(metrics_dir)
+    settler = settle_process.SettleProcess(settings, store_url, metrics_dir)
+    try:
+        node_settings = replace(settings, settle=False)
+        asyncio.run(
+            run_until_signalled(node_settings, store_url, metrics_dir=metrics_dir, settler=settler)
+        )
+    finally:
+        settler.stop()  # after the node, which finished the money in flight
+        metrics.remove_run_dir(metrics_dir)
+
+
 async def run_until_signalled(
     settings: Settings,
     store_url: str,
@@ -300,13 +322,21 @@ async def run_until_signalled(
     ws_sock: socket.socket | None = None,
     http_sock: socket.socket | None = None,
     metrics_dir: Path | None = None,
+    settler: settle_process.SettleProcess | None = None,
 ) -> None:
-    """Run a node until SIGTERM or SIGINT, then stop it cleanly."""
+    """Run a node until SIGTERM or SIGINT, then stop it cleanly. With ``settler``, start
+    that settlement process once the node is up and keep it running."""
     node = Node(settings, store_url, metrics_dir=metrics_dir)
     await node.start(ws_sock=ws_sock, http_sock=http_sock)
+    watch = None
+    if settler is not None:
+        settler.start()
+        watch = asyncio.create_task(settler.watch(), name="settle-process")
     tune_gc(settings.gc_young)
     if announce:
-        announce_urls(node.ws_url, node.http_url, settings, node.backend.durability.describe())
+        durability = node.backend.durability.describe()
+        settling = settle_process.describe(settings, settler)
+        announce_urls(node.ws_url, node.http_url, settings, durability, settling)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -315,6 +345,8 @@ async def run_until_signalled(
         await stop.wait()
     finally:
         log.info("shutting down")
+        if watch is not None:
+            watch.cancel()
         await node.stop()
 
 
@@ -337,11 +369,13 @@ def tune_gc(young: int) -> None:
     gc.set_threshold(young, older, oldest)
 
 
-def announce_urls(ws_url: str, http_url: str, settings: Settings, durability: str = "") -> None:
+def announce_urls(
+    ws_url: str, http_url: str, settings: Settings, durability: str = "", settling: str = ""
+) -> None:
     """Print the URLs on their own lines, so that scripts can read them, and log the
     start-up line."""
     print(ws_url, flush=True)
     print(http_url, flush=True)
     if settings.demo:
         print(f"demo page: {http_url}/", flush=True)
-    logs.startup(settings, ws_url, http_url, durability)
+    logs.startup(settings, ws_url, http_url, durability, settling)

@@ -1,6 +1,7 @@
 """``serve --workers N``: N processes share the WebSocket and HTTP ports (SO_REUSEPORT) and
 the same store; the kernel spreads connections across them. Rooms span processes through
-the store's pub/sub, settlement through the consumer group."""
+the store's pub/sub. Settlement runs in one process of its own beside them (by default) or
+in each worker (``--settle-inline``), all of them consumers of the same group."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import signal
 import socket
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from .. import metrics
 from ..settings import Settings
 from .node import announce_urls, run_until_signalled
+from .settle_process import SettleProcess, describe
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -70,23 +73,21 @@ def run_workers(settings: Settings, store_url: str) -> int:
 def _supervise(
     settings: Settings, store_url: str, metrics_dir: Path, holds: tuple[socket.socket, ...]
 ) -> int:
-    ctx = mp.get_context("fork")
-    procs = []
-    for _ in range(settings.workers):
-        parent_end, child_end = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
-            target=_child, args=(settings, store_url, child_end, metrics_dir), daemon=False
-        )
-        proc.start()
-        child_end.close()
-        if not parent_end.poll(30) or not parent_end.recv():
-            raise RuntimeError("a worker did not start")
-        procs.append(proc)
+    settler = None
+    if settings.settle and settings.settle_process:  # one for all workers, not one each
+        settler = SettleProcess(settings, store_url, metrics_dir)
+        settings = replace(settings, settle=False)
+    procs = _start_workers(settings, store_url, metrics_dir)
     for hold in holds:
         hold.close()
+    if settler is not None:
+        settler.start()
     host = settings.host
     announce_urls(
-        f"ws://{host}:{settings.port}/ws", f"http://{host}:{settings.http_port}", settings
+        f"ws://{host}:{settings.port}/ws",
+        f"http://{host}:{settings.http_port}",
+        settings,
+        settling=describe(settings, settler),
     )
     stop = False
 
@@ -99,6 +100,32 @@ def _supervise(
     while not stop and all(p.is_alive() for p in procs):
         for p in procs:
             p.join(0.1)
+        if settler is not None:
+            settler.check()
+    _stop_workers(procs, metrics_dir)
+    if settler is not None:
+        settler.stop()  # after the workers, which finished the money in flight
+    return 0 if stop else 1
+
+
+def _start_workers(settings: Settings, store_url: str, metrics_dir: Path) -> list[BaseProcess]:
+    """Fork the workers, each once it says it listens."""
+    ctx = mp.get_context("fork")
+    procs: list[BaseProcess] = []
+    for _ in range(settings.workers):
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_child, args=(settings, store_url, child_end, metrics_dir), daemon=False
+        )
+        proc.start()
+        child_end.close()
+        if not parent_end.poll(30) or not parent_end.recv():
+            raise RuntimeError("a worker did not start")
+        procs.append(proc)
+    return procs
+
+
+def _stop_workers(procs: list[BaseProcess], metrics_dir: Path) -> None:
     for p in procs:
         if p.is_alive():
             p.terminate()  # SIGTERM: each worker drains and closes with 1001
@@ -109,4 +136,3 @@ def _supervise(
             p.join(5)
         if p.pid is not None:
             metrics.worker_gone(metrics_dir, p.pid)
-    return 0 if stop else 1

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..servers import SETTLE_MODES
 from . import suite
 from .config import OPTIONS, RESULTS, Plan
 
@@ -49,9 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--server-workers", type=int, default=1, help="livesrv serve --workers for the main server"
     )
     parser.add_argument(
+        "--settle",
+        choices=SETTLE_MODES,
+        default="process",
+        help="where the main server settles: process (serve's default, a process of its "
+        "own), inline (serve --settle-inline), separate (serve --no-settle beside a "
+        "`livesrv settle`)",
+    )
+    parser.add_argument(  # the name earlier runs in docs/benchmarks.md were made with
         "--settle-process",
-        action="store_true",
-        help="run the main server with --no-settle beside a separate `livesrv settle`",
+        dest="settle",
+        action="store_const",
+        const="separate",
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.storm is not None:
         plan.storm_clients = args.storm
     OPTIONS.server_workers = args.server_workers
-    OPTIONS.settle_process = args.settle_process
+    OPTIONS.settle = args.settle
     if args.ceiling_rounds:
         plan.ceiling_rounds = args.ceiling_rounds
     if args.concurrency:

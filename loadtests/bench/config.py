@@ -126,8 +126,7 @@ class Options:
     Attributes:
         profile_dir: ``--profile``: py-spy records every measured phase of livesrv here.
         server_workers: ``--server-workers``: ``livesrv serve --workers`` of the main server.
-        settle_process: ``--settle-process``: the main server runs with ``--no-settle``
-            beside a separate ``livesrv settle``.
+        settle: ``--settle``: where the main server settles (``SETTLE_MODES``).
         idle_timeout: Seconds a phase waits at most for the server to go idle.
         quiet_timeout: Seconds a phase waits at most for the rest of the machine to go quiet.
         quiet_limit: Cores other processes may use with the machine still counted quiet.
@@ -135,7 +134,7 @@ class Options:
 
     profile_dir: Path | None = None
     server_workers: int = 1
-    settle_process: bool = False
+    settle: str = "process"
     idle_timeout: float = 60.0
     quiet_timeout: float = 90.0
     quiet_limit: float = 0.25

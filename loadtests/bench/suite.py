@@ -88,7 +88,7 @@ def run(
     result: dict[str, Any] = {
         "mode": "quick" if plan.quick else "full",
         "server_workers": OPTIONS.server_workers,
-        "settle_process": OPTIONS.settle_process,
+        "settle": OPTIONS.settle,
         "machine": machine(),
         "plan": asdict(plan),
         "bench_env": env,
@@ -132,7 +132,7 @@ def _scenarios(
         tmp / "main",
         env=env,
         workers=OPTIONS.server_workers,
-        settle_process=OPTIONS.settle_process,
+        settle=OPTIONS.settle,
     )
     naive = None
     try:

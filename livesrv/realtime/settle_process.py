@@ -1,0 +1,172 @@
+"""Settlement in a process of its own beside ``serve``'s node(s) (the default): the
+settlement worker does not share the sessions' event loop, so a busy node no longer
+delays what creators are credited (docs/design.md, "Where settlement runs").
+
+The child is a fresh interpreter (``python -m livesrv.realtime.settle_process``: nothing of
+the parent's event loop, threads or sockets comes with it), tied to serve by the
+parent-death signal, so a serve that is killed takes it along. One that dies on its own is
+started again; whatever it held is idempotent and claimed by its successor
+(``settle_claim_ms``). Its metrics reach serve's ``/metrics`` through the run's
+multiprocess directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import logs, metrics
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+STOP_SECONDS = 10.0  # a settle process that does not stop on SIGTERM within this is killed
+RESTART_SECONDS = 1.0  # at most one start per this long when it keeps dying
+WATCH_SECONDS = 0.5
+
+
+class SettleProcess:
+    """Starts, watches and stops the one settlement process of a ``serve``."""
+
+    def __init__(self, settings: Settings, store_url: str, metrics_dir: Path) -> None:
+        self.settings = settings
+        self.store_url = store_url
+        self.metrics_dir = metrics_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._last_start = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self) -> None:
+        """Run ``python -m livesrv.realtime.settle_process``; what it needs comes on its
+        standard input (the settings as serve resolved them, not the environment again)."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
+        )
+        what = (self.settings, self.store_url, self.metrics_dir, os.getpid(), _log_level())
+        assert self.proc.stdin is not None
+        with self.proc.stdin:
+            self.proc.stdin.write(pickle.dumps(what))
+        self.starts += 1
+        self._last_start = time.monotonic()
+
+    def check(self) -> None:
+        """Start the process again if it died (at most once per ``RESTART_SECONDS``)."""
+        proc = self.proc
+        if proc is None or proc.poll() is None:
+            return
+        if time.monotonic() - self._last_start < RESTART_SECONDS:
+            return
+        log.warning(
+            "the settlement process (pid %s) exited with status %s; starting it again",
+            proc.pid,
+            proc.returncode,
+        )
+        metrics.worker_gone(self.metrics_dir, proc.pid)
+        self.start()
+
+    async def watch(self) -> None:
+        """Keep it running until cancelled."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            self.check()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``STOP_SECONDS``. What it had not settled stays in
+        the outbox for the next worker (each entry settles once, by its id)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        metrics.worker_gone(self.metrics_dir, proc.pid)
+
+
+def describe(settings: Settings, settler: SettleProcess | None) -> str:
+    """Where this serve settles, for its start-up line."""
+    if settler is not None:
+        return f"in its own process (pid {settler.pid})"
+    return "in this process" if settings.settle else "off (--no-settle)"
+
+
+def _prctl() -> Any:
+    """libc's ``prctl``, looked up here, in serve: the child between fork and exec only
+    calls it (loading a library there could wait forever on a lock another thread held)."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _log_level() -> str:
+    return logging.getLevelName(logging.getLogger().getEffectiveLevel())
+
+
+def main() -> None:
+    """The settlement process: one worker of the consumer group until SIGTERM."""
+    settings, store_url, metrics_dir, parent, log_level = pickle.loads(sys.stdin.buffer.read())
+    if os.getppid() != parent:  # serve died before the parent-death signal was set
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches serve, which stops us
+    logs.setup(log_level, settings.log_format)
+    metrics.enable_multiprocess(metrics_dir)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(_settle(settings, store_url, metrics_dir))
+
+
+async def _settle(settings: Settings, store_url: str, metrics_dir: Path) -> None:
+    from ..metrics import Metrics
+    from ..settlement import SettlementWorker
+    from ..store.facade import Backend
+
+    b = Backend.create(settings, store_url)
+    name = f"settle-{socket.gethostname()}-{os.getpid()}"
+    worker = SettlementWorker(b, Metrics(metrics_dir), name=name)
+    task = asyncio.create_task(worker.run(), name="settlement")
+
+    def on_term() -> None:
+        worker.stopping = True
+        task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await b.close()
+
+
+if __name__ == "__main__":
+    main()

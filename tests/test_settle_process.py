@@ -1,0 +1,149 @@
+"""``serve`` settles in a process of its own: real serve processes, a real embedded store.
+
+The settlement process is serve's child; what viewers spend reaches creators through it,
+its figures show in serve's /metrics, it is started again when it dies (and settles what
+was spent meanwhile), and it goes when serve is killed. ``--settle-inline`` keeps the old
+way (settlement in the node's event loop), and ``--workers N`` has one for all workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import aiohttp
+
+from tests.client import Client
+from tests.conftest import ServeProcess
+from tests.test_cli import (  # noqa: F401 -- _no_livesrv_env: the same clean environment
+    Serve,
+    _no_livesrv_env,
+    api,
+    arun,
+    audit_args,
+    some_gifts,
+)
+from tests.timing import until
+
+SETTLER = "-m livesrv.realtime.settle_process"  # the settlement process's command line
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every process under ``pid`` that is still running: pid -> command line."""
+    parents: dict[int, int] = {}
+    lines: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+            lines[int(entry)] = cmdline
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found[child] = lines[child]
+                frontier.append(child)
+    return found
+
+
+def settlers(pid: int) -> list[int]:
+    return [p for p, line in descendants(pid).items() if SETTLER in line]
+
+
+async def creator_pending(p: ServeProcess, expected: int) -> None:
+    """Wait until the creator ``cr`` has ``expected`` diamonds pending (settled)."""
+
+    async def probe() -> bool:
+        wallet = await api(p, "GET", "/api/users/cr/wallet")
+        return bool(wallet["pending"] == expected)
+
+    await until(probe, 30)
+
+
+async def metric(p: ServeProcess, name: str) -> float | None:
+    async with aiohttp.ClientSession() as http, http.get(p.http_url + "/metrics") as resp:
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+async def close(*clients: Client) -> None:
+    for c in clients:
+        await c.close()
+
+
+async def test_serve_settles_in_a_child_process_that_comes_back_and_goes_with_serve(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    d = tmp_path / "d"
+    p = serve_process(data_dir=d)  # default hold: diamonds settle as pending
+    (settler,) = await until(lambda: settlers(p.proc.pid), 30)
+    creator, fan = await some_gifts(p, 4)  # 4 x 3 coins, the creator's half pending
+    await creator_pending(p, 6)
+    assert await metric(p, "livesrv_settlement_entries_total") == 4
+    assert await metric(p, 'livesrv_coins_spent_total{kind="gift"}') == 12
+    assert await metric(p, 'python_gc_collections_total{generation="0"}') is not None
+
+    # the settlement process dies: gifts keep being accepted, and settle once it is back
+    os.kill(settler, signal.SIGKILL)
+    for i in (4, 5):
+        await fan.ok("gift", room="r", gift="rose", count=3, key=f"k{i}")
+    (again,) = await until(lambda: [s for s in settlers(p.proc.pid) if s != settler], 30)
+    await creator_pending(p, 9)
+    assert settlers(p.proc.pid) == [again]
+    audit = await arun(*audit_args(d))
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+    # a killed serve takes its settlement process along (no settling behind a dead node)
+    p.signal(signal.SIGKILL)
+    await asyncio.to_thread(p.wait)
+    await until(lambda: gone(again), 30)
+    await close(creator, fan)
+
+
+async def test_settle_inline_settles_in_the_serve_process(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    p = serve_process("--settle-inline", data_dir=tmp_path / "d")
+    creator, fan = await some_gifts(p, 2)
+    await creator_pending(p, 3)
+    assert await metric(p, "livesrv_settlement_entries_total") == 2
+    assert settlers(p.proc.pid) == []
+    p.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(p.wait) == 0
+    await close(creator, fan)
+
+
+async def test_workers_share_one_settlement_process(serve_process: Serve, tmp_path: Path) -> None:
+    p = serve_process("--workers", "2", data_dir=tmp_path / "d")
+    (settler,) = await until(lambda: settlers(p.proc.pid), 30)
+    creator, fan = await some_gifts(p, 2)
+    await creator_pending(p, 3)
+    assert settlers(p.proc.pid) == [settler]
+    assert await metric(p, "livesrv_settlement_entries_total") == 2
+    p.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(p.wait) == 0
+    assert gone(settler)  # serve stopped it before exiting
+    await close(creator, fan)
