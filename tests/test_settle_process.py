@@ -147,3 +147,15 @@ async def test_workers_share_one_settlement_process(serve_process: Serve, tmp_pa
     assert await asyncio.to_thread(p.wait) == 0
     assert gone(settler)  # serve stopped it before exiting
     await close(creator, fan)
+
+
+async def test_a_killed_serve_with_workers_leaves_nothing_of_itself_running(
+    serve_process: Serve, tmp_path: Path
+) -> None:
+    p = serve_process("--workers", "2", data_dir=tmp_path / "d")
+    await until(lambda: settlers(p.proc.pid), 30)
+    children = descendants(p.proc.pid)  # two workers, the settlement process, the store
+    assert len(children) == 4, children
+    p.signal(signal.SIGKILL)
+    await asyncio.to_thread(p.wait)
+    await until(lambda: all(gone(pid) for pid in children), 30)

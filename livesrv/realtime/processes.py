@@ -16,6 +16,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from .. import metrics
+from ..parent_death import term_with_parent
 from ..settings import Settings
 from .node import announce_urls, run_until_signalled
 from .settle_process import SettleProcess, describe
@@ -31,6 +32,7 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 
 def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: Path) -> None:
+    term_with_parent()  # a killed serve: its workers close their connections and go
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     metrics.enable_multiprocess(metrics_dir)  # /metrics on any worker shows them all
     with contextlib.suppress(ImportError):

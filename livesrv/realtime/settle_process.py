@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import pickle
@@ -23,14 +22,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from .. import logs, metrics
+from ..parent_death import kill_with_parent
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 STOP_SECONDS = 10.0  # a settle process that does not stop on SIGTERM within this is killed
 RESTART_SECONDS = 1.0  # at most one start per this long when it keeps dying
 WATCH_SECONDS = 0.5
@@ -57,7 +55,7 @@ class SettleProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", __name__],
             stdin=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
+            preexec_fn=kill_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
         what = (self.settings, self.store_url, self.metrics_dir, os.getpid(), _log_level())
         assert self.proc.stdin is not None
@@ -108,23 +106,6 @@ def describe(settings: Settings, settler: SettleProcess | None) -> str:
     if settler is not None:
         return f"in its own process (pid {settler.pid})"
     return "in this process" if settings.settle else "off (--no-settle)"
-
-
-def _prctl() -> Any:
-    """libc's ``prctl``, looked up here, in serve: the child between fork and exec only
-    calls it (loading a library there could wait forever on a lock another thread held)."""
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _prctl()
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _log_level() -> str:

@@ -12,7 +12,6 @@ or pid file is left behind), the next start adopts or cleans it up.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import importlib.util
@@ -32,13 +31,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from ..errors import StoreError
+from ..parent_death import term_with_parent
 from ..settings import Settings
 from . import aof_tail
 
 log = logging.getLogger(__name__)
 
 _SUN_PATH_MAX = 100
-_PR_SET_PDEATHSIG = 1
 
 
 def find_server_binary() -> str:
@@ -75,12 +74,6 @@ def _socket_path(store_dir: Path) -> Path:
     return short / "store.sock"
 
 
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def spawn_server(conf: Path, cwd: Path, logfile: IO[bytes]) -> subprocess.Popen[bytes]:
     """Start a store process with ``conf`` in ``cwd``: its own session (a Ctrl-C reaches
     livesrv first), tied to this process by the parent-death signal, output to ``logfile``
@@ -93,7 +86,7 @@ def spawn_server(conf: Path, cwd: Path, logfile: IO[bytes]) -> subprocess.Popen[
             stdout=logfile,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_set_pdeathsig,  # noqa: PLW1509 - only prctl, no locks
+            preexec_fn=term_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
     finally:
         logfile.close()
