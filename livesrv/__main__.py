@@ -2,5 +2,5 @@ import sys
 
 from .cli import main
 
-if __name__ == "__main__":  # not when a spawned child process imports it again
+if __name__ == "__main__":  # only when run (python -m livesrv), never when imported
     sys.exit(main())
