@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import aiohttp
 
+from livesrv.realtime import settle_process
+from livesrv.settings import Settings
 from tests.client import Client
 from tests.conftest import ServeProcess
 from tests.test_cli import (  # noqa: F401 -- _no_livesrv_env: the same clean environment
@@ -159,3 +162,38 @@ async def test_a_killed_serve_with_workers_leaves_nothing_of_itself_running(
     p.signal(signal.SIGKILL)
     await asyncio.to_thread(p.wait)
     await until(lambda: all(gone(pid) for pid in children), 30)
+
+
+def test_a_settlement_process_that_keeps_dying_is_started_again_later_each_time(
+    tmp_path: Path,
+) -> None:
+    """Quick deaths: started again after about 1 s, then 2 s (Backoff: half to all of each
+    step); one that had run a minute is started again at once."""
+    now = [0.0]
+    settler = settle_process.SettleProcess(
+        Settings(), "redis://127.0.0.1:1", tmp_path, clock=lambda: now[0]
+    )
+    spawned: list[float] = []
+
+    def dies_at_once() -> subprocess.Popen[bytes]:
+        spawned.append(now[0])
+        proc = subprocess.Popen(["true"])
+        proc.wait()
+        return proc
+
+    settler.spawn = dies_at_once  # type: ignore[method-assign]
+
+    def at(t: float) -> list[float]:
+        now[0] = t
+        settler.check()
+        return spawned
+
+    settler.start()
+    assert at(0.1) == [0.0]  # found dead: started again in 0.5-1 s
+    assert at(0.5) == [0.0]
+    assert at(1.2) == [0.0, 1.2]
+    assert at(1.3) == [0.0, 1.2]  # dead again: 1-2 s from now
+    assert at(2.2) == [0.0, 1.2]
+    assert at(3.4) == [0.0, 1.2, 3.4]
+    assert at(70.0) == [0.0, 1.2, 3.4, 70.0]  # it had run over a minute: at once
+    settler.stop()

@@ -21,63 +21,90 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import logs, metrics
 from ..parent_death import kill_with_parent
 from ..settings import Settings
+from ..store.outage import Backoff
 
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 10.0  # a settle process that does not stop on SIGTERM within this is killed
-RESTART_SECONDS = 1.0  # at most one start per this long when it keeps dying
 WATCH_SECONDS = 0.5
+# one that keeps dying is started again after 1, 2, 4 ... 30 s; one that lived this long
+# before it died is started again at once
+RESTART_FIRST, RESTART_CAP, HEALTHY_SECONDS = 1.0, 30.0, 60.0
 
 
 class SettleProcess:
     """Starts, watches and stops the one settlement process of a ``serve``."""
 
-    def __init__(self, settings: Settings, store_url: str, metrics_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store_url: str,
+        metrics_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.store_url = store_url
         self.metrics_dir = metrics_dir
+        self.clock = clock  # monotonic seconds (tests may pass their own)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self._last_start = 0.0
+        self._started_at = 0.0
+        self._restart_at: float | None = None  # when the dead process is started again
+        self._backoff = Backoff(RESTART_FIRST, RESTART_CAP)
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
     def start(self) -> None:
+        self.proc = self.spawn()
+        self._started_at = self.clock()
+        self._restart_at = None
+
+    def spawn(self) -> subprocess.Popen[bytes]:
         """Run ``python -m livesrv.realtime.settle_process``; what it needs comes on its
         standard input (the settings as serve resolved them, not the environment again)."""
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", __name__],
             stdin=subprocess.PIPE,
             preexec_fn=kill_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
         what = (self.settings, self.store_url, self.metrics_dir, os.getpid(), _log_level())
-        assert self.proc.stdin is not None
-        with self.proc.stdin:
-            self.proc.stdin.write(pickle.dumps(what))
-        self.starts += 1
-        self._last_start = time.monotonic()
+        assert proc.stdin is not None
+        with proc.stdin:
+            proc.stdin.write(pickle.dumps(what))
+        return proc
 
     def check(self) -> None:
-        """Start the process again if it died (at most once per ``RESTART_SECONDS``)."""
+        """Start the process again if it died: at once if it had run ``HEALTHY_SECONDS``,
+        else after a delay that doubles with each quick death (up to 1 s, 2 s, 4 s ...
+        30 s: ``Backoff``'s jitter)."""
         proc = self.proc
         if proc is None or proc.poll() is None:
             return
-        if time.monotonic() - self._last_start < RESTART_SECONDS:
-            return
-        log.warning(
-            "the settlement process (pid %s) exited with status %s; starting it again",
-            proc.pid,
-            proc.returncode,
-        )
-        metrics.worker_gone(self.metrics_dir, proc.pid)
-        self.start()
+        now = self.clock()
+        if self._restart_at is None:  # just found dead
+            if now - self._started_at >= HEALTHY_SECONDS:
+                self._backoff.reset()
+                delay = 0.0
+            else:
+                delay = self._backoff.next()
+            self._restart_at = now + delay
+            log.warning(
+                "the settlement process (pid %s) exited with status %s; starting it again "
+                "in %.1f s",
+                proc.pid,
+                proc.returncode,
+                delay,
+            )
+            metrics.worker_gone(self.metrics_dir, proc.pid)
+        if now >= self._restart_at:
+            self.start()
 
     async def watch(self) -> None:
         """Keep it running until cancelled."""
