@@ -11,8 +11,10 @@ the live ones (``livesum``), the settlement backlog is the most recent reading.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from prometheus_client import (
 from prometheus_client import values as prometheus_values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+log = logging.getLogger(__name__)
 RUN_PREFIX = "run-"
 
 
@@ -198,9 +201,18 @@ class Metrics:
 
 def run_dir(data_dir: Path) -> Path:
     """Make a fresh, empty metrics directory for this run under ``data_dir``, and remove
-    those of earlier runs whose process is gone."""
+    those of earlier runs whose process is gone. A serve on an external store may have no
+    writable data dir (a read-only file system, ``--secret`` given): then a private
+    temporary directory."""
     parent = data_dir / "metrics"
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"{parent} is not writable")
+    except OSError as exc:
+        path = Path(tempfile.mkdtemp(prefix=f"livesrv-metrics-{RUN_PREFIX}"))
+        log.warning("metrics of this run's processes go to %s (%s)", path, exc)
+        return path
     for old in parent.glob(RUN_PREFIX + "*"):
         pid = old.name.removeprefix(RUN_PREFIX)
         if not pid.isdigit() or not _alive(int(pid)) or int(pid) == os.getpid():

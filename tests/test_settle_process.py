@@ -197,3 +197,20 @@ def test_a_settlement_process_that_keeps_dying_is_started_again_later_each_time(
     assert at(3.4) == [0.0, 1.2, 3.4]
     assert at(70.0) == [0.0, 1.2, 3.4, 70.0]  # it had run over a minute: at once
     settler.stop()
+
+
+async def test_serve_on_an_external_store_needs_no_writable_data_dir(
+    serve_process: Serve, flushed: str, tmp_path: Path
+) -> None:
+    """The node and its settlement process share their metrics through a directory; with
+    no data dir to make it in (a file there, as a read-only file system would refuse), a
+    private temporary one serves."""
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("a file, not a directory")
+    p = serve_process("--redis-url", flushed, data_dir=not_a_dir)
+    creator, fan = await some_gifts(p, 2)
+    await creator_pending(p, 3)
+    assert await metric(p, "livesrv_settlement_entries_total") == 2
+    p.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(p.wait) == 0
+    await close(creator, fan)

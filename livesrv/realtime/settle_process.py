@@ -132,7 +132,9 @@ def describe(settings: Settings, settler: SettleProcess | None) -> str:
     """Where this serve settles, for its start-up line."""
     if settler is not None:
         return f"in its own process (pid {settler.pid})"
-    return "in this process" if settings.settle else "off (--no-settle)"
+    if not settings.settle:
+        return "off (--no-settle)"
+    return "in each worker" if settings.workers > 1 else "in this process"
 
 
 def _log_level() -> str:
