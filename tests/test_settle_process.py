@@ -14,8 +14,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import aiohttp
-
 from livesrv.realtime import settle_process
 from livesrv.settings import Settings
 from tests.client import Client
@@ -23,11 +21,13 @@ from tests.conftest import ServeProcess
 from tests.test_cli import (  # noqa: F401 -- _no_livesrv_env: the same clean environment
     Serve,
     _no_livesrv_env,
+    _running,
     api,
     arun,
     audit_args,
     some_gifts,
 )
+from tests.test_metrics_workers import scrape
 from tests.timing import until
 
 SETTLER = "-m livesrv.realtime.settle_process"  # the settlement process's command line
@@ -75,23 +75,6 @@ async def creator_pending(p: ServeProcess, expected: int) -> None:
     await until(probe, 30)
 
 
-async def metric(p: ServeProcess, name: str) -> float | None:
-    async with aiohttp.ClientSession() as http, http.get(p.http_url + "/metrics") as resp:
-        text = await resp.text()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 async def close(*clients: Client) -> None:
     for c in clients:
         await c.close()
@@ -105,9 +88,10 @@ async def test_serve_settles_in_a_child_process_that_comes_back_and_goes_with_se
     (settler,) = await until(lambda: settlers(p.proc.pid), 30)
     creator, fan = await some_gifts(p, 4)  # 4 x 3 coins, the creator's half pending
     await creator_pending(p, 6)
-    assert await metric(p, "livesrv_settlement_entries_total") == 4
-    assert await metric(p, 'livesrv_coins_spent_total{kind="gift"}') == 12
-    assert await metric(p, 'python_gc_collections_total{generation="0"}') is not None
+    sample = await scrape(p.http_url)
+    assert sample.get("livesrv_settlement_entries_total") == 4
+    assert sample.get('livesrv_coins_spent_total{kind="gift"}') == 12
+    assert 'python_gc_collections_total{generation="0"}' in sample
 
     # the settlement process dies: gifts keep being accepted, and settle once it is back
     os.kill(settler, signal.SIGKILL)
@@ -122,7 +106,7 @@ async def test_serve_settles_in_a_child_process_that_comes_back_and_goes_with_se
     # a killed serve takes its settlement process along (no settling behind a dead node)
     p.signal(signal.SIGKILL)
     await asyncio.to_thread(p.wait)
-    await until(lambda: gone(again), 30)
+    await until(lambda: not _running(again), 30)
     await close(creator, fan)
 
 
@@ -132,7 +116,7 @@ async def test_settle_inline_settles_in_the_serve_process(
     p = serve_process("--settle-inline", data_dir=tmp_path / "d")
     creator, fan = await some_gifts(p, 2)
     await creator_pending(p, 3)
-    assert await metric(p, "livesrv_settlement_entries_total") == 2
+    assert (await scrape(p.http_url)).get("livesrv_settlement_entries_total") == 2
     assert settlers(p.proc.pid) == []
     p.signal(signal.SIGTERM)
     assert await asyncio.to_thread(p.wait) == 0
@@ -145,10 +129,10 @@ async def test_workers_share_one_settlement_process(serve_process: Serve, tmp_pa
     creator, fan = await some_gifts(p, 2)
     await creator_pending(p, 3)
     assert settlers(p.proc.pid) == [settler]
-    assert await metric(p, "livesrv_settlement_entries_total") == 2
+    assert (await scrape(p.http_url)).get("livesrv_settlement_entries_total") == 2
     p.signal(signal.SIGTERM)
     assert await asyncio.to_thread(p.wait) == 0
-    assert gone(settler)  # serve stopped it before exiting
+    assert not _running(settler)  # serve stopped it before exiting
     await close(creator, fan)
 
 
@@ -161,7 +145,7 @@ async def test_a_killed_serve_with_workers_leaves_nothing_of_itself_running(
     assert len(children) == 4, children
     p.signal(signal.SIGKILL)
     await asyncio.to_thread(p.wait)
-    await until(lambda: all(gone(pid) for pid in children), 30)
+    await until(lambda: not any(_running(pid) for pid in children), 30)
 
 
 def test_a_settlement_process_that_keeps_dying_is_started_again_later_each_time(
@@ -210,7 +194,7 @@ async def test_serve_on_an_external_store_needs_no_writable_data_dir(
     p = serve_process("--redis-url", flushed, data_dir=not_a_dir)
     creator, fan = await some_gifts(p, 2)
     await creator_pending(p, 3)
-    assert await metric(p, "livesrv_settlement_entries_total") == 2
+    assert (await scrape(p.http_url)).get("livesrv_settlement_entries_total") == 2
     p.signal(signal.SIGTERM)
     assert await asyncio.to_thread(p.wait) == 0
     await close(creator, fan)
