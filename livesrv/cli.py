@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
 _LOGS = frozenset({"log_format"})  # every command logs
 _KEYS = _LOGS | {"data_dir", "secret", "receipt_key"}
 _LEDGER = _LOGS | STORE_FIELDS | LEDGER_FIELDS
+SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 USES: dict[str, frozenset[str] | None] = {
     "serve": None,
     "token": _LOGS | {"data_dir", "secret"},
@@ -162,25 +164,10 @@ USES: dict[str, frozenset[str] | None] = {
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = (
-        "data_dir",
-        "redis_url",
-        "secret",
-        "catalog",
-        "host",
-        "port",
-        "http_port",
-        "workers",
-        "demo",
-        "hold_seconds",
-        "appendfsync",
-        "settle",
-        "settle_process",
-        "receipt_key",
-        "receipt_verifier",
-        "log_format",
-    )
-    return Settings.from_env(only=USES[args.command], **{n: getattr(args, n, None) for n in names})
+    """The settings of ``args.command``: its flags named as a Settings field (``--http-port``
+    is ``http_port``) override the environment."""
+    flags = {n: v for n, v in vars(args).items() if n in SETTING_NAMES}
+    return Settings.from_env(only=USES[args.command], **flags)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
