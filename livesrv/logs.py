@@ -92,13 +92,12 @@ def redact(url: str) -> str:
 
 
 def startup(
-    settings: Settings, ws_url: str, http_url: str, durability: str = "", settling: str = ""
+    settings: Settings, ws_url: str, http_url: str, durability: str = "", *, settling: str
 ) -> None:
     """Log the one line that says what this serve is: version, URLs, store, durability (the
     policy in force, or the configured one when the caller has no store connection), and
     where it settles."""
     durability = durability or settings.durability
-    settling = settling or ("on" if settings.settle else "off")
     if settings.redis_url:
         store = redact(settings.redis_url)
     else:

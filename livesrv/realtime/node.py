@@ -298,7 +298,7 @@ def allowed_origins(setting: str) -> list[Origin | None] | None:
 def serve_node(settings: Settings, store_url: str) -> None:
     """``serve`` with one node: the node in this process and, by default, settlement in a
     process of its own beside it (the two share their metrics through a run directory)."""
-    if not (settings.settle and settings.settle_process):
+    if not settle_process.apart(settings):
         asyncio.run(run_until_signalled(settings, store_url))
         return
     metrics_dir = metrics.run_dir(settings.data_dir)
@@ -336,7 +336,7 @@ async def run_until_signalled(
     if announce:
         durability = node.backend.durability.describe()
         settling = settle_process.describe(settings, settler)
-        announce_urls(node.ws_url, node.http_url, settings, durability, settling)
+        announce_urls(node.ws_url, node.http_url, settings, durability, settling=settling)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -370,7 +370,7 @@ def tune_gc(young: int) -> None:
 
 
 def announce_urls(
-    ws_url: str, http_url: str, settings: Settings, durability: str = "", settling: str = ""
+    ws_url: str, http_url: str, settings: Settings, durability: str = "", *, settling: str
 ) -> None:
     """Print the URLs on their own lines, so that scripts can read them, and log the
     start-up line."""
@@ -378,4 +378,4 @@ def announce_urls(
     print(http_url, flush=True)
     if settings.demo:
         print(f"demo page: {http_url}/", flush=True)
-    logs.startup(settings, ws_url, http_url, durability, settling)
+    logs.startup(settings, ws_url, http_url, durability, settling=settling)

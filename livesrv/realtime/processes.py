@@ -19,7 +19,7 @@ from .. import metrics
 from ..parent_death import term_with_parent
 from ..settings import Settings
 from .node import announce_urls, run_until_signalled
-from .settle_process import SettleProcess, describe
+from .settle_process import SettleProcess, apart, describe
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -76,7 +76,7 @@ def _supervise(
     settings: Settings, store_url: str, metrics_dir: Path, holds: tuple[socket.socket, ...]
 ) -> int:
     settler = None
-    if settings.settle and settings.settle_process:  # one for all workers, not one each
+    if apart(settings):  # one for all workers, not one each
         settler = SettleProcess(settings, store_url, metrics_dir)
         settings = replace(settings, settle=False)
     procs = _start_workers(settings, store_url, metrics_dir)

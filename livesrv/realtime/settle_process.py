@@ -128,6 +128,11 @@ class SettleProcess:
         metrics.worker_gone(self.metrics_dir, proc.pid)
 
 
+def apart(settings: Settings) -> bool:
+    """Whether serve settles in a process of its own (else in its node(s), or not at all)."""
+    return settings.settle and settings.settle_process
+
+
 def describe(settings: Settings, settler: SettleProcess | None) -> str:
     """Where this serve settles, for its start-up line."""
     if settler is not None:
