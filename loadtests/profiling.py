@@ -77,7 +77,11 @@ def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
             continue
         count = int(n)
         total += count
-        frames = [_frame(f) for f in stack.split(";")]
+        # py-spy names each process (``--subprocesses``) by its command line, which holds
+        # local paths: not a function, not written into the results
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith("process ")]
+        if not frames:
+            frames = [("(no Python frame)", "")]
         seen = set()
         for name, path in frames:
             short = "/".join(path.split("/")[-2:])

@@ -20,6 +20,11 @@ def _n(v: float | None, digits: int = 0) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
+def _share(seconds: float | None, of: float) -> str:
+    """``seconds`` as a share of ``of`` seconds (``-`` when not recorded: older results)."""
+    return "-" if seconds is None else f"{seconds / max(of, 1e-9):.0%}"
+
+
 def targets(r: dict[str, Any]) -> list[str]:
     s = r["summary"]
     rows = ["| target | measured | met |", "| --- | --- | --- |"]
@@ -68,8 +73,8 @@ def targets(r: dict[str, Any]) -> list[str]:
 def gifts(r: dict[str, Any]) -> list[str]:
     rows = [
         "| gifters | rooms | gifts/s | reply p50 ms | p99 ms | settlement lag p50 ms | p99 ms "
-        "| server CPU | store CPU |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server CPU | store CPU | server waiting for a core |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for lv in r.get("gifts", []):
         st = lv["settlement"]["lag_ms"]
@@ -78,14 +83,15 @@ def gifts(r: dict[str, Any]) -> list[str]:
             f"{_ms(lv['latency_ms'], 'p50')} | {_ms(lv['latency_ms'], 'p99')} | "
             f"{_n(st['p50'])} | {_n(st['p99'])} | "
             f"{lv['server_cpu_s'] / max(lv['seconds'], 1e-9):.0%} | "
-            f"{lv['store_cpu_share']:.0%} |"
+            f"{lv['store_cpu_share']:.0%} | "
+            f"{_share(lv.get('server_runq_wait_s'), lv['seconds'])} |"
         )
     c = r.get("ceiling") or {}
     if c.get("gifts_per_s"):
         rows.append(
             f"| store ceiling | - | **{c['gifts_per_s']:,.0f}** | - | - | - | - | "
             f"{c['server_cpu_s_meanwhile'] / max(c['seconds'], 1e-9):.0%} | "
-            f"{c['store_cpu_share']:.0%} |"
+            f"{c['store_cpu_share']:.0%} | - |"
         )
     return rows
 

@@ -187,6 +187,8 @@ def fanout_run(
         # efficiency: events delivered to readers per second of server CPU
         "deliveries_per_cpu_s": round(delivered / max(sampler.cpu, 1e-9)),
         "store_cpu_s": round(sampler.store_cpu, 2),
+        "server_runq_wait_s": round(sampler.wait, 2),  # runnable, waiting for a core
+        "store_runq_wait_s": round(sampler.store_wait, 2),
         "wall_s": round(sampler.wall, 2),
         "load_cpu_s": load_cpu,
         "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),

@@ -164,6 +164,9 @@ def _closed_loop(
         "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
         "server_cpu_s": round(sampler.cpu, 2),
         "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
+        # runnable but waiting for a core: held up by the other processes on the machine
+        "server_runq_wait_s": round(sampler.wait, 2),
+        "store_runq_wait_s": round(sampler.store_wait, 2),
         "machine_busy_cores": round(sampler.machine_busy / max(sampler.wall, 1e-9), 2),
         "load_cpu_s": load_cpu,
         "other_cores": other_cpu(sampler, sum(load_cpu)),

@@ -188,6 +188,7 @@ def _phase_a(
     out["server_cores"] = round(sampler.cpu / max(sampler.wall, 1e-9), 2)
     out["store_cores"] = round(sampler.store_cpu / max(sampler.wall, 1e-9), 2)
     out["load_cores"] = round(load / max(sampler.wall, 1e-9), 2)  # the clients' processes
+    out["server_runq_wait_s"] = round(sampler.wait, 2)  # runnable, waiting for a core
     # the server's CPU per join: the figure least skewed by the rest of a shared machine
     out["server_cpu_ms_per_join"] = round(1000 * sampler.cpu / max(out["joined"], 1), 2)
     out["other_cores"] = other_cpu(sampler, load)  # the rest of the (shared) machine
@@ -265,6 +266,7 @@ def _phase_b(pool: Pool, tmp: Path, plan: Plan, env: dict[str, str]) -> dict[str
         server_cores=round(sampler.cpu / max(sampler.wall, 1e-9), 2),
         store_cores=round(sampler.store_cpu / max(sampler.wall, 1e-9), 2),
         load_cores=round(load / max(sampler.wall, 1e-9), 2),
+        server_runq_wait_s=round(sampler.wait, 2),  # runnable, waiting for a core
         other_cores=other_cpu(sampler, load),
         server_cpu_ms_per_join=round(1000 * sampler.cpu / max(out["joined"], 1), 2),
     )

@@ -81,6 +81,8 @@ class Sampler:
             self._spy = profiling.start(self.server.pid, OPTIONS.profile_dir / self.name)
         self.cpu0 = self.server.cpu_times()
         self.store0 = self.server.store_cpu_times()
+        self.wait0 = self.server.run_queue_wait()
+        self.store_wait0 = self.server.store_run_queue_wait()
         self.busy0 = machine_busy()
         self.t0 = time.monotonic()
         self._thread.start()
@@ -91,6 +93,9 @@ class Sampler:
         self._thread.join()
         self.cpu = self.server.cpu_times() - self.cpu0
         self.store_cpu = self.server.store_cpu_times() - self.store0
+        # runnable but waiting for a core (threads that ended meanwhile take theirs along)
+        self.wait = max(0.0, self.server.run_queue_wait() - self.wait0)
+        self.store_wait = max(0.0, self.server.store_run_queue_wait() - self.store_wait0)
         self.wall = time.monotonic() - self.t0
         self.machine_busy = machine_busy() - self.busy0
         if self._spy is not None:
