@@ -49,6 +49,13 @@ def targets(r: dict[str, Any]) -> list[str]:
             f"| <= 20 KiB RSS per idle connection ({int(n):,}) | **{kib:.1f} KiB** | "
             f"{'yes' if kib <= 20 else 'no'} |"
         )
+    audit = r.get("audit")
+    if audit is not None:
+        rows.append(
+            f"| every money invariant holds after the load (`livesrv audit`) | exit "
+            f"**{audit['exit']}** in {audit['seconds']:,.1f} s: {audit['last_line']} | "
+            f"{'yes' if audit['exit'] == 0 else 'no'} |"
+        )
     lag = s.get("settlement_lag_ms")
     if lag:
         rows.append(

@@ -45,6 +45,26 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def audit(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``livesrv audit ARGS`` (the store named by ``args``, live or not): its exit code
+    (0: every invariant of docs/economy.md holds), its last line and how long it took."""
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [*livesrv_cmd(), "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=child_env(env),
+        cwd=str(REPO),
+    )
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    return {
+        "exit": r.returncode,
+        "last_line": lines[-1] if lines else "",
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+
+
 @dataclass
 class ServerProcess:
     """A child server process whose stdout and stderr go to ``log``."""
@@ -205,6 +225,10 @@ class Livesrv(ServerProcess):
     def metrics(self) -> str:
         with urllib.request.urlopen(self.http_url + "/metrics", timeout=10) as resp:
             return str(resp.read().decode())
+
+    def audit(self, env: dict[str, str] | None = None) -> dict[str, Any]:
+        """``livesrv audit`` of this server's own store, while it runs."""
+        return audit(["--data-dir", str(self.data_dir)], env)
 
 
 def start_livesrv(

@@ -57,6 +57,9 @@ def test_bench_quick_runs_clean(tmp_path: Path) -> None:
         assert level["settlement"]["unsettled"] == 0, level["settlement"]
     assert result["ceiling"].get("ok", 0) > 0, result["ceiling"]
     assert result["ceiling"]["errors"] == {}
+    # and after all of it, the books balance: the audit of the server's store
+    assert result["audit"]["exit"] == 0, result["audit"]
+    assert result["audit"]["last_line"] == "audit: all invariants hold", result["audit"]
 
     # fan-out: every reader of livesrv got every gift event, in order, none cut
     livesrv_runs = [r for r in result["fanout"] if r["server"] == "livesrv"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -65,16 +64,8 @@ class ClusterPlan:
 
 
 def audit(url: str, tmp: Path) -> dict[str, Any]:
-    r = subprocess.run(
-        [*servers.livesrv_cmd(), "audit", "--redis-url", url, "--data-dir", str(tmp / "audit")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=servers.child_env({"LIVESRV_SECRET": SECRET}),
-        cwd=str(servers.REPO),
-    )
-    lines = (r.stdout + r.stderr).strip().splitlines()
-    return {"exit": r.returncode, "last_line": lines[-1] if lines else ""}
+    args = ["--redis-url", url, "--data-dir", str(tmp / "audit")]
+    return servers.audit(args, {"LIVESRV_SECRET": SECRET})
 
 
 def run_setup(pool: Pool, kind: str, plan: ClusterPlan, tmp: Path, tick: Any) -> dict[str, Any]:

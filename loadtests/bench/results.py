@@ -25,6 +25,10 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     from .joins import errors_of  # -- join and reconnect storms --
 
     join_errors, joins_complete = errors_of(res, s)
+    audit = res.get("audit")
+    if audit is not None:  # livesrv audit of the main server's store after the load
+        s["audit_exit"] = audit["exit"]
+        errors += audit["exit"] != 0
     s["errors"] = errors + join_errors
     s["delivery_complete"] = complete and joins_complete
     return s
