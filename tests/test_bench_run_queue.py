@@ -39,8 +39,9 @@ def test_processes_sharing_one_core_are_seen_waiting_for_it() -> None:
         time.sleep(0.02)
     for p in procs:
         p.wait(5)
-    # three processes that each need 0.4 s on one core: while one runs, two wait, so
-    # together they wait about 2 x 0.4 + 1 x 0.4 = 1.2 s; far more than zero either way
+    # three processes that each need 0.4 s on one core: while one runs the other two
+    # wait, so each waits about 0.8 s, about 2.4 s together (a little less by the time
+    # the first one is gone); far more than zero either way
     assert waited > 0.3, waited
 
 
