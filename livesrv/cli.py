@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import errno
 import os
 import socket
@@ -16,6 +15,7 @@ from typing import Any
 
 from . import __version__, audit, fleet, logs
 from .errors import LivesrvError, StoreError, Unavailable
+from .event_loop import use_uvloop
 from .services import receipts
 from .settings import LEDGER_FIELDS, STORE_FIELDS, Settings
 from .store.embedded import ServeLock, StoreHandle
@@ -200,13 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _loop_policy() -> None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 class DataDirError(ValueError):
     """A command that reads what serve keeps in the data dir was pointed at a data dir
     without it (it would otherwise make a new secret, or audit an empty new store)."""
@@ -274,7 +267,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     tokens.resolve_secret(settings.secret, settings.data_dir)
     store = StoreHandle(settings, own=True)
     try:
-        _loop_policy()
+        use_uvloop()
         if settings.workers > 1:
             from .realtime.processes import run_workers
 
@@ -340,7 +333,7 @@ def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
             await b.close()
 
     try:
-        _loop_policy()
+        use_uvloop()
         asyncio.run(go())
     except (*STORE_FAILURES, Unavailable) as exc:
         return _cannot_run("settle", store.url, exc)

@@ -6,7 +6,6 @@ in each worker (``--settle-inline``), all of them consumers of the same group.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing as mp
 import signal
 import socket
@@ -16,6 +15,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from .. import metrics
+from ..event_loop import use_uvloop
 from ..parent_death import term_with_parent
 from ..settings import Settings
 from .node import announce_urls, run_until_signalled
@@ -35,10 +35,7 @@ def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: P
     term_with_parent()  # a killed serve: its workers close their connections and go
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     metrics.enable_multiprocess(metrics_dir)  # /metrics on any worker shows them all
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    use_uvloop()
     ws_sock = reuseport_socket(settings.host, settings.port)
     http_sock = reuseport_socket(settings.host, settings.http_port)
     ws_sock.listen(settings.listen_backlog)

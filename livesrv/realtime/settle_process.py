@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import logs, metrics
+from ..event_loop import use_uvloop
 from ..parent_death import kill_with_parent
 from ..settings import Settings
 from ..store.outage import Backoff
@@ -154,10 +155,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches serve, which stops us
     logs.setup(log_level, settings.log_format)
     metrics.enable_multiprocess(metrics_dir)
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    use_uvloop()
     asyncio.run(_settle(settings, store_url, metrics_dir))
 
 
