@@ -26,7 +26,9 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 URL_RE = re.compile(r"\b((?:ws|http)://[0-9A-Za-z.\[\]:_-]+(?:/[^\s'\"]*)?)")
 STORE_NAMES = ("valkey-server", "redis-server")
-SETTLE_MODES = ("process", "inline", "separate")  # where a livesrv serve settles
+# where a livesrv serve settles, and its flags for that
+SETTLE_FLAGS = {"process": [], "inline": ["--settle-inline"], "separate": ["--no-settle"]}
+SETTLE_MODES = tuple(SETTLE_FLAGS)
 
 
 def livesrv_cmd() -> list[str]:
@@ -262,9 +264,9 @@ def start_livesrv(
     ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
-    if settle not in SETTLE_MODES:
+    if settle not in SETTLE_FLAGS:
         raise ValueError(f"settle must be one of {SETTLE_MODES}, not {settle!r}")
-    cmd += {"process": [], "inline": ["--settle-inline"], "separate": ["--no-settle"]}[settle]
+    cmd += SETTLE_FLAGS[settle]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd,
