@@ -1,6 +1,6 @@
 """Keepalive over the wire: the node pings every connection each ``ping_interval``; a client
 that answers stays, one that answers no ping is closed with 1011 (the node's one keepalive
-task, not websockets' task per connection: livesrv/realtime/wsconn.py)."""
+task, not a task per connection: livesrv/realtime/wsconn.py)."""
 
 from __future__ import annotations
 

@@ -159,6 +159,27 @@ async def test_text_logs_and_the_flag_wins(serve: Callable[..., Serve]) -> None:
     assert any(ws_close.search(ln) for ln in lines)
 
 
+async def test_a_client_protocol_error_is_its_close_code_not_an_error(
+    serve: Callable[..., Serve],
+) -> None:
+    # an oversize frame is the client's fault: its connection closes 1009 and the access
+    # line says so; the server logs no ERROR for it
+    s = serve("--log-format", "text")
+    c = await Client.open(s.ws_url)
+    await c.ok("hello", token=tokens.issue(SECRET, "lg_big", "viewer", 600))
+    await c.send_raw(json.dumps({"id": 2, "op": "chat", "room": "r", "text": "x" * 70_000}))
+    assert await c.closed() == 1009
+    await s.wait_for(lambda lines: any(" ws close " in ln for ln in lines))
+    assert s.stop() == 0
+    lines = s.lines()
+    assert any(
+        re.search(r"ws close 127\.0\.0\.1:\d+ user=lg_big [\d.]+ s code 1009$", ln) for ln in lines
+    )
+    assert not [ln for ln in lines if " ERROR " in ln]
+    # one access line per event: the WebSocket library's own connection lines stay out
+    assert not [ln for ln in lines if "livesrv.ws:" in ln or "picows" in ln]
+
+
 def test_an_unknown_log_format_is_refused(tmp_path: Path) -> None:
     env = {**os.environ, "LIVESRV_SECRET": SECRET, "LIVESRV_LOG_FORMAT": "xml"}
     cmd = livesrv_cmd("serve", "--data-dir", str(tmp_path / "d"), "--port", "0")

@@ -10,15 +10,17 @@ import logging
 import resource
 import signal
 import socket
-from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
-from websockets.typing import Origin, Subprotocol
+from picows import (
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 
 from .. import fleet, logs, metrics
 from ..errors import CloseCode
@@ -29,15 +31,18 @@ from ..settings import Settings
 from ..settlement import SettlementWorker
 from ..store.facade import Backend
 from ..wire import tokens
-from ..wire.codec import SUBPROTOCOLS, select_subprotocol
+from ..wire.codec import select_subprotocol
 from . import settle_process
 from .hub import Hub
 from .session import Session
-from .wsconn import LeanConnection
+from .wsconn import OPEN, Connection, picows_logger
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0
+HANDSHAKE_SECONDS = 10.0  # a client's upgrade request must arrive within this
+CLOSE_SECONDS = 2.0  # how long a close handshake waits for the client's answer
+MAX_QUEUE = 4  # unread messages a connection holds before reading from it pauses
 METRICS_SYNC_SECONDS = 1.0  # how often a worker copies its hub's figures into the metrics
 FD_RESERVE = 256  # descriptors kept for the store connections, listeners, logs and files
 
@@ -70,7 +75,9 @@ class Node:
         self.inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self.ws_server: Server | None = None
+        self.ws_server: asyncio.AbstractServer | None = None
+        self.connections: set[Connection] = set()  # open ones, each with its session's pump
+        self.origins = allowed_origins(settings.allowed_origins)
         self.http_runner: web.AppRunner | None = None
         self.http_guard = HttpGuard(settings.http_max_connections, settings.http_header_timeout)
         self.ws_budget = ws_budget(settings, _fd_limit())
@@ -102,23 +109,17 @@ class Node:
         await self.hub.start()
         s = self.settings
         check_backlog(s.listen_backlog, somaxconn())
-        where = {"sock": ws_sock} if ws_sock else {"host": s.host, "port": s.port}
-        self.ws_server = await serve(
-            self._handler,
+        where: dict[str, Any] = {"sock": ws_sock} if ws_sock else {"host": s.host, "port": s.port}
+        self.ws_server = await ws_create_server(
+            self._upgrade,
             **where,
             backlog=s.listen_backlog,  # a reconnect storm queues here, not in SYN retries
-            subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
-            select_subprotocol=_select,
-            process_request=self._process_request,
-            origins=allowed_origins(s.allowed_origins),
-            compression=None,
-            max_size=s.max_frame,
-            max_queue=4,
-            ping_interval=None,  # one keepalive task for the node, not one per connection
-            ping_timeout=None,
-            create_connection=LeanConnection,
-            close_timeout=2,
-            server_header="livesrv",
+            websocket_handshake_timeout=HANDSHAKE_SECONDS,
+            enable_auto_pong=True,
+            max_frame_size=s.max_frame,
+            read_buffer_init_size=2048,  # picows' smallest; it grows for a bigger frame
+            use_aiofastnet=False,  # the event loop's own transports (uvloop's)
+            logger_name=picows_logger(),
         )
         self.ws_port = self.ws_server.sockets[0].getsockname()[1]
         app = make_app(self)
@@ -167,23 +168,57 @@ class Node:
                 for session in [s for s in self.sessions if hash(s) % parts == k]:
                     session.keepalive()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Before the handshake: the path must be /ws, and the process within its budget."""
-        if request.path.split("?", 1)[0] != "/ws":
-            return connection.respond(404, "WebSocket endpoint is /ws\n")
-        # Every TCP connection the server holds has a handler task, this one included.
-        held = len(self.ws_server.handler_tasks) - 1 if self.ws_server is not None else 0
-        if held >= self.ws_budget:
+    def _upgrade(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+        """The answer to an upgrade request: 404 off /ws, 503 beyond the process's
+        connection budget, 403 from an origin not allowed, else 101 with the subprotocol
+        chosen and a :class:`Connection` for it."""
+        if request.path.split(b"?", 1)[0] != b"/ws":
+            return refusal(404, "WebSocket endpoint is /ws\n")
+        if len(self.connections) >= self.ws_budget:
             self.metrics.ws_refused.inc()
-            return connection.respond(503, "too many connections, try again later\n")
-        return None
+            return refusal(503, "too many connections, try again later\n")
+        headers = request.headers
+        if self.origins is not None and headers.get("Origin") not in self.origins:
+            return refusal(403, "this origin may not open a WebSocket here\n")
+        offered = tuple(
+            name.strip()
+            for value in headers.getall("Sec-WebSocket-Protocol", ())
+            for name in value.split(",")
+            if name.strip()
+        )
+        chosen = select_subprotocol(offered)
+        extra = {"Server": "livesrv"}
+        if chosen:
+            extra["Sec-WebSocket-Protocol"] = chosen
+        connection = Connection(
+            self._opened,
+            chosen,
+            max_size=self.settings.max_frame,
+            max_queue=MAX_QUEUE,
+            close_timeout=CLOSE_SECONDS,
+        )
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response(extra), connection
+        )
 
-    def _handler(self, ws: ServerConnection) -> Coroutine[Any, Any, None]:
-        # Not a coroutine itself: the session's run() is the handler's one coroutine, one
-        # coroutine frame less per connection; run() leaves self.sessions when it ends.
-        session = Session(ws, self)
+    def _opened(self, connection: Connection) -> None:
+        session = Session(connection, self)
         self.sessions.add(session)
-        return session.run()
+        self.connections.add(connection)
+        connection.handler = asyncio.get_running_loop().create_task(self._pump(connection, session))
+
+    async def _pump(self, connection: Connection, session: Session) -> None:
+        """The session's pump; its connection closes (1000 unless a code went out) and
+        leaves :attr:`connections` when the pump ends."""
+        try:
+            await session.run()  # run() leaves self.sessions when it ends
+        finally:
+            try:
+                if connection.state == OPEN:
+                    await connection.close()
+            finally:
+                self.connections.discard(connection)
+                connection.handler = None
 
     def begin_op(self) -> None:
         self.inflight += 1
@@ -197,20 +232,19 @@ class Node:
     async def stop(self) -> None:
         """Stop accepting, let money in flight finish, close sockets with 1001, stop."""
         if self.ws_server is not None:
-            self.ws_server.close(close_connections=False)  # no new connections
+            self.ws_server.close()  # no new connections; the open ones stay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), DRAIN_SECONDS)
-            # Server.close() acts only once (above), so the sockets are closed here
+            open_now = list(self.connections)
             going = asyncio.gather(
-                *(
-                    ws.close(CloseCode.GOING_AWAY, "server shutting down")
-                    for ws in self.ws_server.connections
-                ),
+                *(c.close(CloseCode.GOING_AWAY, "server shutting down") for c in open_now),
                 return_exceptions=True,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(going, DRAIN_SECONDS)
-                await asyncio.wait_for(self.ws_server.wait_closed(), DRAIN_SECONDS)
+            pumps = [c.handler for c in open_now if c.handler is not None]
+            if pumps:
+                await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
         self.worker.stopping = True
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
@@ -230,9 +264,11 @@ class Node:
         await self.backend.close()
 
 
-def _select(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
-    chosen = select_subprotocol(tuple(offered))
-    return Subprotocol(chosen) if chosen else None
+def refusal(status: int, text: str) -> WSUpgradeResponseWithListener:
+    """An HTTP answer instead of the upgrade (the connection closes after it)."""
+    headers = {"Server": "livesrv", "Content-Type": "text/plain; charset=utf-8"}
+    response = WSUpgradeResponse.create_error_response(status, text.encode(), headers)
+    return WSUpgradeResponseWithListener(response, None)
 
 
 def ws_budget(settings: Settings, fd_limit: int | None) -> int:
@@ -285,14 +321,14 @@ def _fd_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def allowed_origins(setting: str) -> list[Origin | None] | None:
+def allowed_origins(setting: str) -> list[str | None] | None:
     """The ``Origin`` values a WebSocket handshake may carry (others get 403), or None
     for any. A request without ``Origin`` (not a browser) is always allowed: the list stops
     other sites' pages from using a visitor's browser, nothing more."""
     names = [o.strip().rstrip("/") for o in setting.split(",") if o.strip()]
     if not names:
         return None
-    return [None, *(Origin(name) for name in names)]
+    return [None, *names]
 
 
 def serve_node(settings: Settings, store_url: str) -> None:

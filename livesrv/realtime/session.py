@@ -14,10 +14,6 @@ import socket
 import time
 from typing import Any, Protocol
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
-
 from .. import logs
 from ..errors import (
     BadRequest,
@@ -41,7 +37,7 @@ from ..wire.schema import MONEY_OPS, Request, parse, request_id
 from . import ops, ops_live, ops_series, ops_subs  # noqa: F401 -- the handlers register themselves
 from .hub import Hub
 from .optable import OPS, Then
-from .wsconn import LeanConnection
+from .wsconn import OPEN, Connection, ConnectionClosed
 
 
 class Host(Protocol):
@@ -101,16 +97,14 @@ class Session:
         "_close_after",
         "_closing",
         "_hello_failed",
-        "_protocol",
         "_transport",
         "_buffer_limit",
         "opened",
     )
 
-    def __init__(self, ws: ServerConnection, node: Host) -> None:
+    def __init__(self, ws: Connection, node: Host) -> None:
         self.ws = ws
         self.node = node
-        self._protocol = ws.protocol
         self._transport = ws.transport
         self._buffer_limit = node.settings.send_buffer_limit
         sndbuf = node.settings.socket_sndbuf
@@ -142,7 +136,7 @@ class Session:
 
     def send_frame(self, frame: bytes) -> None:
         """Write a complete frame; cut the connection (4409) if it is not reading."""
-        if self.cut or self._protocol.state is not State.OPEN:
+        if self.cut or self.ws.state != OPEN:
             return
         transport = self._transport
         if transport.get_write_buffer_size() > self._buffer_limit:
@@ -165,8 +159,7 @@ class Session:
     def keepalive(self) -> None:
         """A keepalive round (the node's one keepalive task calls it every
         ``ping_interval``): ping, or close 1011 if the last ping got no pong."""
-        ws = self.ws
-        if isinstance(ws, LeanConnection) and not ws.keepalive_round():
+        if not self.ws.keepalive_round():
             self.close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive ping timeout")
 
     def reply_error(self, rid: int | str | None, exc: LivesrvError) -> None:
@@ -195,8 +188,7 @@ class Session:
                     await asyncio.shield(self._closing)
             metrics.connections.dec()
             metrics.worker_connections.dec()
-            sent = self._protocol.close_sent
-            logs.ws_close(peer, self.user, self.opened, sent.code if sent else None)
+            logs.ws_close(peer, self.user, self.opened, self.ws.close_sent)
             if self.who is not None:
                 await self.node.hub.detach(self)
 
