@@ -112,6 +112,11 @@ class Connection(WSListener):
     # -- picows' callbacks ----------------------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
+        # picows keeps the upgrade request and response: their headers (about 2 KiB with
+        # a load client's six, more with a browser's) go once the connection is open
+        for kept in (transport.request, transport.response):
+            if kept is not None:
+                kept.headers.clear()
         self.ws = transport
         self.transport = transport.underlying_transport
         self.remote_address = self.transport.get_extra_info("peername")
