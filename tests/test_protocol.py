@@ -922,6 +922,34 @@ async def test_slow_consumer_is_cut_4409(make_server: ServerFactory, codec: str)
     await fast.event("chat", lambda e: e["text"] == "still here")
 
 
+async def test_a_cut_client_that_never_reads_again_is_dropped(make_server: ServerFactory) -> None:
+    # the close frame waits behind data the client never reads: after the close timeout
+    # (2 s) the server drops the connection instead of holding it and its buffer
+    server = await make_server(
+        send_buffer_limit=32 * 1024, ops_per_second=100_000, ops_burst=100_000
+    )
+    alice = await live(server)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    host, port = server.node.settings.host, server.node.ws_port
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    stalled = await connect(server.ws_url, sock=sock, subprotocols=[JSON], max_queue=1)  # type: ignore[list-item]
+    await stalled.send(json.dumps({"id": 1, "op": "hello", "token": server.token("stalled")}))
+    await stalled.send(json.dumps({"id": 2, "op": "join", "room": "r1"}))
+    held = len(server.node.connections)
+    deadline = time.monotonic() + scaled(20)
+    while server.node.metrics.slow_consumers._value.get() == 0:  # noqa: SLF001
+        assert time.monotonic() < deadline, "the stalled client was never cut"
+        await asyncio.gather(*(alice.ok("chat", room="r1", text="🎉" * 500) for _ in range(50)))
+    deadline = time.monotonic() + scaled(10)
+    while len(server.node.connections) >= held:
+        assert time.monotonic() < deadline, "the server still holds the stalled connection"
+        await asyncio.sleep(0.05)
+    assert (await alice.ok("chat", room="r1", text="still here"))["ok"]
+    stalled.transport.abort()
+
+
 # -- shutdown --------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ and go to :attr:`Connection.transport` as they are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -212,7 +213,7 @@ class Connection(WSListener):
         if self.state == OPEN:
             self._send_close(code, reason)
             loop = asyncio.get_running_loop()
-            loop.call_later(self._close_timeout, self._drop)
+            loop.call_later(self._close_timeout, self._abort)
 
     def _close_received(self, frame: WSFrame) -> None:
         if self.state == OPEN:  # the client closes: answer with its code, then hang up
@@ -228,24 +229,30 @@ class Connection(WSListener):
 
     def _drop(self) -> None:
         if self.ws is not None and self.state != CLOSED:
-            self.ws.disconnect()
+            self.ws.disconnect()  # what is buffered still goes out, then the FIN
+
+    def _abort(self) -> None:
+        if self.ws is not None and self.state != CLOSED:
+            self.ws.disconnect(graceful=False)
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Send a close frame (unless one went out) and wait until the connection is
         closed: the client's answer, or ``close_timeout`` seconds and then the TCP
-        connection is dropped."""
+        connection is aborted (a client that reads nothing would hold a graceful close,
+        and its unsent data, for ever)."""
         if self.ws is None:
             return
         if self.state == OPEN:
             self._send_close(code, reason)
         if self.state == CLOSED:
             return
-        try:
-            async with asyncio.timeout(self._close_timeout):
+        with contextlib.suppress(Exception):  # picows re-raises a protocol error it closed for
+            try:
+                async with asyncio.timeout(self._close_timeout):
+                    await self.ws.wait_disconnected()
+            except TimeoutError:
+                self._abort()
                 await self.ws.wait_disconnected()
-        except TimeoutError:
-            self.ws.disconnect()
-            await self.ws.wait_disconnected()
 
     def keepalive_round(self) -> bool:
         """One keepalive round: ping, unless the last round's ping is still unanswered.
