@@ -106,7 +106,7 @@ class Connection(WSListener):
         self.handler: asyncio.Task[None] | None = None  # the session's pump (the node's)
         self._messages: list[str | bytes] = []
         self._waiter: asyncio.Future[str | bytes] | None = None
-        self._parts: list[bytes] | None = None  # the fragments of a message, as they come
+        self._parts: bytearray | None = None  # a fragmented message, as its frames come
         self._parts_text = False
         self._paused = False
 
@@ -127,12 +127,14 @@ class Connection(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
         if kind in (TEXT, BINARY):
-            if self._parts is not None:
+            if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was agreed
+                self._fail(PROTOCOL_ERROR, "reserved bits set")
+            elif self._parts is not None:
                 self._fail(PROTOCOL_ERROR, "expected a continuation frame")
             elif frame.fin:
                 self._whole(kind == TEXT, frame.get_payload_as_bytes())
             else:
-                self._parts = [frame.get_payload_as_bytes()]
+                self._parts = bytearray(frame.get_payload_as_memoryview())
                 self._parts_text = kind == TEXT
         elif kind == CONTINUATION:
             self._continued(frame)
@@ -157,13 +159,13 @@ class Connection(WSListener):
         if parts is None:
             self._fail(PROTOCOL_ERROR, "unexpected continuation frame")
             return
-        parts.append(frame.get_payload_as_bytes())
-        if sum(len(p) for p in parts) > self._max_size:
+        if len(parts) + frame.payload_size > self._max_size:
             self._fail(TOO_BIG, "message too big")
             return
+        parts += frame.get_payload_as_memoryview()
         if frame.fin:
             self._parts = None
-            self._whole(self._parts_text, b"".join(parts))
+            self._whole(self._parts_text, bytes(parts))
 
     def _whole(self, text: bool, payload: bytes) -> None:
         if self.state != OPEN:
