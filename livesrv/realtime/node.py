@@ -390,10 +390,11 @@ def tune_gc(young: int) -> None:
     """Garbage collection for a process holding many connections.
 
     A connection is dozens of objects the collector tracks (its session, coroutines,
-    futures, the WebSocket connection's), so a node with 20,000 holds hundreds of thousands. Python collects
-    its young objects every 700 allocations and, while the total grows by a quarter, all
-    of them: a process growing to 20,000 connections ran 9 full collections, each a pass
-    over everything with its event loop stopped (up to 0.9 s at 10,000 connections).
+    futures, the WebSocket connection's), so a node with 20,000 holds hundreds of
+    thousands. Python collects its young objects every 700 allocations and, while the total
+    grows by a quarter, all of them: a process growing to 20,000 connections ran 9 full
+    collections, each a pass over everything with its event loop stopped (up to 0.9 s at
+    10,000 connections).
     Collecting the young every ``young`` allocations instead makes those checks, and so
     the full collections, rarer; what was allocated at start (modules, classes, settings:
     about 60,000 objects) is frozen out of every collection.

@@ -1,14 +1,15 @@
 """The server side of one WebSocket connection, on picows.
 
-picows parses the HTTP upgrade and the frames in compiled code; what a join costs the node
-fell by about 0.3 ms against websockets' server (docs/benchmarks.md, "The WebSocket
-layer"). This module adds what a livesrv session needs of a connection:
+picows parses the HTTP upgrade and the frames in compiled code; the server CPU of a join
+fell by about a quarter against websockets' server (median 0.63 -> 0.47 ms,
+docs/benchmarks.md, "The WebSocket layer on picows"). This module adds what a livesrv
+session needs of a connection:
 
 - :meth:`Connection.recv`: one message at a time, in order. Fragments are put together
   (at most ``max_size`` bytes in all, else 1009), text frames are checked as UTF-8 (else
   1007), and reading from the socket pauses while ``max_queue`` messages wait unread.
 - :meth:`Connection.close`: the close handshake, waiting at most ``close_timeout`` for the
-  client's answer before dropping the TCP connection. A close from the client is answered
+  client's answer before aborting the TCP connection. A close from the client is answered
   with its own code.
 - :meth:`Connection.keepalive_round`: one ping, or False when the last one got no pong;
   the node's one keepalive task calls it for every connection (no task per connection).
@@ -113,8 +114,9 @@ class Connection(WSListener):
     # -- picows' callbacks ----------------------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        # picows keeps the upgrade request and response: their headers (about 2 KiB with
-        # a load client's six, more with a browser's) go once the connection is open
+        # picows keeps the upgrade request and response: their headers go once the
+        # connection is open (2.7 KiB a connection with the load client's, more with a
+        # browser's; docs/benchmarks.md)
         for kept in (transport.request, transport.response):
             if kept is not None:
                 kept.headers.clear()
