@@ -87,6 +87,17 @@ async def test_reserved_bits_close_1002(make_server: ServerFactory) -> None:
     await still_served(server, "rsv-other")
 
 
+async def test_reserved_bits_on_a_continuation_close_1002(make_server: ServerFactory) -> None:
+    server = await make_server()
+    ws = await RawWS.open(server)
+    try:
+        ws.send(TEXT, b'{"id": 1, ', fin=False)
+        ws.send(CONTINUATION, b'"op": "wallet"}', rsv=2)
+        assert await closed_with(ws) == 1002
+    finally:
+        ws.close()
+
+
 async def test_a_continuation_with_nothing_to_continue_closes_1002(
     make_server: ServerFactory,
 ) -> None:

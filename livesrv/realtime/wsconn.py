@@ -128,10 +128,10 @@ class Connection(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if kind in (TEXT, BINARY):
-            if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was agreed
-                self._fail(PROTOCOL_ERROR, "reserved bits set")
-            elif self._parts is not None:
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was agreed
+            self._fail(PROTOCOL_ERROR, "reserved bits set")
+        elif kind in (TEXT, BINARY):
+            if self._parts is not None:
                 self._fail(PROTOCOL_ERROR, "expected a continuation frame")
             elif frame.fin:
                 self._whole(kind == TEXT, frame.get_payload_as_bytes())
