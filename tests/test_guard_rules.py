@@ -10,7 +10,7 @@ import pytest
 
 from livesrv.errors import BadRequest, Unauthorized
 from livesrv.http.guard import head_complete
-from livesrv.realtime.node import FD_RESERVE, allowed_origins, ws_budget
+from livesrv.realtime.admission import FD_RESERVE, allowed_origins, ws_budget
 from livesrv.settings import Settings
 from livesrv.wire import tokens
 from livesrv.wire.schema import IDENT, Field, check, parse

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import resource
 import signal
 import socket
 from dataclasses import replace
@@ -33,6 +32,15 @@ from ..store.facade import Backend
 from ..wire import tokens
 from ..wire.codec import select_subprotocol
 from . import settle_process
+from .admission import (
+    allowed_origins,
+    check_backlog,
+    fd_limit,
+    offered_subprotocols,
+    refusal,
+    somaxconn,
+    ws_budget,
+)
 from .hub import Hub
 from .session import Session
 from .wsconn import OPEN, Connection, picows_logger
@@ -44,7 +52,6 @@ HANDSHAKE_SECONDS = 10.0  # a client's upgrade request must arrive within this
 CLOSE_SECONDS = 2.0  # how long a close handshake waits for the client's answer
 MAX_QUEUE = 4  # unread messages a connection holds before reading from it pauses
 METRICS_SYNC_SECONDS = 1.0  # how often a worker copies its hub's figures into the metrics
-FD_RESERVE = 256  # descriptors kept for the store connections, listeners, logs and files
 
 
 class Node:
@@ -80,7 +87,7 @@ class Node:
         self.origins = allowed_origins(settings.allowed_origins)
         self.http_runner: web.AppRunner | None = None
         self.http_guard = HttpGuard(settings.http_max_connections, settings.http_header_timeout)
-        self.ws_budget = ws_budget(settings, _fd_limit())
+        self.ws_budget = ws_budget(settings, fd_limit())
         self._worker_task: asyncio.Task[None] | None = None
         self._metrics_task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
@@ -177,16 +184,9 @@ class Node:
         if len(self.connections) >= self.ws_budget:
             self.metrics.ws_refused.inc()
             return refusal(503, "too many connections, try again later\n")
-        headers = request.headers
-        if self.origins is not None and headers.get("Origin") not in self.origins:
+        if self.origins is not None and request.headers.get("Origin") not in self.origins:
             return refusal(403, "this origin may not open a WebSocket here\n")
-        offered = tuple(
-            name.strip()
-            for value in headers.getall("Sec-WebSocket-Protocol", ())
-            for name in value.split(",")
-            if name.strip()
-        )
-        chosen = select_subprotocol(offered)
+        chosen = select_subprotocol(offered_subprotocols(request))
         extra = {"Server": "livesrv"}
         if chosen:
             extra["Sec-WebSocket-Protocol"] = chosen
@@ -262,73 +262,6 @@ class Node:
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         await self.backend.close()
-
-
-def refusal(status: int, text: str) -> WSUpgradeResponseWithListener:
-    """An HTTP answer instead of the upgrade (the connection closes after it)."""
-    headers = {"Server": "livesrv", "Content-Type": "text/plain; charset=utf-8"}
-    response = WSUpgradeResponse.create_error_response(status, text.encode(), headers)
-    return WSUpgradeResponseWithListener(response, None)
-
-
-def ws_budget(settings: Settings, fd_limit: int | None) -> int:
-    """How many WebSocket connections one process accepts.
-
-    ``max_connections`` when set; else what the open-file limit leaves after the admin
-    port's ``http_max_connections`` and :data:`FD_RESERVE`, so that neither kind of client
-    can take the descriptors the other (or the store) needs.
-
-    Args:
-        settings: The settings.
-        fd_limit: The process's soft open-file limit (None: unlimited).
-    """
-    if settings.max_connections > 0:
-        return settings.max_connections
-    if fd_limit is None:
-        return 1 << 20
-    return max(16, fd_limit - settings.http_max_connections - FD_RESERVE)
-
-
-SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
-
-
-def somaxconn() -> int | None:
-    """The kernel's cap on a listen backlog (``net.core.somaxconn``), None when unknown."""
-    try:
-        return int(SOMAXCONN.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def check_backlog(backlog: int, cap: int | None) -> bool:
-    """Warn when the kernel caps ``listen_backlog`` lower than asked; True when it does."""
-    if cap is None or cap >= backlog:
-        return False
-    log.warning(
-        "LIVESRV_LISTEN_BACKLOG is %d but net.core.somaxconn caps it at %d: a connect storm "
-        "beyond %d pending connections makes clients retry (raise it with sysctl -w "
-        "net.core.somaxconn=%d)",
-        backlog,
-        cap,
-        cap,
-        backlog,
-    )
-    return True
-
-
-def _fd_limit() -> int | None:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return None if soft == resource.RLIM_INFINITY else soft
-
-
-def allowed_origins(setting: str) -> list[str | None] | None:
-    """The ``Origin`` values a WebSocket handshake may carry (others get 403), or None
-    for any. A request without ``Origin`` (not a browser) is always allowed: the list stops
-    other sites' pages from using a visitor's browser, nothing more."""
-    names = [o.strip().rstrip("/") for o in setting.split(",") if o.strip()]
-    if not names:
-        return None
-    return [None, *names]
 
 
 def serve_node(settings: Settings, store_url: str) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from livesrv.realtime.admission import somaxconn
 from loadtests import servers
 from loadtests.loadworker import raise_nofile
 
@@ -51,13 +52,6 @@ def netstat() -> dict[str, int]:
             row = dict(zip(names.split()[1:], values.split()[1:], strict=False))
             return {k: int(row[k]) for k in want if k in row}
     return {}
-
-
-def somaxconn() -> int | None:
-    try:
-        return int(Path("/proc/sys/net/core/somaxconn").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def start_socketio(
