@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from livesrv.catalog import Catalog
@@ -879,32 +879,47 @@ async def test_frame_limit_is_configurable(make_server: ServerFactory) -> None:
 # -- slow consumers ------------------------------------------------------------------------
 
 
+async def non_reader(server: Running, user: str, codec: str) -> ClientConnection:
+    """A client signed in and joined to r1 that then stops reading: a small receive buffer
+    and a client queue of one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    host, port = server.node.settings.host, server.node.ws_port
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    ws = await connect(server.ws_url, sock=sock, subprotocols=[codec], max_queue=1)  # type: ignore[list-item]
+
+    def enc(message: dict[str, Any]) -> str | bytes:
+        return msgpack.packb(message) if codec == MSGPACK else json.dumps(message)
+
+    await ws.send(enc({"id": 1, "op": "hello", "token": server.token(user)}))
+    await ws.send(enc({"id": 2, "op": "join", "room": "r1"}))
+    return ws
+
+
+async def chat_until_cut(server: Running, alice: Client) -> int:
+    """Chat 2 KB events into r1, 10 at a time, until the server cut a slow consumer; how
+    many were sent. (10 a time: one tick's batch, about 20 KB, stays under the 32 KiB send
+    buffer limit of the clients that do read; 50 a time got a reader cut when its client
+    fell behind on a busy machine.)"""
+    text = "🎉" * 500  # 2 KB per chat event
+    sent = 0
+    deadline = time.monotonic() + scaled(20)
+    while server.node.metrics.slow_consumers._value.get() == 0:  # noqa: SLF001
+        assert time.monotonic() < deadline, "the client that stopped reading was never cut"
+        await asyncio.gather(*(alice.ok("chat", room="r1", text=text) for _ in range(10)))
+        sent += 10
+    return sent
+
+
 async def test_slow_consumer_is_cut_4409(make_server: ServerFactory, codec: str) -> None:
     server = await make_server(
         send_buffer_limit=32 * 1024, ops_per_second=100_000, ops_burst=100_000
     )
     alice = await live(server, codec=codec)
     fast = await viewer(server, "fast", codec=codec)
-    # A client that stops reading: a small receive buffer and a client queue of one.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    host, port = server.node.settings.host, server.node.ws_port
-    await asyncio.get_running_loop().sock_connect(sock, (host, port))
-    slow = await connect(server.ws_url, sock=sock, subprotocols=[codec], max_queue=1)  # type: ignore[list-item]
-
-    def enc(message: dict[str, Any]) -> str | bytes:
-        return msgpack.packb(message) if codec == MSGPACK else json.dumps(message)
-
-    await slow.send(enc({"id": 1, "op": "hello", "token": server.token("slow")}))
-    await slow.send(enc({"id": 2, "op": "join", "room": "r1"}))
-    text = "🎉" * 500  # 2 KB per chat event
-    sent = 0
-    deadline = time.monotonic() + scaled(20)
-    while server.node.metrics.slow_consumers._value.get() == 0:  # noqa: SLF001
-        assert time.monotonic() < deadline, "the slow client was never cut"
-        await asyncio.gather(*(alice.ok("chat", room="r1", text=text) for _ in range(50)))
-        sent += 50
+    slow = await non_reader(server, "slow", codec)
+    sent = await chat_until_cut(server, alice)
     # the slow client now reads what was buffered, then sees the close code
     code = None
     try:
@@ -929,19 +944,9 @@ async def test_a_cut_client_that_never_reads_again_is_dropped(make_server: Serve
         send_buffer_limit=32 * 1024, ops_per_second=100_000, ops_burst=100_000
     )
     alice = await live(server)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    host, port = server.node.settings.host, server.node.ws_port
-    await asyncio.get_running_loop().sock_connect(sock, (host, port))
-    stalled = await connect(server.ws_url, sock=sock, subprotocols=[JSON], max_queue=1)  # type: ignore[list-item]
-    await stalled.send(json.dumps({"id": 1, "op": "hello", "token": server.token("stalled")}))
-    await stalled.send(json.dumps({"id": 2, "op": "join", "room": "r1"}))
+    stalled = await non_reader(server, "stalled", JSON)
     held = len(server.node.connections)
-    deadline = time.monotonic() + scaled(20)
-    while server.node.metrics.slow_consumers._value.get() == 0:  # noqa: SLF001
-        assert time.monotonic() < deadline, "the stalled client was never cut"
-        await asyncio.gather(*(alice.ok("chat", room="r1", text="🎉" * 500) for _ in range(50)))
+    await chat_until_cut(server, alice)
     deadline = time.monotonic() + scaled(10)
     while len(server.node.connections) >= held:
         assert time.monotonic() < deadline, "the server still holds the stalled connection"

@@ -7,6 +7,8 @@ import asyncio
 import json
 import struct
 
+import pytest
+
 from tests.conftest import Running, ServerFactory
 from tests.raw_ws import CLOSE, CONTINUATION, TEXT, RawWS
 from tests.timing import scaled
@@ -64,61 +66,38 @@ async def test_many_small_fragments_are_one_message(make_server: ServerFactory) 
         ws.close()
 
 
-async def test_fragments_beyond_the_limit_close_1009(make_server: ServerFactory) -> None:
+Frame = tuple[int, bytes, bool, int]  # opcode, payload, fin, reserved bits
+
+FAILING = {
+    # each frame is under the 1024-byte limit, the message is not
+    "fragments beyond the limit": (
+        [(TEXT, b"x" * 500, False, 0), *[(CONTINUATION, b"x" * 500, False, 0)] * 2],
+        1009,
+    ),
+    # RSV1: no compression was agreed
+    "reserved bits": ([(TEXT, b'{"id": 1, "op": "wallet"}', True, 4)], 1002),
+    "reserved bits on a continuation": (
+        [(TEXT, b'{"id": 1, ', False, 0), (CONTINUATION, b'"op": "wallet"}', True, 2)],
+        1002,
+    ),
+    "a continuation with nothing to continue": ([(CONTINUATION, b"{}", True, 0)], 1002),
+    "text that is not UTF-8": ([(TEXT, b'{"id": 1, "op": "\xff\xfe"}', True, 0)], 1007),
+}
+
+
+@pytest.mark.parametrize(("frames", "code"), FAILING.values(), ids=FAILING.keys())
+async def test_frames_that_fail_the_connection_close_with_their_code(
+    make_server: ServerFactory, frames: list[Frame], code: int
+) -> None:
     server = await make_server(max_frame=1024)
     ws = await RawWS.open(server)
     try:
-        for _ in range(3):  # each frame is under the limit, the message is not
-            ws.send(TEXT if _ == 0 else CONTINUATION, b"x" * 500, fin=False)
-        assert await closed_with(ws) == 1009
+        for opcode, payload, fin, rsv in frames:
+            ws.send(opcode, payload, fin=fin, rsv=rsv)
+        assert await closed_with(ws) == code
     finally:
         ws.close()
-    await still_served(server, "frag-other")
-
-
-async def test_reserved_bits_close_1002(make_server: ServerFactory) -> None:
-    server = await make_server()
-    ws = await RawWS.open(server)
-    try:
-        ws.send(TEXT, b'{"id": 1, "op": "wallet"}', rsv=4)  # RSV1: no compression was agreed
-        assert await closed_with(ws) == 1002
-    finally:
-        ws.close()
-    await still_served(server, "rsv-other")
-
-
-async def test_reserved_bits_on_a_continuation_close_1002(make_server: ServerFactory) -> None:
-    server = await make_server()
-    ws = await RawWS.open(server)
-    try:
-        ws.send(TEXT, b'{"id": 1, ', fin=False)
-        ws.send(CONTINUATION, b'"op": "wallet"}', rsv=2)
-        assert await closed_with(ws) == 1002
-    finally:
-        ws.close()
-
-
-async def test_a_continuation_with_nothing_to_continue_closes_1002(
-    make_server: ServerFactory,
-) -> None:
-    server = await make_server()
-    ws = await RawWS.open(server)
-    try:
-        ws.send(CONTINUATION, b"{}")
-        assert await closed_with(ws) == 1002
-    finally:
-        ws.close()
-
-
-async def test_text_that_is_not_utf8_closes_1007(make_server: ServerFactory) -> None:
-    server = await make_server()
-    ws = await RawWS.open(server)
-    try:
-        ws.send(TEXT, b'{"id": 1, "op": "\xff\xfe"}')
-        assert await closed_with(ws) == 1007
-    finally:
-        ws.close()
-    await still_served(server, "utf8-other")
+    await still_served(server, "frames-other")  # only that client's connection closed
 
 
 async def test_a_client_close_is_answered_with_its_code(make_server: ServerFactory) -> None:
