@@ -97,8 +97,9 @@ def targets(r: dict[str, Any]) -> list[str]:
 def gifts(r: dict[str, Any]) -> list[str]:
     rows = [
         "| gifters | rooms | gifts/s | reply p50 ms | p99 ms | settlement lag p50 ms | p99 ms "
-        "| server CPU | store CPU | server waiting for a core |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server CPU | store CPU | server waiting for a core | store us per gift: in scripts "
+        "/ in commands |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for lv in r.get("gifts", []):
         st = lv["settlement"]["lag_ms"]
@@ -108,24 +109,31 @@ def gifts(r: dict[str, Any]) -> list[str]:
             f"{_n(st['p50'])} | {_n(st['p99'])} | "
             f"{lv['server_cpu_s'] / max(lv['seconds'], 1e-9):.0%} | "
             f"{lv['store_cpu_share']:.0%} | "
-            f"{_share(lv.get('server_runq_wait_s'), lv['seconds'])} |"
+            f"{_share(lv.get('server_runq_wait_s'), lv['seconds'])} | "
+            f"{_store_us(lv.get('store_ops_per_gift') or {})} |"
         )
     c = r.get("ceiling") or {}
     if c.get("gifts_per_s"):
         rows.append(
             f"| store ceiling | - | **{c['gifts_per_s']:,.0f}** | - | - | - | - | "
             f"{c['server_cpu_s_meanwhile'] / max(c['seconds'], 1e-9):.0%} | "
-            f"{c['store_cpu_share']:.0%} | - |"
+            f"{c['store_cpu_share']:.0%} | - | - |"
         )
     return rows
+
+
+def _store_us(ops: dict[str, Any]) -> str:
+    if "script_us" not in ops:
+        return "-"
+    return f"{ops['script_us']:,.0f} / {ops['command_us']:,.0f}"
 
 
 def fanout(r: dict[str, Any]) -> list[str]:
     rows = [
         "| viewers | server | offered events/s | delivered events/s | event latency p50 ms "
         "| p99 ms | gift sent -> event p50 ms | p99 ms | complete readers | server CPU "
-        "| deliveries per server CPU-second |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| of it in the kernel | deliveries per server CPU-second |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in r.get("fanout", []):
         rows.append(
@@ -135,6 +143,7 @@ def fanout(r: dict[str, Any]) -> list[str]:
             f"{_ms(run['end_to_end_ms'], 'p99')} | "
             f"{run['readers_complete']:,}/{run['readers']:,} | "
             f"{run['server_cpu_s'] / max(run['wall_s'], 1e-9):.0%} | "
+            f"{_share(run.get('server_kernel_cpu_s'), run['server_cpu_s'])} | "
             f"{run.get('deliveries_per_cpu_s', 0):,} |"
         )
     ratios = r["summary"].get("fanout", {})

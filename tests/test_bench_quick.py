@@ -55,6 +55,10 @@ def test_bench_quick_runs_clean(tmp_path: Path) -> None:
         assert level["ok"] > 0
         assert level["errors"] == {}
         assert level["settlement"]["unsettled"] == 0, level["settlement"]
+        # the store's time per gift: in scripts, and in the commands (scripts' and clients')
+        ops = level["store_ops_per_gift"]
+        assert ops["script_us"] > 0 and ops["command_us"] > 0, ops
+        assert 0 <= level["server_kernel_cpu_s"] <= level["server_cpu_s"], level
     assert result["ceiling"].get("ok", 0) > 0, result["ceiling"]
     assert result["ceiling"]["errors"] == {}
     # and after all of it, the books balance: the audit of the server's store
@@ -73,6 +77,7 @@ def test_bench_quick_runs_clean(tmp_path: Path) -> None:
         assert run["seq_gaps"] == 0 and run["seq_dups"] == 0
         assert run["readers_closed"] == 0
         assert run["event_latency_ms"]["samples"] > 0
+        assert 0 <= run["server_kernel_cpu_s"] <= run["server_cpu_s"], run
     assert slow["with_slow"]["slow"]["viewers"] > 0
 
     # idle connections were all accepted and measured

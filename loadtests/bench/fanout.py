@@ -184,6 +184,7 @@ def fanout_run(
         else None,
         "slow_consumers_cut_total": cut,
         "server_cpu_s": round(sampler.cpu, 2),
+        "server_kernel_cpu_s": round(sampler.kernel_cpu, 2),  # of it, in the kernel
         # efficiency: events delivered to readers per second of server CPU
         "deliveries_per_cpu_s": round(delivered / max(sampler.cpu, 1e-9)),
         "store_cpu_s": round(sampler.store_cpu, 2),

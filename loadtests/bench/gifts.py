@@ -163,6 +163,7 @@ def _closed_loop(
         "gifts_per_s": round(ok / max(t_end - t_begin, 1e-9), 1),
         "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99)},
         "server_cpu_s": round(sampler.cpu, 2),
+        "server_kernel_cpu_s": round(sampler.kernel_cpu, 2),  # of it, in the kernel
         "store_cpu_share": round(sampler.store_cpu / max(sampler.wall, 1e-9), 3),
         # runnable but waiting for a core: held up by the other processes on the machine
         "server_runq_wait_s": round(sampler.wait, 2),
@@ -227,9 +228,12 @@ def store_url(server: servers.Livesrv) -> str:
     return EmbeddedStore(server.data_dir).url
 
 
-def store_ops(server: servers.Livesrv) -> dict[str, int]:
-    """The store's calls per command so far (``INFO commandstats``: the commands clients
-    send and those scripts call), or {} when the store cannot be asked."""
+def store_ops(server: servers.Livesrv) -> dict[str, tuple[int, int]]:
+    """The store's (calls, microseconds) per command so far (``INFO commandstats``: the
+    commands clients send and those scripts call), or {} when the store cannot be asked.
+
+    A script's microseconds include the commands it calls, which also count under their
+    own names."""
     import redis
 
     client = redis.Redis.from_url(store_url(server), socket_timeout=5)
@@ -239,19 +243,39 @@ def store_ops(server: servers.Livesrv) -> dict[str, int]:
         return {}
     finally:
         client.close()
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in stats.items()}
 
 
-def ops_per_gift(before: dict[str, int], after: dict[str, int], gifts: int) -> dict[str, Any]:
-    """Store commands per acknowledged gift between two :func:`store_ops` readings, from the
-    first gift to the last settlement (pub/sub, settlement and ticks included)."""
+SCRIPT_COMMANDS = ("evalsha", "eval")
+
+
+def ops_per_gift(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], gifts: int
+) -> dict[str, Any]:
+    """Store commands, and the store's time, per acknowledged gift between two
+    :func:`store_ops` readings, from the first gift to the last settlement (pub/sub,
+    settlement and ticks included).
+
+    ``script_us``: time inside scripts (their commands included); ``command_us``: time in
+    commands, those scripts call and those clients send; so ``script_us`` less the
+    commands scripts call is the scripting engine's own time."""
     if not before or not after or not gifts:
         return {}
-    delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
-    total = sum(delta.values())
-    top = sorted(delta.items(), key=lambda kv: -kv[1])[:12]
+    zero = (0, 0)
+    delta = {
+        k: (v[0] - before.get(k, zero)[0], v[1] - before.get(k, zero)[1])
+        for k, v in after.items()
+        if v[0] - before.get(k, zero)[0] > 0
+    }
+    calls = {k: v[0] for k, v in delta.items()}
+    total = sum(calls.values())
+    top = sorted(calls.items(), key=lambda kv: -kv[1])[:12]
+    script_us = sum(v[1] for k, v in delta.items() if k in SCRIPT_COMMANDS)
+    command_us = sum(v[1] for k, v in delta.items() if k not in SCRIPT_COMMANDS)
     return {
         "total": round(total / gifts, 2),
-        "scripts": round((delta.get("evalsha", 0) + delta.get("eval", 0)) / gifts, 2),
+        "scripts": round(sum(calls.get(k, 0) for k in SCRIPT_COMMANDS) / gifts, 2),
         "by_command": {k: round(v / gifts, 3) for k, v in top},
+        "script_us": round(script_us / gifts, 1),
+        "command_us": round(command_us / gifts, 1),
     }

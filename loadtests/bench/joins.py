@@ -185,6 +185,7 @@ def _phase_a(
     out["server_runq_wait_s"] = round(sampler.wait, 2)  # runnable, waiting for a core
     # the server's CPU per join: the figure least skewed by the rest of a shared machine
     out["server_cpu_ms_per_join"] = round(1000 * sampler.cpu / max(out["joined"], 1), 2)
+    out["server_kernel_ms_per_join"] = round(1000 * sampler.kernel_cpu / max(out["joined"], 1), 2)
     out["other_cores"] = other_cpu(sampler, load)  # the rest of the (shared) machine
     if sampler.profile is not None:
         out["profile"] = sampler.profile

@@ -80,6 +80,7 @@ class Sampler:
         ):
             self._spy = profiling.start(self.server.pid, OPTIONS.profile_dir / self.name)
         self.cpu0 = self.server.cpu_times()
+        self.kernel0 = self.server.kernel_cpu_times()
         self.store0 = self.server.store_cpu_times()
         self.wait0 = self.server.run_queue_wait()
         self.store_wait0 = self.server.store_run_queue_wait()
@@ -92,6 +93,7 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         self.cpu = self.server.cpu_times() - self.cpu0
+        self.kernel_cpu = self.server.kernel_cpu_times() - self.kernel0
         self.store_cpu = self.server.store_cpu_times() - self.store0
         # runnable but waiting for a core (threads that ended meanwhile take theirs along)
         self.wait = max(0.0, self.server.run_queue_wait() - self.wait0)
