@@ -129,14 +129,16 @@ class ServerProcess:
                 total += t.user + t.system
         return total
 
-    def kernel_cpu_times(self) -> float:
-        """The part of :meth:`cpu_times` the kernel spent for the server (system calls: on
-        loopback a write also runs the reader's side of TCP)."""
-        total = 0.0
+    def cpu_and_kernel_times(self) -> tuple[float, float]:
+        """:meth:`cpu_times`, and the part of it the kernel spent for the server (system
+        calls: on loopback a write also runs the reader's side of TCP), from one reading."""
+        total = kernel = 0.0
         for p in self.processes():
             with contextlib.suppress(psutil.Error):
-                total += p.cpu_times().system
-        return total
+                t = p.cpu_times()
+                total += t.user + t.system
+                kernel += t.system
+        return total, kernel
 
     def store_cpu_times(self) -> float:
         total = 0.0

@@ -79,8 +79,7 @@ class Sampler:
             and isinstance(self.server, servers.Livesrv)
         ):
             self._spy = profiling.start(self.server.pid, OPTIONS.profile_dir / self.name)
-        self.cpu0 = self.server.cpu_times()
-        self.kernel0 = self.server.kernel_cpu_times()
+        self.cpu0, self.kernel0 = self.server.cpu_and_kernel_times()
         self.store0 = self.server.store_cpu_times()
         self.wait0 = self.server.run_queue_wait()
         self.store_wait0 = self.server.store_run_queue_wait()
@@ -92,8 +91,8 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.cpu = self.server.cpu_times() - self.cpu0
-        self.kernel_cpu = self.server.kernel_cpu_times() - self.kernel0
+        cpu, kernel = self.server.cpu_and_kernel_times()
+        self.cpu, self.kernel_cpu = cpu - self.cpu0, kernel - self.kernel0
         self.store_cpu = self.server.store_cpu_times() - self.store0
         # runnable but waiting for a core (threads that ended meanwhile take theirs along)
         self.wait = max(0.0, self.server.run_queue_wait() - self.wait0)
