@@ -84,3 +84,19 @@ def test_bench_quick_runs_clean(tmp_path: Path) -> None:
     for point in result["connections"]["points"]:
         assert point["failed"] == 0
         assert point["kib_per_connection"] > 0
+
+    # the report renders the run's tables, the targets first, each met or not
+    shown = subprocess.run(
+        [sys.executable, "-m", "loadtests.report", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    text = shown.stdout
+    assert text.index("### Targets") < text.index("### Gifts") < text.index("### Fan-out")
+    peak = f"{summary['gift_peak_per_s']:,.0f}/s at {summary['gift_peak_concurrency']} gifters"
+    assert f"| gifts: reply p99 < 20 ms at the best concurrency | {peak}" in text, text
+    assert "| every money invariant holds after the load (`livesrv audit`) | exit **0**" in text
