@@ -21,6 +21,9 @@ for i = 3, #ARGV do
   if i <= na + 2 then sa[i - 2] = ARGV[i] else ea[i - na - 2] = ARGV[i] end
 end
 sa[14] = '1' -- the outbox entry says its event is logged here (settlement skips it)
+local t = redis.call('TIME') -- one reading of the clock for both steps
+sa.now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+ea.now = sa.now
 local r = spend(sk, sa)
 if r[1] ~= 'ok' then return r end
 local combo = string.match(r[2], '"combo":(%d+)')

@@ -1,7 +1,8 @@
 -- The opening of every keyed money step (spend.lua, sub_pay.lua and sub_gift.lua include it
 -- with `--@step keyed`): the key's record first, then the key generation's expiry.
 -- KEYS: 2 idempotency record ("args hash\nfirst reply", expiring with its generation)
--- ARGV: 1 args hash, 5 the key generation's expiry (unix ms)
+-- ARGV: 1 args hash, 5 the key generation's expiry (unix ms); ARGV.now (not an argument: a
+--       field a including script sets) the store's clock in ms, read once for its whole step
 -- Returns the step's reply when it stops here: {'conflict', '', 0} (the key was used with
 -- other arguments), {'dup', first reply, expiry ms} or {'expired', '', expiry}; else false.
 local prior = redis.call('GET', KEYS[2])
@@ -13,8 +14,12 @@ if prior then
   return {'dup', string.sub(prior, nl + 1), x}
 end
 local exp = tonumber(ARGV[5])
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= exp then
+local now = ARGV.now -- the clock (ms) as a caller read it in this same atomic step (gift.lua)
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+if now >= exp then
   return {'expired', '', exp}
 end
 return false

@@ -10,26 +10,29 @@
 --@step wallet_publish
 -- Returns {fresh, delta}; {-1, 0} when the earner's totals would pass 2^53 - 1, the
 -- largest exact integer (nothing moves; the entry stays unsettled).
+-- One read of the earner's wallet and, for a credit, one write of it: every total stays below
+-- 2^53, so the sums are exact here, and they are written with %d.
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {0, 0} end
 local MAX = 9007199254740991
 local bps = tonumber(ARGV[4])
 local coins = tonumber(ARGV[3])
-local earned = tonumber(redis.call('HGET', KEYS[1], 'e:' .. ARGV[2]) or '0')
+local ek, ck = 'e:' .. ARGV[2], 'c:' .. ARGV[2]
+local w = redis.call('HMGET', KEYS[1], ek, ck, 'credited', 'diamonds', 'pending')
+local earned = tonumber(w[1] or '0')
 if coins > MAX - earned then return {-1, 0} end
 earned = earned + coins
 local target = math.floor(earned / 10000) * bps + math.floor((earned % 10000) * bps / 10000)
-local before = tonumber(redis.call('HGET', KEYS[1], 'c:' .. ARGV[2]) or '0')
-local delta = target - before
-local credited = tonumber(redis.call('HGET', KEYS[1], 'credited') or '0')
+local delta = target - tonumber(w[2] or '0')
+local credited = tonumber(w[3] or '0')
 if delta > MAX - credited then return {-1, 0} end
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[2], coins)
-redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], target)
-redis.call('HINCRBY', KEYS[1], 'credited', delta)
+local fmt = string.format
+local totals = {ek, fmt('%d', earned), ck, fmt('%d', target), 'credited', fmt('%d', credited + delta)}
 local hold, now = tonumber(ARGV[5]), tonumber(ARGV[6])
 local split = {}
 if delta < 0 then
-  local p = math.min(-delta, tonumber(redis.call('HGET', KEYS[1], 'pending') or '0'))
+  redis.call('HSET', KEYS[1], unpack(totals))
+  local p = math.min(-delta, tonumber(w[5] or '0'))
   if p < 0 then p = 0 end
   local left = p
   while left > 0 do
@@ -48,15 +51,16 @@ if delta < 0 then
   redis.call('HINCRBY', KEYS[1], 'pending', -p)
   redis.call('HINCRBY', KEYS[1], 'diamonds', delta + p)
   split = {'pending', -p}
-elseif delta > 0 then
-  if hold <= 0 then
-    redis.call('HINCRBY', KEYS[1], 'diamonds', delta)
-  else
-    redis.call('HINCRBY', KEYS[1], 'pending', delta)
-    redis.call('ZADD', KEYS[4], now + hold, string.format('%s|%d', ARGV[1], delta))
+else
+  if delta > 0 and hold <= 0 then
+    totals[7], totals[8] = 'diamonds', fmt('%d', tonumber(w[4] or '0') + delta)
+  elseif delta > 0 then
+    totals[7], totals[8] = 'pending', fmt('%d', tonumber(w[5] or '0') + delta)
+    redis.call('ZADD', KEYS[4], now + hold, fmt('%s|%d', ARGV[1], delta))
     -- LT keeps the earliest maturity and still adds a new member
     redis.call('ZADD', KEYS[5], 'LT', now + hold, ARGV[7])
   end
+  redis.call('HSET', KEYS[1], unpack(totals))
 end
 redis.call('XADD', KEYS[3], '*', 't', 'settle', 'kind', ARGV[2], 'user', ARGV[7],
   'coins', ARGV[3], 'diamonds', delta, 'ref', ARGV[1], 'ts', now, unpack(split))
