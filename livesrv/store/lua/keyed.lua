@@ -1,8 +1,8 @@
 -- The opening of every keyed money step (spend.lua, sub_pay.lua and sub_gift.lua include it
 -- with `--@step keyed`): the key's record first, then the key generation's expiry.
 -- KEYS: 2 idempotency record ("args hash\nfirst reply", expiring with its generation)
--- ARGV: 1 args hash, 5 the key generation's expiry (unix ms); ARGV.now (not an argument: a
---       field a including script sets) the store's clock in ms, read once for its whole step
+-- ARGV: 1 args hash, 5 the key generation's expiry (unix ms); ARGV.now (not an argument:
+--       a field set by a script including this one) the store's clock in ms
 -- Returns the step's reply when it stops here: {'conflict', '', 0} (the key was used with
 -- other arguments), {'dup', first reply, expiry ms} or {'expired', '', expiry}; else false.
 local prior = redis.call('GET', KEYS[2])

@@ -7,7 +7,7 @@
 --       8 room meta field to set with the event ('' for none), 9 its value,
 --       10 expiry (unix ms) of the key generation the event id belongs to ('0': 2 days),
 --       11 fence ('1' or '0', see below)
---       ARGV.now (not an argument: a field a including script sets) the store's clock in ms
+--       ARGV.now (not an argument: a field set by a script including this one) the clock in ms
 -- Returns {seq, fresh[, reached]}: fresh 0 when the event id was logged before (reached: the
 -- kind of the goal this event reached, '' for none); {-1, 0} not live;
 -- {-2, 0} the event id's generation is over (its record is gone, so it is never logged:

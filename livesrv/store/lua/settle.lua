@@ -27,7 +27,8 @@ local credited = tonumber(w[3] or '0')
 if delta > MAX - credited then return {-1, 0} end
 redis.call('SADD', KEYS[2], ARGV[1])
 local fmt = string.format
-local totals = {ek, fmt('%d', earned), ck, fmt('%d', target), 'credited', fmt('%d', credited + delta)}
+local totals = {ek, fmt('%d', earned), ck, fmt('%d', target),
+  'credited', fmt('%d', credited + delta)}
 local hold, now = tonumber(ARGV[5]), tonumber(ARGV[6])
 local split = {}
 if delta < 0 then
