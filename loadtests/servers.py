@@ -122,12 +122,8 @@ class ServerProcess:
         return _rss(self.store_processes())
 
     def cpu_times(self) -> float:
-        total = 0.0
-        for p in self.processes():
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
+        """CPU seconds (user + system) the server's processes used so far, store excluded."""
+        return self.cpu_and_kernel_times()[0]
 
     def cpu_and_kernel_times(self) -> tuple[float, float]:
         """:meth:`cpu_times`, and the part of it the kernel spent for the server (system
