@@ -34,6 +34,7 @@ from loadtests import servers
 from loadtests.loadworker import raise_nofile
 
 from .config import BENCH_ENV, GIFT, GIFT_COUNT, GRANT, OPTIONS
+from .fanout import collect_when_delivered
 from .gifts import wait_settlement
 from .pool import Pool, grant, mint, split
 from .results import say, stamp, write_json
@@ -248,13 +249,8 @@ def fanout_phase(
         drain=plan.drain,
     )
     expected = gres["ok"]
-    deadline = time.monotonic() + plan.drain
-    while True:
-        col = pool.call_many({w: ("viewers_collect", {}) for w in vworkers})
-        counts = [c for r in col.values() for c in r["gift_counts"]]
-        if all(c >= expected for c in counts) or time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
+    col = collect_when_delivered(pool, vworkers, expected, plan.drain)
+    counts = [c for r in col.values() for c in r["gift_counts"]]
     m1 = _measure(pool, nodes, store_pids)
     pool.call_many({w: ("viewers_close", {}) for w in vworkers})
     pool.call(0, "gifters_close")

@@ -90,6 +90,13 @@ class ViewerCommands(WorkerState):
             v.reset()
         return {}
 
+    async def cmd_viewers_progress(self) -> dict[str, Any]:
+        """The fewest gifts any reading viewer has counted: cheap enough to poll while
+        events still arrive (``viewers_collect`` copies every sample, and would hold this
+        worker's event loop, and so its viewers' reads, while the last events come in)."""
+        counts = [v.total_gifts() for v in self.viewers if not v.slow]
+        return {"fewest": min(counts, default=0), "readers": len(counts)}
+
     async def cmd_viewers_collect(self) -> dict[str, Any]:
         fast = [v for v in self.viewers if not v.slow]
         lat = array("d")
