@@ -71,14 +71,14 @@ class Client:
 
     # -- receiving ----------------------------------------------------------------------
     def on_message(self, payload: bytes) -> None:
-        if not self.pending and not self.sample and self.wallet is None:
-            # fast path: a joined viewer with nothing outstanding only counts gift events
+        if not self.sample and self.wallet is None and b'"id"' not in payload:
+            # fast path: a frame with no reply in it (events only) to a client that keeps
+            # no samples: gift events are counted, nothing is decoded (a gifter gets its
+            # room's events at every tick while its own gifts are in flight)
             n = payload.count(GIFT_PATTERNS[0]) or payload.count(GIFT_PATTERNS[1])
             if n:
                 self.gifts += n
                 self.last_recv = time.time()
-            elif b'"id"' in payload:
-                self._decode(payload)
             return
         self._decode(payload)
 
