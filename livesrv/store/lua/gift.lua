@@ -10,6 +10,7 @@
 --       room_event.lua's; its event json (its ARGV 2) has no "combo"
 -- Returns spend.lua's {status, reply, expiry}, followed when the debit was ok by
 -- room_event.lua's {seq, fresh, reached}.
+--@step clock
 --@step spend
 --@step room_event
 local sk, sa, ek, ea = {}, {}, {}, {}
@@ -21,8 +22,7 @@ for i = 3, #ARGV do
   if i <= na + 2 then sa[i - 2] = ARGV[i] else ea[i - na - 2] = ARGV[i] end
 end
 sa[14] = '1' -- the outbox entry says its event is logged here (settlement skips it)
-local t = redis.call('TIME') -- one reading of the clock for both steps
-sa.now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+sa.now = clock(KEYS, ARGV) -- one reading of the clock for both steps
 ea.now = sa.now
 local r = spend(sk, sa)
 if r[1] ~= 'ok' then return r end

@@ -1,10 +1,11 @@
 -- The opening of every keyed money step (spend.lua, sub_pay.lua and sub_gift.lua include it
 -- with `--@step keyed`): the key's record first, then the key generation's expiry.
 -- KEYS: 2 idempotency record ("args hash\nfirst reply", expiring with its generation)
--- ARGV: 1 args hash, 5 the key generation's expiry (unix ms); ARGV.now (not an argument:
---       a field set by a script including this one) the store's clock in ms
+-- ARGV: 1 args hash, 5 the key generation's expiry (unix ms); ARGV.now the store's clock
+--       in ms, when the including script read it (clock.lua)
 -- Returns the step's reply when it stops here: {'conflict', '', 0} (the key was used with
 -- other arguments), {'dup', first reply, expiry ms} or {'expired', '', expiry}; else false.
+--@step clock
 local prior = redis.call('GET', KEYS[2])
 if prior then
   local nl = string.find(prior, '\n', 1, true)
@@ -14,12 +15,7 @@ if prior then
   return {'dup', string.sub(prior, nl + 1), x}
 end
 local exp = tonumber(ARGV[5])
-local now = ARGV.now -- the clock (ms) as a caller read it in this same atomic step (gift.lua)
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-if now >= exp then
+if clock(KEYS, ARGV) >= exp then
   return {'expired', '', exp}
 end
 return false

@@ -7,7 +7,7 @@
 --       8 room meta field to set with the event ('' for none), 9 its value,
 --       10 expiry (unix ms) of the key generation the event id belongs to ('0': 2 days),
 --       11 fence ('1' or '0', see below)
---       ARGV.now (not an argument: a field set by a script including this one) the clock in ms
+--       ARGV.now the store's clock in ms, when the including script read it (clock.lua)
 -- Returns {seq, fresh[, reached]}: fresh 0 when the event id was logged before (reached: the
 -- kind of the goal this event reached, '' for none); {-1, 0} not live;
 -- {-2, 0} the event id's generation is over (its record is gone, so it is never logged:
@@ -18,6 +18,7 @@
 -- their seqs must never name other events: the seq jumps by 1,000,000, so a client that
 -- saw them is told gap: true on join since. A slot migrated to another master (MIGRATE
 -- moves keys whole) keeps its seq.
+--@step clock
 local function whoami()
   local info = redis.call('INFO', 'replication')
   local ok, node = pcall(redis.call, 'CLUSTER', 'MYID')
@@ -34,19 +35,11 @@ if ARGV[11] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('HSET', KEYS[1], 'replid', id, 'node', node)
   end
 end
-local now = ARGV.now -- the clock (ms) as a caller read it in this same atomic step (gift.lua)
-local function clock() -- read once per step
-  if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return now
-end
 local exp = tonumber(ARGV[10] or '0')
 if ARGV[1] ~= '' then
   local s = redis.call('GET', KEYS[3])
   if s then return {tonumber(s), 0} end
-  if exp > 0 and clock() >= exp then
+  if exp > 0 and clock(KEYS, ARGV) >= exp then
     return {-2, 0}
   end
 end
@@ -78,7 +71,7 @@ redis.call('SPUBLISH', ARGV[7], s)
 --       21 hype cooldown ms, 22 hype thresholds (cumulative coins, comma-separated), 23 room
 local reached = ''
 if #KEYS >= 10 and ARGV[12] ~= '' then
-  local now = clock()
+  local now = clock(KEYS, ARGV)
   local kind, user, coins, room = ARGV[12], ARGV[13], tonumber(ARGV[14]), ARGV[23]
   local function emit(body, logged)  -- body: the event's fields as JSON, without braces
     if logged then
