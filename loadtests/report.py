@@ -316,6 +316,15 @@ def render(r: dict[str, Any]) -> str:
         f"({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, open files {m['nofile']}.",
         "",
         "### Targets",
+        *(
+            [
+                "A quick run: its sizes are too small for these targets (they are the full "
+                "run's), and its slow consumers are not cut in so short a run.",
+                "",
+            ]
+            if r["mode"] == "quick"
+            else []
+        ),
         *targets(r),
         "",
         "### Gifts",
@@ -338,6 +347,11 @@ def render(r: dict[str, Any]) -> str:
 
 def main() -> None:
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "loadtests/results/bench.json")
+    if not path.is_file():
+        sys.exit(
+            f"no results at {path}: run python -m loadtests.bench first; it prints where it "
+            "wrote them (bench.json, or bench-quick.json with --quick)"
+        )
     print(render(json.loads(path.read_text())))
 
 
