@@ -5,14 +5,14 @@
 -- tombstone was written, or the key holds another request), 'expired' when the generation
 -- is over and its record gone (the spend can no longer happen; whether it did, settlement
 -- knows: it marks every paid reservation sold).
+--@step clock
 local prior = redis.call('GET', KEYS[1])
 if prior then
   local nl = string.find(prior, '\n', 1, true)
   if string.sub(prior, 1, nl - 1) == ARGV[2] then return 'done' end
   return 'aborted'
 end
-local t = redis.call('TIME')
 local x = tonumber(ARGV[1])
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= x then return 'expired' end
+if clock(KEYS, ARGV) >= x then return 'expired' end
 redis.call('SET', KEYS[1], '!aborted\n{}', 'PXAT', x)
 return 'aborted'

@@ -7,12 +7,12 @@
 -- a repeat), or refund when the room is not live or already has the most open boxes
 -- (reason not_live | full: the coins go back to the dropper when the box is opened, at
 -- once); opens is the opening time (store clock, unix ms).
+--@step clock
 if redis.call('EXISTS', KEYS[3]) == 1 then
   local s = redis.call('HMGET', KEYS[3], 'state', 'opens', 'reason')
   return {'dup', s[1], tonumber(s[2]), s[3] or ''}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock(KEYS, ARGV)
 local state, opens, reason = 'open', now + tonumber(ARGV[4]) * 1000, ''
 if redis.call('HGET', KEYS[1], 'live') ~= '1' then
   state, opens, reason = 'refund', now, 'not_live'

@@ -8,12 +8,12 @@
 -- Returns {status, split json, dropper, coins}: status none (no such box) | early (not
 -- yet) | opened (the split is decided; credits may still be due) | paid (all credited).
 -- The split is [[user, coins], ...] in claim order, with %d numbers.
+--@step clock
 local b = redis.call('HMGET', KEYS[1], 'state', 'opens', 'dropper', 'coins', 'split')
 if not b[1] then return {'none', '[]', '', 0} end
 local coins = tonumber(b[4])
 if b[1] == 'opened' or b[1] == 'paid' then return {b[1], b[5], b[3], coins} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock(KEYS, ARGV)
 if now < tonumber(b[2]) then return {'early', '[]', b[3], coins} end
 local who = redis.call('ZRANGE', KEYS[2], 0, -1)
 local parts = {}

@@ -5,10 +5,10 @@
 -- Returns {status, value}: ok | banned | muted (value: until, unix ms) | slow (value: ms to
 -- wait). Slow mode (meta field slow, seconds) spares the creator and the moderators; a
 -- chat it lets through sets the user's mark for that long (so one line per window).
+--@step clock
 local user = ARGV[1]
 if redis.call('SISMEMBER', KEYS[3], user) == 1 then return {'banned', 0} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock(KEYS, ARGV)
 local until_ms = tonumber(redis.call('HGET', KEYS[4], user) or '0')
 if until_ms > now then return {'muted', until_ms} end
 if until_ms > 0 then redis.call('HDEL', KEYS[4], user) end

@@ -6,9 +6,9 @@
 -- ARGV: 1 cooldown ms, 2 top contributors to name
 -- Returns {payload, fresh}: payload '' (running, or no train) or the hype_end event fields
 -- as JSON (n, level, total, top); fresh 1 when this call ended the train, else 0.
+--@step clock
 local h = redis.call('HMGET', KEYS[1], 'state', 'ends', 'n', 'level', 'total', 'endev')
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock(KEYS, ARGV)
 if h[1] == 'cool' then return {h[6] or '', 0} end
 if h[1] ~= 'run' or now < tonumber(h[2]) then return {'', 0} end
 local rows = redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')

@@ -10,8 +10,8 @@
 --   finish: 2 result json -> {'fresh' | 'dup', result json} | {state}
 --   cancel: -> {state}
 -- Returns {state, ...}; invite -> {'invited', expires}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--@step clock
+local now = clock(KEYS, ARGV)
 local k, action = KEYS[1], ARGV[1]
 local f = redis.call('HMGET', k, 'state', 'expires', 'starts', 'ends', 'duration', 'result')
 local state = f[1]

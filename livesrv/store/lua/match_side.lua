@@ -8,8 +8,8 @@
 -- release -> 'ok' (the side is removed if it is this match's and nothing was scored)
 -- freeze -> {score, flat top [user, points, ...]}: from now on nothing counts (the end is
 -- the earlier of now and the timer); {-1, {}} when the side is another match's.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--@step clock
+local now = clock(KEYS, ARGV)
 local cur = redis.call('HMGET', KEYS[1], 'id', 'ends', 'ended')
 local action, id = ARGV[1], ARGV[2]
 if action == 'claim' then

@@ -8,6 +8,7 @@
 -- Returns {status, value}: status ok | dup (nothing changed) | not_found (no such room) |
 -- no_chat (no chat line with that seq in the log) | full (moderator cap reached);
 -- value: mute -> until (unix ms, 0 when unmuted), slow_mode -> seconds, else 0.
+--@step clock
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', 0} end
 local action, user, value = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if action == 'mod_add' then
@@ -23,8 +24,7 @@ elseif action == 'mute' then
     if redis.call('HDEL', KEYS[4], user) == 0 then return {'dup', 0} end
     return {'ok', 0}
   end
-  local t = redis.call('TIME')
-  local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + value * 1000
+  local until_ms = clock(KEYS, ARGV) + value * 1000
   redis.call('HSET', KEYS[4], user, until_ms)
   return {'ok', until_ms}
 elseif action == 'ban' then

@@ -10,9 +10,9 @@
 -- it) | sold (an earlier try finished) | conflict | out_of_stock | not_found | busy (an
 -- earlier generation was never finished: the sweeper finishes it; retry later). A cancelled
 -- try (nothing moved: any arguments may follow) holds stock again in the same generation.
-local t = redis.call('TIME')
-local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, ref in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', clock, 'LIMIT', 0, 16)) do
+--@step clock
+local store_ms = clock(KEYS, ARGV)
+for _, ref in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', store_ms, 'LIMIT', 0, 16)) do
   local raw = redis.call('HGET', KEYS[2], ref)
   if not raw or cjson.decode(raw)['s'] ~= 'reserved' then
     redis.call('HDEL', KEYS[2], ref)
@@ -26,7 +26,7 @@ local prior = redis.call('HGET', KEYS[2], ARGV[1])
 if prior then
   local r = cjson.decode(prior)
   local px = tonumber(r['x'] or 0)
-  if px > clock then
+  if px > store_ms then
     if r['s'] ~= 'cancelled' and r['h'] ~= ARGV[3] then return {'conflict', stock, px} end
     if r['s'] == 'reserved' then return {'pending', stock, px} end
     if r['s'] == 'sold' then return {'sold', stock, px} end

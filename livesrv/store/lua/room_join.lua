@@ -10,11 +10,11 @@
 -- viewers seen within the ttl, on every node), top as ZREVRANGE WITHSCORES, moderators,
 -- the user's muted-until ms or false}. The viewer's node refreshes the presence entry while
 -- it stays (room_presence.lua).
+--@step clock
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return {'banned'} end
 local meta = redis.call('HGETALL', KEYS[1])
 if #meta == 0 then return {} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock(KEYS, ARGV)
 local ttl = tonumber(ARGV[3])
 local viewers
 if ARGV[4] == '1' then

@@ -4,9 +4,9 @@
 -- A viewer counts while seen within the ttl; older entries are trimmed here, and the set
 -- expires a ttl after the last refresh of any node. Returns the viewer count; -1 for a
 -- room that does not exist, and then writes nothing.
+--@step clock
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock(KEYS, ARGV)
 local ttl = tonumber(ARGV[1])
 local batch = {}
 for i = 2, #ARGV do

@@ -5,10 +5,10 @@
 -- KEYS: 1 subscription end (unix s, string), 2 subscription record (hash)
 -- ARGV: 1 gift ref, 2 gifted tier, 3 its price, 4 period (s)
 -- Returns "until|months|tier": this grant's result (the first one's, on a repeat).
+--@step clock
 local done = redis.call('HGET', KEYS[2], 'g:' .. ARGV[1])
 if done then return done end
-local t = redis.call('TIME')
-local now = tonumber(t[1])
+local now = math.floor(clock(KEYS, ARGV) / 1000)
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local r = redis.call('HMGET', KEYS[2], 'tier', 'price')
 local tier, price = tonumber(ARGV[2]), ARGV[3]
