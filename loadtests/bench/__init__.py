@@ -40,6 +40,8 @@ The modules, from the command line down:
   :mod:`.cluster` (3 nodes on a cluster beside 3 on one store), :mod:`.durability`
   (master vs replicas).
 - :mod:`.pool`: the load worker processes and the admin-API chores (tokens, coins).
+- :mod:`.stores`: the stores the multi-node runs start (one plain server, or a local
+  cluster).
 - :mod:`.sampling`: CPU, RSS and machine-busy sampling, waiting for a quiet machine.
 - :mod:`.stats`: percentiles and latency arrays.
 - :mod:`.results`: the summary and the files written.

@@ -33,6 +33,7 @@ from typing import Any
 from loadtests import servers
 from loadtests.loadworker import raise_nofile
 
+from . import stores
 from .config import BENCH_ENV, GIFT, GIFT_COUNT, GRANT, OPTIONS
 from .fanout import collect_when_delivered
 from .gifts import wait_settlement
@@ -71,7 +72,7 @@ def audit(url: str, tmp: Path) -> dict[str, Any]:
 
 def run_setup(pool: Pool, kind: str, plan: ClusterPlan, tmp: Path, tick: Any) -> dict[str, Any]:
     """Start one setup (``cluster`` or ``standalone``), measure gifts and fan-out, audit."""
-    store = servers.cluster_store if kind == "cluster" else servers.standalone_store
+    store = stores.cluster_store if kind == "cluster" else stores.standalone_store
     with store(tmp / f"{kind}-store") as (urls, store_pids):
         nodes: list[servers.Livesrv] = []
         try:

@@ -26,6 +26,7 @@ from typing import Any
 from loadtests import servers
 from loadtests.loadworker import raise_nofile
 
+from . import stores
 from .cluster import NODES, SECRET, ClusterPlan, audit, gift_phase
 from .config import BENCH_ENV, OPTIONS
 from .pool import Pool
@@ -53,7 +54,7 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
 
     pool = Pool(3)
     try:
-        with servers.cluster_store(tmp / "store", replicas=1) as (urls, store_pids):
+        with stores.cluster_store(tmp / "store", replicas=1) as (urls, store_pids):
             for r in range(rounds):
                 for policy in POLICIES if r % 2 == 0 else reversed(POLICIES):
                     say(f"round {r + 1}: durability {policy}")
