@@ -32,6 +32,10 @@ class Settings:
     # pending connections the kernel queues per listening socket (capped by
     # net.core.somaxconn); a connect storm beyond it costs clients 1-7 s SYN retries
     listen_backlog: int = 4096
+    # WebSocket listening sockets per process on the one port (SO_REUSEPORT): the accept
+    # queues hold listen_backlog x listen_queues pending connections of a connect storm
+    # (livesrv/realtime/listeners.py)
+    listen_queues: int = 4
     log_format: str = "text"  # text | json: one JSON object per line (livesrv/logs.py)
     # allocations between two young garbage collections of a serve process (Python's
     # default is 700): with tens of thousands of connections, full collections of every
@@ -312,6 +316,7 @@ RULES: dict[str, Rule] = {
     "http_port": PORT,
     "workers": between(1, 1024),
     "listen_backlog": between(1, 1 << 20),
+    "listen_queues": between(1, 64),
     "gc_young": between(100, 10_000_000),
     "log_format": one_of("text", "json"),
     "redis_url": Rule("redis://, rediss:// or unix:// URLs, separated by commas", _store_urls),

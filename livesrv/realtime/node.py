@@ -11,7 +11,6 @@ import signal
 import socket
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from picows import (
@@ -42,6 +41,7 @@ from .admission import (
     ws_budget,
 )
 from .hub import Hub
+from .listeners import claim_port, listening_sockets
 from .session import Session
 from .wsconn import OPEN, Connection, picows_logger
 
@@ -82,7 +82,7 @@ class Node:
         self.inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self.ws_server: asyncio.AbstractServer | None = None
+        self.ws_servers: list[asyncio.AbstractServer] = []
         self.connections: set[Connection] = set()  # open ones, each with its session's pump
         self.origins = allowed_origins(settings.allowed_origins)
         self.http_runner: web.AppRunner | None = None
@@ -103,8 +103,13 @@ class Node:
         return f"http://{self.settings.host}:{self.http_port}"
 
     async def start(
-        self, *, ws_sock: socket.socket | None = None, http_sock: socket.socket | None = None
+        self,
+        *,
+        ws_socks: list[socket.socket] | None = None,
+        http_sock: socket.socket | None = None,
     ) -> None:
+        """Start serving. ``ws_socks``: the WebSocket port's listening sockets (a worker's);
+        else the node opens its own, ``listen_queues`` of them on ``port``."""
         from ..http.admin import make_app  # the admin app needs a started node
 
         try:  # nodes that disagree on money settings must not share a store
@@ -116,19 +121,24 @@ class Node:
         await self.hub.start()
         s = self.settings
         check_backlog(s.listen_backlog, somaxconn())
-        where: dict[str, Any] = {"sock": ws_sock} if ws_sock else {"host": s.host, "port": s.port}
-        self.ws_server = await ws_create_server(
-            self._upgrade,
-            **where,
-            backlog=s.listen_backlog,  # a reconnect storm queues here, not in SYN retries
-            websocket_handshake_timeout=HANDSHAKE_SECONDS,
-            enable_auto_pong=True,
-            max_frame_size=s.max_frame,
-            read_buffer_init_size=2048,  # picows' smallest; it grows for a bigger frame
-            use_aiofastnet=False,  # the event loop's own transports (uvloop's)
-            logger_name=picows_logger(),
-        )
-        self.ws_port = self.ws_server.sockets[0].getsockname()[1]
+        if ws_socks is None:  # a reconnect storm queues in these, not in SYN retries
+            claim_port(s.host, s.port)
+            ws_socks = listening_sockets(s.host, s.port, s.listen_queues, s.listen_backlog)
+        for sock in ws_socks:
+            self.ws_servers.append(
+                await ws_create_server(
+                    self._upgrade,
+                    sock=sock,
+                    backlog=s.listen_backlog,
+                    websocket_handshake_timeout=HANDSHAKE_SECONDS,
+                    enable_auto_pong=True,
+                    max_frame_size=s.max_frame,
+                    read_buffer_init_size=2048,  # picows' smallest; grows for a bigger frame
+                    use_aiofastnet=False,  # the event loop's own transports (uvloop's)
+                    logger_name=picows_logger(),
+                )
+            )
+        self.ws_port = ws_socks[0].getsockname()[1]
         app = make_app(self)
         self.http_runner = web.AppRunner(
             app,
@@ -231,8 +241,8 @@ class Node:
 
     async def stop(self) -> None:
         """Stop accepting, let money in flight finish, close sockets with 1001, stop."""
-        if self.ws_server is not None:
-            self.ws_server.close()  # no new connections; the open ones stay
+        for server in self.ws_servers:
+            server.close()  # no new connections; the open ones stay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), DRAIN_SECONDS)
             open_now = list(self.connections)
@@ -288,7 +298,7 @@ async def run_until_signalled(
     store_url: str,
     *,
     announce: bool = True,
-    ws_sock: socket.socket | None = None,
+    ws_socks: list[socket.socket] | None = None,
     http_sock: socket.socket | None = None,
     metrics_dir: Path | None = None,
     settler: settle_process.SettleProcess | None = None,
@@ -296,7 +306,7 @@ async def run_until_signalled(
     """Run a node until SIGTERM or SIGINT, then stop it cleanly. With ``settler``, start
     that settlement process once the node is up and keep it running."""
     node = Node(settings, store_url, metrics_dir=metrics_dir)
-    await node.start(ws_sock=ws_sock, http_sock=http_sock)
+    await node.start(ws_socks=ws_socks, http_sock=http_sock)
     watch = None
     if settler is not None:
         settler.start()

@@ -18,17 +18,9 @@ from .. import metrics
 from ..event_loop import use_uvloop
 from ..parent_death import term_with_parent
 from ..settings import Settings
+from .listeners import claim_port, listening_sockets, reuseport_socket
 from .node import announce_urls, run_until_signalled
 from .settle_process import SettleProcess, apart, describe
-
-
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
 
 
 def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: Path) -> None:
@@ -36,10 +28,10 @@ def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: P
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     metrics.enable_multiprocess(metrics_dir)  # /metrics on any worker shows them all
     use_uvloop()
-    ws_sock = reuseport_socket(settings.host, settings.port)
-    http_sock = reuseport_socket(settings.host, settings.http_port)
-    ws_sock.listen(settings.listen_backlog)
-    http_sock.listen(settings.listen_backlog)
+    s = settings
+    ws_socks = listening_sockets(s.host, s.port, s.listen_queues, s.listen_backlog)
+    http_sock = reuseport_socket(s.host, s.http_port)
+    http_sock.listen(s.listen_backlog)
     ready.send(True)
     ready.close()
     asyncio.run(
@@ -47,7 +39,7 @@ def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: P
             settings,
             store_url,
             announce=False,
-            ws_sock=ws_sock,
+            ws_socks=ws_socks,
             http_sock=http_sock,
             metrics_dir=metrics_dir,
         )
@@ -56,6 +48,8 @@ def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: P
 
 def run_workers(settings: Settings, store_url: str) -> int:
     """Start the workers, print the URLs once all listen, and stop them on SIGTERM/SIGINT."""
+    claim_port(settings.host, settings.port)  # another serve's port is not shared
+    claim_port(settings.host, settings.http_port)
     # Bound but not listening: reserves the ports (resolving port 0) and takes no traffic.
     ws_hold = reuseport_socket(settings.host, settings.port)
     http_hold = reuseport_socket(settings.host, settings.http_port)

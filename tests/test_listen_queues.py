@@ -1,0 +1,101 @@
+"""Several listening sockets on the WebSocket port (``LIVESRV_LISTEN_QUEUES``): a connect
+storm that arrives while the event loop is busy waits in every one of their accept queues,
+not in SYN retries; and a port another serve already listens on is still refused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import SECRET, ServeProcess, ServerFactory, livesrv_cmd, scaled
+
+STORM = 200  # connections opened while the node cannot accept: far more than its queues hold
+
+
+def connect_while_blocked(port: int, count: int) -> int:
+    """Open ``count`` connections to ``port`` without yielding to the event loop (so the node
+    in it accepts none of them); return how many the kernel completed, polling until that
+    many stop arriving (a dropped SYN is sent again only after a second)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+        connected: set[socket.socket] = set()
+        deadline = time.monotonic() + scaled(0.5)
+        while time.monotonic() < deadline:
+            _, writable, _ = select.select([], [s for s in socks if s not in connected], [], 0.05)
+            for s in writable:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    connected.add(s)
+        return len(connected)
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("queues", [1, 4])
+async def test_a_storm_waits_in_every_listen_queue(make_server: ServerFactory, queues: int) -> None:
+    backlog = 2  # Linux queues backlog + 1 connections on a listening socket
+    server = await make_server(listen_backlog=backlog, listen_queues=queues)
+    port = urlsplit(server.ws_url).port
+    assert port is not None
+    held = connect_while_blocked(port, STORM)
+    assert held == queues * (backlog + 1)
+    # the node serves on once its loop runs again
+    c = await server.connect("lq_viewer")
+    assert (await c.ok("wallet"))["coins"] == 0
+
+
+def listening_on(port: int) -> int:
+    """How many sockets listen on ``port`` (IPv4, this machine's /proc/net/tcp)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for row in rows
+        if int(row.split()[1].split(":")[1], 16) == port and row.split()[3] == "0A"
+    )
+
+
+@pytest.mark.parametrize(("first", "second"), [("1", "2"), ("2", "1")])
+async def test_a_served_port_is_refused_to_a_second_serve(
+    serve_process: Callable[..., ServeProcess], tmp_path: Path, first: str, second: str
+) -> None:
+    p = serve_process("--workers", first, env={"LIVESRV_LISTEN_QUEUES": "3"})
+    port = urlsplit(p.ws_url).port
+    assert port is not None
+    assert listening_on(port) == 3 * int(first)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVESRV_")}
+    r = await asyncio.to_thread(
+        subprocess.run,
+        livesrv_cmd(
+            "serve",
+            "--data-dir",
+            str(tmp_path / "second"),
+            "--port",
+            str(port),
+            "--http-port",
+            "0",
+            "--workers",
+            second,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        env={**env, "LIVESRV_SECRET": SECRET, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    assert r.returncode == 2, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert listening_on(port) == 3 * int(first)  # the first serve's sockets, nobody else's
