@@ -30,7 +30,7 @@ class Settings:
     http_port: int = 8080
     workers: int = 1
     # pending connections the kernel queues per listening socket (capped by
-    # net.core.somaxconn); a connect storm beyond it costs clients 1-7 s SYN retries
+    # net.core.somaxconn); a connect storm beyond them costs clients 1-7 s SYN retries
     listen_backlog: int = 4096
     # WebSocket listening sockets per process on the one port (SO_REUSEPORT): the accept
     # queues hold listen_backlog x listen_queues pending connections of a connect storm

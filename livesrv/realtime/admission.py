@@ -71,8 +71,8 @@ def check_backlog(backlog: int, cap: int | None) -> bool:
         return False
     log.warning(
         "LIVESRV_LISTEN_BACKLOG is %d but net.core.somaxconn caps it at %d: a connect storm "
-        "beyond %d pending connections makes clients retry (raise it with sysctl -w "
-        "net.core.somaxconn=%d)",
+        "beyond %d pending connections per listening socket (LIVESRV_LISTEN_QUEUES of them) "
+        "makes clients retry (raise it with sysctl -w net.core.somaxconn=%d)",
         backlog,
         cap,
         cap,
