@@ -5,6 +5,7 @@ not in SYN retries; and a port another serve already listens on is still refused
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import select
 import socket
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from livesrv.realtime import listeners
+from livesrv.realtime.listeners import listening_sockets
 from tests.conftest import SECRET, ServeProcess, ServerFactory, livesrv_cmd, scaled
 
 STORM = 200  # connections opened while the node cannot accept: far more than its queues hold
@@ -99,3 +102,27 @@ async def test_a_served_port_is_refused_to_a_second_serve(
     assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in r.stderr
     assert "Traceback" not in r.stderr
     assert listening_on(port) == 3 * int(first)  # the first serve's sockets, nobody else's
+
+
+def test_an_address_that_cannot_be_bound_is_named() -> None:
+    with pytest.raises(OSError) as raised:
+        listening_sockets("192.0.2.1", 0, 2, 8)  # TEST-NET-1: no interface here has it
+    assert raised.value.errno == errno.EADDRNOTAVAIL
+    assert "('192.0.2.1', 0)" in str(raised.value)
+
+
+def test_an_address_of_a_missing_family_is_skipped_beside_one_that_binds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # as with IPv6 turned off: a name resolves to an address no interface has, and to one
+    unusable = (socket.AF_INET, ("192.0.2.1", 0))
+    usable = (socket.AF_INET, ("127.0.0.1", 0))
+    monkeypatch.setattr(listeners, "addresses", lambda host, port: [unusable, usable])
+    socks = listening_sockets("either", 0, 3, 8)
+    try:
+        assert len(socks) == 3
+        assert {s.getsockname()[0] for s in socks} == {"127.0.0.1"}
+        assert len({s.getsockname()[1] for s in socks}) == 1  # one port for all of them
+    finally:
+        for s in socks:
+            s.close()

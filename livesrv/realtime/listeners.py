@@ -49,10 +49,21 @@ def _bound(family: socket.AddressFamily, address: tuple[Any, ...]) -> socket.soc
         if family == socket.AF_INET6:  # each family its own socket, as asyncio does
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(exc, address) from None
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _bind_error(exc: OSError, address: tuple[Any, ...]) -> OSError:
+    """``exc`` with the address in its message, worded as ``asyncio``'s servers word it."""
+    reason = (exc.strerror or str(exc)).lower()
+    return OSError(
+        exc.errno, f"error while attempting to bind on address {address[:2]!r}: {reason}"
+    )
 
 
 def claim_port(host: str, port: int) -> None:
@@ -72,27 +83,38 @@ def claim_port(host: str, port: int) -> None:
                 probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             probe.bind(address)
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise OSError(
-                errno.EADDRINUSE,
-                f"error while attempting to bind on address {address[:2]!r}: "
-                "address already in use",
-            ) from None
+            if exc.errno != errno.EADDRNOTAVAIL:  # a family this kernel lacks: not in use
+                raise _bind_error(exc, address) from None
         finally:
             probe.close()
 
 
 def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
     """``count`` sockets listening on (host, port) for each address ``host`` resolves to,
-    each with ``backlog``; with port 0, the first one's free port for all of them."""
+    each with ``backlog``; with port 0, the first one's free port for all of them. An
+    address of a family this kernel lacks (``EADDRNOTAVAIL``, IPv6 turned off) is skipped,
+    as ``asyncio`` skips it, while another address is left to listen on.
+
+    Raises:
+        OSError: Naming the address that could not be bound.
+    """
     socks: list[socket.socket] = []
+    resolved = addresses(host, port)
     try:
-        for family, address in addresses(host, port):
-            for _ in range(count):
-                sock = _bound(family, address[:1] + (port,) + address[2:])
-                socks.append(sock)
-                port = sock.getsockname()[1]
+        for i, (family, address) in enumerate(resolved):
+            try:
+                first = _bound(family, address[:1] + (port,) + address[2:])
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL and (socks or i < len(resolved) - 1):
+                    continue
+                raise
+            port = first.getsockname()[1]
+            family_socks = [first]
+            socks.append(first)
+            while len(family_socks) < count:
+                family_socks.append(_bound(family, address[:1] + (port,) + address[2:]))
+                socks.append(family_socks[-1])
+            for sock in family_socks:
                 sock.listen(backlog)
     except BaseException:
         for sock in socks:
