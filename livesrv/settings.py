@@ -181,6 +181,11 @@ class Settings:
         return self.hold_seconds * 1000
 
     @property
+    def url_host(self) -> str:
+        """``host`` as a URL writes it: an IPv6 address in brackets (``ws://[::1]:8765``)."""
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
     def region_min_ages(self) -> dict[str, int]:
         """``min_age_by_region`` as a map: region code -> minimum age."""
         return parse_region_ages(self.min_age_by_region)

@@ -126,3 +126,11 @@ def test_an_address_of_a_missing_family_is_skipped_beside_one_that_binds(
     finally:
         for s in socks:
             s.close()
+
+
+async def test_an_ipv6_host_is_served_and_its_urls_bracketed(make_server: ServerFactory) -> None:
+    server = await make_server(host="::1")
+    assert server.ws_url == f"ws://[::1]:{server.node.ws_port}/ws"
+    assert server.node.http_url == f"http://[::1]:{server.node.http_port}"
+    c = await server.connect("lq_v6_viewer")  # the client opens the URL the node printed
+    assert (await c.ok("wallet"))["coins"] == 0

@@ -96,11 +96,11 @@ class Node:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.settings.host}:{self.ws_port}/ws"
+        return f"ws://{self.settings.url_host}:{self.ws_port}/ws"
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.settings.host}:{self.http_port}"
+        return f"http://{self.settings.url_host}:{self.http_port}"
 
     async def start(
         self,

@@ -75,7 +75,7 @@ def _supervise(
         hold.close()
     if settler is not None:
         settler.start()
-    host = settings.host
+    host = settings.url_host
     announce_urls(
         f"ws://{host}:{settings.port}/ws",
         f"http://{host}:{settings.http_port}",
