@@ -26,8 +26,8 @@ STORM = 200  # connections opened while the node cannot accept: far more than it
 
 def connect_while_blocked(port: int, count: int) -> int:
     """Open ``count`` connections to ``port`` without yielding to the event loop (so the node
-    in it accepts none of them); return how many the kernel completed, polling until that
-    many stop arriving (a dropped SYN is sent again only after a second)."""
+    in it accepts none of them); return how many the kernel completed within half a second
+    (a SYN the kernel dropped is sent again only after a second, so none of those counts)."""
     socks = []
     try:
         for _ in range(count):
