@@ -335,12 +335,17 @@ async def test_withdrawals_paid_and_rejected(server: Running, admin: Admin) -> N
     assert (await admin.ok("GET", "/api/users/cr/wallet"))["diamonds"] == 500
 
     listed = (await admin.ok("GET", "/api/withdrawals"))["withdrawals"]
+    created = {x["withdrawal"]: x["created"] for x in listed}
+    assert created[w2] >= created[w1]
+    # newest first: by creation (ms) descending, two of the same millisecond by id descending
+    newest_first = sorted([w1, w2], key=lambda w: (created[w], w), reverse=True)
+    rows = {
+        w1: (w1, "cr", 2000, 1000, "requested"),
+        w2: (w2, "cr", 2500, 1250, "requested"),
+    }
     assert [
         (x["withdrawal"], x["user"], x["diamonds"], x["cents"], x["status"]) for x in listed
-    ] == [
-        (w2, "cr", 2500, 1250, "requested"),
-        (w1, "cr", 2000, 1000, "requested"),
-    ]
+    ] == [rows[w] for w in newest_first]
     assert (await admin.ok("POST", f"/api/withdrawals/{w1}/paid")) == {
         "withdrawal": w1,
         "status": "paid",
