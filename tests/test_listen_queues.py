@@ -20,6 +20,7 @@ import pytest
 from livesrv.realtime import listeners
 from livesrv.realtime.listeners import listening_sockets
 from tests.conftest import SECRET, ServeProcess, ServerFactory, livesrv_cmd, scaled
+from tests.raw_ws import RawWS
 
 STORM = 200  # connections opened while the node cannot accept: far more than its queues hold
 
@@ -134,3 +135,30 @@ async def test_an_ipv6_host_is_served_and_its_urls_bracketed(make_server: Server
     assert server.node.http_url == f"http://[::1]:{server.node.http_port}"
     c = await server.connect("lq_v6_viewer")  # the client opens the URL the node printed
     assert (await c.ok("wallet"))["coins"] == 0
+
+
+async def test_a_stopping_node_takes_no_new_connection_on_any_queue(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(listen_queues=4)
+    port = urlsplit(server.ws_url).port
+    assert port is not None
+    lingering = await RawWS.open(server)  # never answers the close: stop() waits for it
+
+    async def refused() -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except (ConnectionRefusedError, ConnectionResetError):  # reset: queued as it closed
+            return True
+        writer.close()
+        return False
+
+    stopping = asyncio.create_task(server.node.stop())
+    async with asyncio.timeout(scaled(1)):
+        while not await refused():
+            await asyncio.sleep(0.01)
+    assert not stopping.done()  # still waiting on the lingering client's close
+    # every queue is closed, not one: the kernel spreads connects over all of them
+    assert [await refused() for _ in range(16)] == [True] * 16
+    await stopping
+    lingering.writer.close()

@@ -241,8 +241,9 @@ class Node:
 
     async def stop(self) -> None:
         """Stop accepting, let money in flight finish, close sockets with 1001, stop."""
-        for server in self.ws_servers:
-            server.close()  # no new connections; the open ones stay
+        if self.ws_servers:
+            for server in self.ws_servers:
+                server.close()  # no new connections on any queue; the open ones stay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), DRAIN_SECONDS)
             open_now = list(self.connections)
