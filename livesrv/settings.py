@@ -182,8 +182,8 @@ class Settings:
 
     @property
     def url_host(self) -> str:
-        """``host`` as a URL writes it: an IPv6 address in brackets (``ws://[::1]:8765``)."""
-        return f"[{self.host}]" if ":" in self.host else self.host
+        """``host`` as a URL writes it (:func:`url_host`)."""
+        return url_host(self.host)
 
     @property
     def region_min_ages(self) -> dict[str, int]:
@@ -283,6 +283,11 @@ def _store_urls(value: Any) -> bool:
 def _seconds(lo: float, hi: float) -> Rule:
     """Seconds (an integer or a fraction) from ``lo`` to ``hi`` (live match, hype train)."""
     return Rule(f"{lo} to {hi} seconds", lambda v: _number(v) and lo <= v <= hi)
+
+
+def url_host(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets (``ws://[::1]:8765``)."""
+    return f"[{host}]" if ":" in host else host
 
 
 def parse_region_ages(text: str) -> dict[str, int]:

@@ -18,6 +18,7 @@ import time
 from aiohttp import web
 
 from ..errors import LivesrvError
+from ..settings import url_host
 from ..store.facade import STORE_FAILURES, as_protocol_error
 from ..wire import tokens
 from . import (
@@ -118,9 +119,7 @@ async def client_json(request: web.Request) -> web.Response:
     node = request.app[NODE]
     ws_url = node.ws_url
     if node.settings.host in ("0.0.0.0", "::", ""):
-        host = request.url.host or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        ws_url = f"ws://{host}:{node.ws_port}/ws"
+        ws_url = f"ws://{url_host(request.url.host or '127.0.0.1')}:{node.ws_port}/ws"
     return web.json_response({"ws_url": ws_url, "demo": node.settings.demo})
 
 

@@ -31,6 +31,8 @@ from typing import cast
 
 from aiohttp import web
 
+from ..settings import url_host
+
 BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
@@ -148,8 +150,7 @@ class GuardedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{url_host(self.host or '')}:{self.port}"
 
     @property
     def bound_port(self) -> int:
