@@ -38,32 +38,37 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to (host, port) with ``SO_REUSEPORT``, not yet listening (the
     first address ``host`` resolves to)."""
     family, address = addresses(host, port)[0]
-    return _bound(family, address[:1] + (port,) + address[2:])
+    return _bound(family, address, port)
 
 
-def _bound(family: socket.AddressFamily, address: tuple[Any, ...]) -> socket.socket:
+def _bound(
+    family: socket.AddressFamily, address: tuple[Any, ...], port: int, *, reuseport: bool = True
+) -> socket.socket:
+    """A TCP socket bound to ``address`` with ``port`` in it (as asyncio binds: address
+    reuse, an IPv6 socket for IPv6 only).
+
+    Raises:
+        OSError: Naming the address, worded as ``asyncio``'s servers word it.
+    """
+    address = address[:1] + (port,) + address[2:]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT owns no port
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:  # each family its own socket, as asyncio does
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise _bind_error(exc, address) from None
+        reason = (exc.strerror or str(exc)).lower()
+        raise OSError(
+            exc.errno, f"error while attempting to bind on address {address[:2]!r}: {reason}"
+        ) from None
     except BaseException:
         sock.close()
         raise
     return sock
-
-
-def _bind_error(exc: OSError, address: tuple[Any, ...]) -> OSError:
-    """``exc`` with the address in its message, worded as ``asyncio``'s servers word it."""
-    reason = (exc.strerror or str(exc)).lower()
-    return OSError(
-        exc.errno, f"error while attempting to bind on address {address[:2]!r}: {reason}"
-    )
 
 
 def claim_port(host: str, port: int) -> None:
@@ -76,17 +81,11 @@ def claim_port(host: str, port: int) -> None:
     if port == 0:
         return
     for family, address in addresses(host, port):
-        probe = socket.socket(family, socket.SOCK_STREAM)
         try:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT owns none
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            probe.bind(address)
+            _bound(family, address, port, reuseport=False).close()
         except OSError as exc:
             if exc.errno != errno.EADDRNOTAVAIL:  # a family this kernel lacks: not in use
-                raise _bind_error(exc, address) from None
-        finally:
-            probe.close()
+                raise
 
 
 def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
@@ -103,19 +102,17 @@ def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[so
     try:
         for i, (family, address) in enumerate(resolved):
             try:
-                first = _bound(family, address[:1] + (port,) + address[2:])
+                first = _bound(family, address, port)
             except OSError as exc:
                 if exc.errno == errno.EADDRNOTAVAIL and (socks or i < len(resolved) - 1):
                     continue
                 raise
-            port = first.getsockname()[1]
-            family_socks = [first]
             socks.append(first)
-            while len(family_socks) < count:
-                family_socks.append(_bound(family, address[:1] + (port,) + address[2:]))
-                socks.append(family_socks[-1])
-            for sock in family_socks:
-                sock.listen(backlog)
+            port = first.getsockname()[1]
+            for _ in range(count - 1):
+                socks.append(_bound(family, address, port))
+        for sock in socks:
+            sock.listen(backlog)
     except BaseException:
         for sock in socks:
             sock.close()
