@@ -9,6 +9,7 @@ import asyncio
 import multiprocessing as mp
 import signal
 import socket
+import sys
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -21,6 +22,12 @@ from ..settings import Settings
 from .listeners import claim_port, listening_sockets, reuseport_socket
 from .node import announce_urls, run_until_signalled
 from .settle_process import SettleProcess, apart, describe
+
+READY_TIMEOUT = 30.0  # seconds a worker has to open its listening sockets
+
+
+class WorkerStartError(RuntimeError):
+    """A worker died (or hung) before it listened; serve stops the others and exits 1."""
 
 
 def _child(settings: Settings, store_url: str, ready: Connection, metrics_dir: Path) -> None:
@@ -59,7 +66,12 @@ def run_workers(settings: Settings, store_url: str) -> int:
     metrics_dir = metrics.run_dir(settings.data_dir)
     try:
         return _supervise(settings, store_url, metrics_dir, (ws_hold, http_hold))
+    except WorkerStartError as exc:
+        print(f"livesrv: {exc}", file=sys.stderr)
+        return 1
     finally:
+        ws_hold.close()
+        http_hold.close()
         metrics.remove_run_dir(metrics_dir)
 
 
@@ -102,20 +114,42 @@ def _supervise(
 
 
 def _start_workers(settings: Settings, store_url: str, metrics_dir: Path) -> list[BaseProcess]:
-    """Fork the workers, each once it says it listens."""
+    """Fork the workers, each once the one before says it listens. A worker that dies or
+    stays silent before that stops the ones already started and raises WorkerStartError
+    (they are not daemons: left running, they would keep serve from ever exiting)."""
     ctx = mp.get_context("fork")
     procs: list[BaseProcess] = []
-    for _ in range(settings.workers):
-        parent_end, child_end = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
-            target=_child, args=(settings, store_url, child_end, metrics_dir), daemon=False
-        )
-        proc.start()
-        child_end.close()
-        if not parent_end.poll(30) or not parent_end.recv():
-            raise RuntimeError("a worker did not start")
-        procs.append(proc)
+    try:
+        for n in range(1, settings.workers + 1):
+            parent_end, child_end = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_child, args=(settings, store_url, child_end, metrics_dir), daemon=False
+            )
+            proc.start()
+            procs.append(proc)
+            child_end.close()
+            if not _says_ready(parent_end, READY_TIMEOUT):
+                proc.join(1)
+                how = "took too long" if proc.exitcode is None else f"exited {proc.exitcode}"
+                raise WorkerStartError(
+                    f"worker {n} of {settings.workers} did not start listening ({how}); "
+                    "its error is above"
+                )
+    except BaseException:
+        _stop_workers(procs, metrics_dir)
+        raise
     return procs
+
+
+def _says_ready(pipe: Connection, timeout: float) -> bool:
+    """True when the worker sent ready within ``timeout``; False when it died first (the
+    pipe closes) or stayed silent."""
+    try:
+        return pipe.poll(timeout) and pipe.recv() is True
+    except (EOFError, OSError):
+        return False
+    finally:
+        pipe.close()
 
 
 def _stop_workers(procs: list[BaseProcess], metrics_dir: Path) -> None:

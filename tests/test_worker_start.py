@@ -1,0 +1,91 @@
+"""``serve --workers N`` when a worker dies before it listens: serve says which one, stops
+the workers already started and its store, and exits 1, instead of waiting forever on the
+workers it left running.
+
+The failure is made real in the worker process: serve runs in a child Python that swaps the
+function a worker opens its listening sockets with for one that raises in every worker but
+the first (or in the first), as a worker out of file descriptors would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.timing import scaled, until
+
+SERVE_WITH_A_FAILING_WORKER = """
+import os, sys
+from livesrv import cli
+from livesrv.realtime import processes
+
+started_file, fail_first = sys.argv[1], sys.argv[2] == "first"
+real = processes.listening_sockets
+
+
+def out_of_files(*args, **kwargs):
+    if fail_first or os.path.exists(started_file):
+        raise OSError(24, "Too many open files")
+    with open(started_file, "w") as fh:
+        fh.write(str(os.getpid()))
+    return real(*args, **kwargs)
+
+
+processes.listening_sockets = out_of_files
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _running_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is ``directory`` (the embedded store runs in
+    its data dir's ``store``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") == str(directory) and _running(int(entry)):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize(("failing", "workers"), [("second", 3), ("first", 2)])
+async def test_a_worker_dying_before_it_listens_stops_serve_with_exit_1(
+    tmp_path: Path, failing: str, workers: int
+) -> None:
+    data_dir, started = tmp_path / "data", tmp_path / "first-worker.pid"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVESRV_")}
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent)
+    args = ["serve", "--workers", str(workers), "--port", "0", "--http-port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_WITH_A_FAILING_WORKER, str(started), failing]
+        + [*args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),  # before the fix: never returned
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr
+    n = 2 if failing == "second" else 1
+    assert f"livesrv: worker {n} of {workers} did not start listening (exited 1)" in done.stderr
+    assert "Too many open files" in done.stderr  # the worker's own error, above
+    assert "ws://" not in done.stdout  # no URLs announced for a serve that is not serving
+    if failing == "second":  # the worker that did start is stopped, not left behind
+        first = int(started.read_text())
+        await until(lambda: not _running(first))
+    else:
+        assert not started.exists()
+    await until(lambda: not _running_in(data_dir / "store"))
