@@ -4,18 +4,24 @@ workers it left running.
 
 The failure is made real in the worker process: serve runs in a child Python that swaps the
 function a worker opens its listening sockets with for one that raises in every worker but
-the first (or in the first), as a worker out of file descriptors would.
+the first (or in the first), as a worker out of file descriptors would. A worker killed later
+stops serve the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ServeProcess
+from tests.test_settle_process import descendants
 from tests.timing import scaled, until
 
 SERVE_WITH_A_FAILING_WORKER = """
@@ -89,3 +95,21 @@ async def test_a_worker_dying_before_it_listens_stops_serve_with_exit_1(
     else:
         assert not started.exists()
     await until(lambda: not _running_in(data_dir / "store"))
+
+
+async def test_a_worker_killed_while_serving_stops_the_others_with_exit_1(
+    serve_process: Callable[..., ServeProcess],
+) -> None:
+    p = serve_process("--workers", "2")
+    forked = await until(lambda: _workers(p.proc.pid, 2))
+    os.kill(forked[0], signal.SIGKILL)
+    assert await asyncio.to_thread(p.wait) == 1
+    await until(lambda: not _running(forked[1]))  # the one left is stopped too
+    await until(lambda: not _running_in(p.data_dir / "store"))
+
+
+def _workers(serve_pid: int, n: int) -> list[int]:
+    """The ``n`` workers under serve once all are there (forked: serve's own command line,
+    where the settlement process and the store have theirs)."""
+    found = [pid for pid, line in descendants(serve_pid).items() if " serve " in line]
+    return sorted(found) if len(found) == n else []

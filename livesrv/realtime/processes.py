@@ -107,6 +107,11 @@ def _supervise(
             p.join(0.1)
         if settler is not None:
             settler.check()
+    for n, p in enumerate(procs, 1):
+        if not stop and not p.is_alive():
+            print(
+                f"livesrv: worker {n} (pid {p.pid}) exited {p.exitcode}; stopping", file=sys.stderr
+            )
     _stop_workers(procs, metrics_dir)
     if settler is not None:
         settler.stop()  # after the workers, which finished the money in flight
