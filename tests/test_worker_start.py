@@ -86,7 +86,8 @@ async def test_a_worker_dying_before_it_listens_stops_serve_with_exit_1(
     )
     assert done.returncode == 1, done.stderr
     n = 2 if failing == "second" else 1
-    assert f"livesrv: worker {n} of {workers} did not start listening (exited 1)" in done.stderr
+    said = f"livesrv: worker {n} of {workers} did not start listening (exited 1; its error"
+    assert said in done.stderr
     assert "Too many open files" in done.stderr  # the worker's own error, above
     assert "ws://" not in done.stdout  # no URLs announced for a serve that is not serving
     if failing == "second":  # the worker that did start is stopped, not left behind

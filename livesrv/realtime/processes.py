@@ -135,10 +135,13 @@ def _start_workers(settings: Settings, store_url: str, metrics_dir: Path) -> lis
             child_end.close()
             if not _says_ready(parent_end, READY_TIMEOUT):
                 proc.join(1)
-                how = "took too long" if proc.exitcode is None else f"exited {proc.exitcode}"
+                how = (
+                    f"silent for {READY_TIMEOUT:.0f} s"
+                    if proc.exitcode is None
+                    else f"exited {proc.exitcode}; its error is above"
+                )
                 raise WorkerStartError(
-                    f"worker {n} of {settings.workers} did not start listening ({how}); "
-                    "its error is above"
+                    f"worker {n} of {settings.workers} did not start listening ({how})"
                 )
     except BaseException:
         _stop_workers(procs, metrics_dir)
