@@ -18,12 +18,14 @@ local coins = tonumber(w[1] or '0')
 if w[2] then return {'minor', '', 0} end
 if coins < amount then return {'insufficient', string.format('%d', coins), 0} end
 local day = tonumber(w[3] or '0')
--- the window expires after a quiet day; its running total must go with it
-if redis.call('EXISTS', KEYS[5]) == 0 then day = 0 end
 local cutoff = tonumber(ARGV[2]) - 86400000
-local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', cutoff)
-if #old > 0 then
-  for _, m in ipairs(old) do
+-- One read of the window's oldest spend. None: the window expired after a quiet day, and
+-- its running total goes with it. Younger than a day: nothing leaves the window.
+local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+if #oldest == 0 then
+  day = 0
+elseif tonumber(oldest[2]) <= cutoff then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', cutoff)) do
     day = day - tonumber(string.match(m, '|(%d+)$'))
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', cutoff)

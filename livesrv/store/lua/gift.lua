@@ -26,6 +26,7 @@ sa.now = clock(KEYS, ARGV) -- one reading of the clock for both steps
 ea.now = sa.now
 local r = spend(sk, sa)
 if r[1] ~= 'ok' then return r end
+ea.fresh = true -- this step's debit was the key's first: room_event.lua skips its lookup
 local combo = string.match(r[2], '"combo":(%d+)')
 ea[2] = '{"combo":' .. combo .. ',' .. string.sub(ea[2], 2)
 local e = room_event(ek, ea)

@@ -36,7 +36,9 @@ if ARGV[11] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
   end
 end
 local exp = tonumber(ARGV[10] or '0')
-if ARGV[1] ~= '' then
+-- ARGV.fresh (a field, set by gift.lua): the debit in this same atomic step was the key
+-- generation's first, before its expiry, so its event cannot be logged yet: no lookup
+if ARGV[1] ~= '' and not ARGV.fresh then
   local s = redis.call('GET', KEYS[3])
   if s then return {tonumber(s), 0} end
   if exp > 0 and clock(KEYS, ARGV) >= exp then
@@ -126,10 +128,11 @@ if #KEYS >= 10 and ARGV[12] ~= '' then
   -- hype train: N distinct gifters within the window start it; each gift refreshes it
   local hv = tonumber(ARGV[18])
   if kind == 'gift' and hv > 0 then
-    local h = redis.call('HMGET', KEYS[8], 'state', 'ends', 'cool', 'level', 'n')
+    local h = redis.call('HMGET', KEYS[8], 'state', 'ends', 'cool', 'level', 'n', 'total')
     local go = false
     local level = tonumber(h[4] or '0')
     local n = tonumber(h[5] or '0')
+    local before = tonumber(h[6] or '0') -- the train's total before this gift
     if h[1] == 'run' then
       go = now < tonumber(h[2])  -- over: live_tick.lua logs its end first
     elseif now >= tonumber(h[3] or '0') then
@@ -139,6 +142,7 @@ if #KEYS >= 10 and ARGV[12] ~= '' then
         redis.call('DEL', KEYS[9], KEYS[10])
         n = redis.call('HINCRBY', KEYS[8], 'n', 1)
         level = 0
+        before = 0
         redis.call('HSET', KEYS[8], 'state', 'run', 'total', 0, 'level', 0)
         redis.call('HSET', KEYS[1], 'hype', '1')
         go = true
@@ -147,10 +151,9 @@ if #KEYS >= 10 and ARGV[12] ~= '' then
       end
     end
     if go then
-      local total = redis.call('HINCRBY', KEYS[8], 'total', coins)
+      local total = before + coins
       redis.call('ZINCRBY', KEYS[10], coins, user)
       local ends = now + tonumber(ARGV[20])
-      redis.call('HSET', KEYS[8], 'ends', ends)
       local reached, need, i = level, 'null', 0
       for th in string.gmatch(ARGV[22], '%d+') do
         i = i + 1
@@ -164,7 +167,9 @@ if #KEYS >= 10 and ARGV[12] ~= '' then
         emit(string.format('"ev":"hype_level","room":"%s","train":%d,"level":%d,"total":%d',
           room, n, l, total), true)
       end
-      if reached > level then redis.call('HSET', KEYS[8], 'level', reached) end
+      -- one write of the train: its total, its countdown and the level it reached
+      redis.call('HSET', KEYS[8], 'total', string.format('%d', total),
+        'ends', string.format('%d', ends), 'level', reached)
       emit(string.format(
         '"ev":"hype","room":"%s","train":%d,"level":%d,"total":%d,"next":%s,"ends":%d',
         room, n, reached, total, need, ends), false)

@@ -43,8 +43,12 @@ if refused then return refused end
 local user, key, kind = ARGV[7], ARGV[8], ARGV[6]
 local reply = ARGV[10]
 local extra = {}
-local coins = redis.call('HINCRBY', KEYS[1], 'coins', -amount)
-redis.call('HSET', KEYS[1], 'coins_out', tonumber(w[4] or '0') + amount, 'day', day + amount)
+-- one write of the wallet: the debit_checks read it in this step, so the sums are exact
+-- (balances stay below 2^53, credit.lua) and written with %d
+local coins = tonumber(w[1] or '0') - amount
+redis.call('HSET', KEYS[1], 'coins', string.format('%d', coins),
+  'coins_out', string.format('%d', tonumber(w[4] or '0') + amount),
+  'day', string.format('%d', day + amount))
 -- the generation in the member: a reused key never overwrites an earlier spend's entry
 redis.call('ZADD', KEYS[5], now, string.format('%s|%d|%d', key, exp, amount))
 redis.call('PEXPIRE', KEYS[5], 86400000 + 60000)
