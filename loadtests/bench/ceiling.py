@@ -16,6 +16,7 @@ from typing import Any
 from loadtests import servers
 
 from .config import GIFT, GIFT_COUNT, GRANT, Plan
+from .gifts import ops_per_gift, store_ops
 from .pool import Pool, grant, mint, split
 from .sampling import Sampler, other_cpu, wait_idle
 
@@ -97,6 +98,7 @@ def _ceiling_round(
     background = wait_idle(server)
     start_at = time.time() + 0.5
     load0 = pool.cpu_times()
+    ops0 = store_ops(server)
     with Sampler(server) as sampler:
         res = pool.call_many(
             {
@@ -119,6 +121,7 @@ def _ceiling_round(
         )
     load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
     ok = sum(r["ok"] for r in res.values())
+    ops = ops_per_gift(ops0, store_ops(server), ok)  # the gift script alone: no settlement
     seconds = max(r["t_end"] for r in res.values()) - min(r["t_begin"] for r in res.values())
     errors: Counter[str] = Counter()
     for r in res.values():
@@ -133,4 +136,5 @@ def _ceiling_round(
         "load_cpu_s": load_cpu,
         "other_cores": other_cpu(sampler, sum(load_cpu)),
         "background_before": background,
+        "store_ops_per_gift": ops,
     }

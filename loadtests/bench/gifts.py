@@ -258,7 +258,8 @@ def ops_per_gift(
 
     ``script_us``: time inside scripts (their commands included); ``command_us``: time in
     commands, those scripts call and those clients send; so ``script_us`` less the
-    commands scripts call is the scripting engine's own time."""
+    commands scripts call is the scripting engine's own time. ``us_by_command``: the
+    time in commands split by command (the costliest first)."""
     if not before or not after or not gifts:
         return {}
     zero = (0, 0)
@@ -276,6 +277,11 @@ def ops_per_gift(
         "total": round(total / gifts, 2),
         "scripts": round(sum(calls.get(k, 0) for k in SCRIPT_COMMANDS) / gifts, 2),
         "by_command": {k: round(v / gifts, 3) for k, v in top},
+        "us_by_command": {  # where the time in commands goes, the costliest first
+            k: round(v[1] / gifts, 2)
+            for k, v in sorted(delta.items(), key=lambda kv: -kv[1][1])[:12]
+            if k not in SCRIPT_COMMANDS
+        },
         "script_us": round(script_us / gifts, 1),
         "command_us": round(command_us / gifts, 1),
     }
