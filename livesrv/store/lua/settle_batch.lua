@@ -11,9 +11,8 @@
 local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, wallets, order = {}, {}, {}
 for i = 0, #KEYS / nk - 1 do
-  local k, a = {}, {}
-  for j = 1, nk do k[j] = KEYS[i * nk + j] end
-  for j = 1, na do a[j] = ARGV[2 + i * na + j] end
+  local k = {unpack(KEYS, i * nk + 1, i * nk + nk)}
+  local a = {unpack(ARGV, 3 + i * na, 2 + i * na + na)}
   a[na + 1] = '0'
   out[i + 1] = settle(k, a)
   if out[i + 1][1] == 1 and not wallets[k[1]] then
