@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServeProcess
+from tests.test_cli import _running
 from tests.test_settle_process import descendants
 from tests.timing import scaled, until
 
@@ -44,14 +45,6 @@ def out_of_files(*args, **kwargs):
 processes.listening_sockets = out_of_files
 sys.exit(cli.main(sys.argv[3:]))
 """
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _running_in(directory: Path) -> list[int]:
