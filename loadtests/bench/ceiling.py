@@ -121,7 +121,8 @@ def _ceiling_round(
         )
     load_cpu = [round(b - a, 2) for a, b in zip(load0, pool.cpu_times(), strict=True)]
     ok = sum(r["ok"] for r in res.values())
-    ops = ops_per_gift(ops0, store_ops(server), ok)  # the gift script alone: no settlement
+    # the replayed gift script, and what the serve's settlement does with what it writes
+    ops = ops_per_gift(ops0, store_ops(server), ok)
     seconds = max(r["t_end"] for r in res.values()) - min(r["t_begin"] for r in res.values())
     errors: Counter[str] = Counter()
     for r in res.values():
