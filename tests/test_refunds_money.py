@@ -279,3 +279,35 @@ async def test_a_half_done_refund_is_named_and_finished_by_a_repeat(server: Runn
     assert status == 200 and shown["reversed"]["kind"] == "refund"
     await audited(server)
     assert (await balances(bob))["coins"] == 0
+
+
+async def test_credits_settled_together_are_one_hold_and_a_clawback_among_them_takes_it(
+    make_server: ServerFactory,
+) -> None:
+    """settle_batch.lua: the credits one batch settles for an earner mature together and are
+    one member of its holds; a clawback settled in the same batch finds that member (the
+    latest-maturing hold) in pending, as when each was settled on its own."""
+    server = await make_server(hold_seconds=3600, settle=False)
+    worker, redis = server.node.worker, server.backend.redis
+    holds = server.backend.user("rf7_cr").holds
+    cr = await live(server, "rf7_cr", "rf7_room")
+    ann = await joined(server, "rf7_ann", "rf7_room")
+    bob = await joined(server, "rf7_bob", "rf7_room")
+    await server.grant("rf7_ann", 300)
+    for k in range(3):  # 3 x 100 coins: 3 x 50 diamonds
+        await ann.ok("gift", room="rf7_room", gift="rainbow_puke", count=1, key=f"a{k}")
+    assert await worker.drain() == 3
+    [(member, due)] = await redis.zrange(holds, 0, -1, withscores=True)
+    assert member.endswith("|150")  # one hold for the batch's three credits
+    assert await balances(cr) == {"coins": 0, "diamonds": 0, "pending": 150}
+
+    assert await buy(server, bob, "rf7_bob", "p330", "rf7-pay") == 330
+    for k in range(2):  # 2 x 50 diamonds, then the refund of the coins they were bought with
+        await bob.ok("gift", room="rf7_room", gift="rainbow_puke", count=1, key=f"b{k}")
+    r = await refund(server, "rf7-pay", "chargeback")
+    assert (r["clawed"], r["clawbacks"]) == (200, 2)
+    assert await worker.drain() == 4  # the two credits and the two clawbacks, one batch
+    assert await balances(cr) == {"coins": 0, "diamonds": 0, "pending": 150}
+    # bob's diamonds left pending with his hold; ann's hold is untouched, maturing as before
+    assert await redis.zrange(holds, 0, -1, withscores=True) == [(member, due)]
+    await audited(server)

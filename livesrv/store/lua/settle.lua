@@ -6,7 +6,9 @@
 --       5 shard hold queue (zset), 6 shard users set
 -- ARGV: 1 ref, 2 kind ("gift:5000"), 3 coins, 4 bps, 5 hold ms, 6 now ms, 7 earner,
 --       8 wallet channel, 9 '0': do not publish the wallet (settle_batch.lua publishes
---       each wallet once, after all of its credits)
+--       each wallet once, after all of its credits); ARGV.holds (a field, set by
+--       settle_batch.lua): where a credit's hold goes instead of its own member (below)
+-- Holds: each is a member "ref|diamonds" of the earner's holds, scored by when it matures.
 --@step wallet_publish
 -- Returns {fresh, delta}; {-1, 0} when the earner's totals would pass 2^53 - 1, the
 -- largest exact integer (nothing moves; the entry stays unsettled).
@@ -32,6 +34,7 @@ local totals = {ek, fmt('%d', earned), ck, fmt('%d', target),
 local hold, now = tonumber(ARGV[5]), tonumber(ARGV[6])
 local split = {}
 if delta < 0 then
+  if ARGV.holds then ARGV.holds.flush(KEYS[4]) end -- the batch's held credits first
   redis.call('HSET', KEYS[1], unpack(totals))
   local p = math.min(-delta, tonumber(w[5] or '0'))
   if p < 0 then p = 0 end
@@ -57,9 +60,13 @@ else
     totals[7], totals[8] = 'diamonds', fmt('%d', tonumber(w[4] or '0') + delta)
   elseif delta > 0 then
     totals[7], totals[8] = 'pending', fmt('%d', tonumber(w[5] or '0') + delta)
-    redis.call('ZADD', KEYS[4], now + hold, fmt('%s|%d', ARGV[1], delta))
-    -- LT keeps the earliest maturity and still adds a new member
-    redis.call('ZADD', KEYS[5], 'LT', now + hold, ARGV[7])
+    if ARGV.holds then -- settle_batch.lua: one hold per earner per batch
+      ARGV.holds.add(KEYS[4], KEYS[5], ARGV[7], now + hold, ARGV[1], delta)
+    else
+      redis.call('ZADD', KEYS[4], now + hold, fmt('%s|%d', ARGV[1], delta))
+      -- LT keeps the earliest maturity and still adds a new member
+      redis.call('ZADD', KEYS[5], 'LT', now + hold, ARGV[7])
+    end
   end
   redis.call('HSET', KEYS[1], unpack(totals))
 end
