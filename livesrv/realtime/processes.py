@@ -70,8 +70,6 @@ def run_workers(settings: Settings, store_url: str) -> int:
         print(f"livesrv: {exc}", file=sys.stderr)
         return 1
     finally:
-        ws_hold.close()
-        http_hold.close()
         metrics.remove_run_dir(metrics_dir)
 
 
@@ -82,9 +80,11 @@ def _supervise(
     if apart(settings):  # one for all workers, not one each
         settler = SettleProcess(settings, store_url, metrics_dir)
         settings = replace(settings, settle=False)
-    procs = _start_workers(settings, store_url, metrics_dir)
-    for hold in holds:
-        hold.close()
+    try:
+        procs = _start_workers(settings, store_url, metrics_dir)
+    finally:  # the workers listen now (or serve is giving up): the reservation ends
+        for hold in holds:
+            hold.close()
     if settler is not None:
         settler.start()
     host = settings.url_host
