@@ -60,13 +60,14 @@ else
     totals[7], totals[8] = 'diamonds', fmt('%d', tonumber(w[4] or '0') + delta)
   elseif delta > 0 then
     totals[7], totals[8] = 'pending', fmt('%d', tonumber(w[5] or '0') + delta)
-    if ARGV.holds then -- settle_batch.lua: one hold per earner per batch
-      ARGV.holds.add(KEYS[4], KEYS[5], ARGV[7], now + hold, ARGV[1], delta)
-    else
-      redis.call('ZADD', KEYS[4], now + hold, fmt('%s|%d', ARGV[1], delta))
+    local function write_hold(holds, queue, earner, due, ref, n)
+      redis.call('ZADD', holds, due, fmt('%s|%d', ref, n))
       -- LT keeps the earliest maturity and still adds a new member
-      redis.call('ZADD', KEYS[5], 'LT', now + hold, ARGV[7])
+      redis.call('ZADD', queue, 'LT', due, earner)
     end
+    -- settle_batch.lua gathers an earner's holds of one batch and writes them as one
+    local write = ARGV.holds and ARGV.holds.add or write_hold
+    write(KEYS[4], KEYS[5], ARGV[7], now + hold, ARGV[1], delta, write_hold)
   end
   redis.call('HSET', KEYS[1], unpack(totals))
 end

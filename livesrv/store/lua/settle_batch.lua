@@ -21,11 +21,10 @@ function holds.flush(key)
   local h = held[key]
   if not h then return end
   held[key] = nil
-  redis.call('ZADD', key, h.due, string.format('%s|%d', h.ref, h.sum))
-  -- LT keeps the earliest maturity and still adds a new member
-  redis.call('ZADD', h.queue, 'LT', h.due, h.earner)
+  h.write(key, h.queue, h.earner, h.due, h.ref, h.sum)
 end
-function holds.add(key, queue, earner, due, ref, n)
+-- settle.lua's hold, and settle.lua's function that writes one (write)
+function holds.add(key, queue, earner, due, ref, n, write)
   local h = held[key]
   if h and h.due ~= due then
     holds.flush(key)
@@ -34,7 +33,7 @@ function holds.add(key, queue, earner, due, ref, n)
   if h then
     h.sum = h.sum + n
   else
-    held[key] = {queue = queue, earner = earner, due = due, ref = ref, sum = n}
+    held[key] = {queue = queue, earner = earner, due = due, ref = ref, sum = n, write = write}
     held_order[#held_order + 1] = key
   end
 end
