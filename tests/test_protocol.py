@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from livesrv.catalog import Catalog
 from tests.client import JSON, MSGPACK, Client
 from tests.conftest import Running, ServerFactory
-from tests.timing import scaled
+from tests.timing import scaled, until
 
 CODECS = [JSON, MSGPACK]
 
@@ -897,11 +897,12 @@ async def non_reader(server: Running, user: str, codec: str) -> ClientConnection
     return ws
 
 
-async def chat_until_cut(server: Running, alice: Client) -> int:
+async def chat_until_cut(server: Running, alice: Client, *readers: Client) -> int:
     """Chat 2 KB events into r1, 10 at a time, until the server cut a slow consumer; how
     many were sent. (10 a time: one tick's batch, about 20 KB, stays under the 32 KiB send
-    buffer limit of the clients that do read; 50 a time got a reader cut when its client
-    fell behind on a busy machine.)"""
+    buffer limit of the clients that do read.) The next 10 go once alice and ``readers``
+    have every chat so far: a client that reads never has more than one batch waiting
+    however busy the machine (without that wait, alice was once cut on a busy machine)."""
     text = "🎉" * 500  # 2 KB per chat event
     sent = 0
     deadline = time.monotonic() + scaled(20)
@@ -909,6 +910,8 @@ async def chat_until_cut(server: Running, alice: Client) -> int:
         assert time.monotonic() < deadline, "the client that stopped reading was never cut"
         await asyncio.gather(*(alice.ok("chat", room="r1", text=text) for _ in range(10)))
         sent += 10
+        for reader in (alice, *readers):
+            await until(lambda r=reader, n=sent: sum(e["ev"] == "chat" for e in r.events) >= n)
     return sent
 
 
@@ -919,7 +922,7 @@ async def test_slow_consumer_is_cut_4409(make_server: ServerFactory, codec: str)
     alice = await live(server, codec=codec)
     fast = await viewer(server, "fast", codec=codec)
     slow = await non_reader(server, "slow", codec)
-    sent = await chat_until_cut(server, alice)
+    sent = await chat_until_cut(server, alice, fast)
     # the slow client now reads what was buffered, then sees the close code
     code = None
     try:
