@@ -27,10 +27,10 @@ def gift_levels(
     levels = []
     plain = servers.start_plain_gifts(server.data_dir / "plain", store_url(server))
     try:
-        for c in plan.concurrency:
+        for c, label in zip(plan.concurrency, level_labels(plan.concurrency), strict=True):
             tick(f"gifts c={c}")
-            level = _livesrv_level(pool, server, plan, c)
-            level["plain"] = _plain_level(pool, server, plain, plan, c)
+            level = _livesrv_level(pool, server, plan, c, label)
+            level["plain"] = _plain_level(pool, server, plain, plan, c, label)
             mine, theirs = level["gifts_per_s"], level["plain"]["gifts_per_s"]
             level["vs_plain"] = round(mine / theirs, 2) if theirs else None
             levels.append(level)
@@ -39,14 +39,25 @@ def gift_levels(
     return levels
 
 
-def _livesrv_level(pool: Pool, server: servers.Livesrv, plan: Plan, c: int) -> dict[str, Any]:
+def level_labels(concurrency: list[int] | tuple[int, ...]) -> list[str]:
+    """The name of each level's gifters, rooms and keys: its concurrency, and for a level
+    given again, its position too (the same names would make its gifts idempotent replays
+    of the earlier level's, which move nothing)."""
+    return [
+        f"{c}" if c not in concurrency[:n] else f"{c}r{n}" for n, c in enumerate(concurrency)
+    ]
+
+
+def _livesrv_level(
+    pool: Pool, server: servers.Livesrv, plan: Plan, c: int, label: str
+) -> dict[str, Any]:
     nrooms = math.ceil(c / plan.per_room)
-    rooms = [f"gr{c}-{j}" for j in range(nrooms)]
-    creators = [f"bc{c}-{j}" for j in range(nrooms)]
-    gifters = [f"bg{c}-{i}" for i in range(c)]
+    rooms = [f"gr{label}-{j}" for j in range(nrooms)]
+    creators = [f"bc{label}-{j}" for j in range(nrooms)]
+    gifters = [f"bg{label}-{i}" for i in range(c)]
     ctok = mint(pool, server, creators, "creator")
     gtok = mint(pool, server, gifters, "viewer")
-    grant(pool, server, gifters, GRANT, f"c{c}")
+    grant(pool, server, gifters, GRANT, f"c{label}")
     pairs = [(gtok[g], rooms[i % nrooms]) for i, g in enumerate(gifters)]
     _connect(
         pool,
@@ -57,7 +68,7 @@ def _livesrv_level(pool: Pool, server: servers.Livesrv, plan: Plan, c: int) -> d
     )
     pool.call(0, "reset_wallets")
     ops0 = store_ops(server)
-    run = _closed_loop(pool, server, plan, len(pairs), f"c{c}", f"gifts-c{c}")
+    run = _closed_loop(pool, server, plan, len(pairs), f"c{label}", f"gifts-c{label}")
     creator_of = dict(zip(rooms, creators, strict=True))
     acks: dict[str, list[float]] = defaultdict(list)
     for r in run.pop("results"):
@@ -76,16 +87,21 @@ def _livesrv_level(pool: Pool, server: servers.Livesrv, plan: Plan, c: int) -> d
 
 
 def _plain_level(
-    pool: Pool, server: servers.Livesrv, plain: servers.ServerProcess, plan: Plan, c: int
+    pool: Pool,
+    server: servers.Livesrv,
+    plain: servers.ServerProcess,
+    plan: Plan,
+    c: int,
+    label: str,
 ) -> dict[str, Any]:
     """The same closed loop against the plain server (it trusts any token: the user name)."""
     nrooms = math.ceil(c / plan.per_room)
-    rooms = [f"pr{c}-{j}" for j in range(nrooms)]
-    creators = [(f"pc{c}-{j}", rooms[j]) for j in range(nrooms)]
-    pairs = [(f"pg{c}-{i}", rooms[i % nrooms]) for i in range(c)]
+    rooms = [f"pr{label}-{j}" for j in range(nrooms)]
+    creators = [(f"pc{label}-{j}", rooms[j]) for j in range(nrooms)]
+    pairs = [(f"pg{label}-{i}", rooms[i % nrooms]) for i in range(c)]
     _connect(pool, plan, plain.urls["ws"], creators, pairs)
     ops0 = store_ops(server)
-    run = _closed_loop(pool, plain, plan, len(pairs), f"p{c}", None)
+    run = _closed_loop(pool, plain, plan, len(pairs), f"p{label}", None)
     run.pop("results")
     ops = ops_per_gift(ops0, store_ops(server), run["ok"])
     _close(pool, plan)
