@@ -43,9 +43,7 @@ def level_labels(concurrency: list[int] | tuple[int, ...]) -> list[str]:
     """The name of each level's gifters, rooms and keys: its concurrency, and for a level
     given again, its position too (the same names would make its gifts idempotent replays
     of the earlier level's, which move nothing)."""
-    return [
-        f"{c}" if c not in concurrency[:n] else f"{c}r{n}" for n, c in enumerate(concurrency)
-    ]
+    return [f"{c}" if c not in concurrency[:n] else f"{c}r{n}" for n, c in enumerate(concurrency)]
 
 
 def _livesrv_level(
