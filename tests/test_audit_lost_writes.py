@@ -90,8 +90,9 @@ async def lose_spend(server: Running, user: str, key: str) -> tuple[str, dict[st
     pipe.delete(k.idem(key))
     pipe.xdel(k.shard.outbox, box_id)
     pipe.xdel(k.shard.ledger, led_id)
-    if box["kind"] == "gift":
-        pipe.delete(k.combo(payload["room"], payload["ev"]["gift"]))
+    if box["kind"] == "gift":  # the streak the debit counted (the entry names no gift)
+        async for combo in b.redis.scan_iter(match=k.combo(payload["room"], "*")):
+            pipe.delete(combo)
     if box["kind"] == "shop":
         for raw in await b.redis.lrange(k.orders, 0, -1):
             if orjson.loads(raw)["order"] == payload["order"]:

@@ -53,6 +53,12 @@ async def send_gift(
     )
     exp = wallet.generation_expiry(b)
     evid = gift_event_id(user, key, exp)
+    payload = {"room": room.room, "e": earners_of_gift(b, room.creator), "evid": evid, "x": exp}
+    if b.is_cluster:
+        # the event goes beside the debit for the settlement worker to log should the node
+        # fail between the two steps; gift.lua logs it in the debit's own step (the entry
+        # says "logged"), so there it would only take the outbox's memory, for good
+        payload["ev"] = ev
     keys, args = wallet.spend_step(
         b,
         user,
@@ -60,13 +66,7 @@ async def send_gift(
         amount=value,
         key=key,
         digest=gift_digest(room.room, gift, count),
-        payload={
-            "room": room.room,
-            "e": earners_of_gift(b, room.creator),
-            "ev": ev,
-            "evid": evid,
-            "x": exp,
-        },
+        payload=payload,
         extra_key=b.user(user).combo(room.room, gift),
         exp=exp,
         params=(b.catalog.streak_window_ms if item.streak else 0, count),
