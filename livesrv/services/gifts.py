@@ -53,12 +53,12 @@ async def send_gift(
     )
     exp = wallet.generation_expiry(b)
     evid = gift_event_id(user, key, exp)
-    payload = {"room": room.room, "e": earners_of_gift(b, room.creator), "evid": evid, "x": exp}
+    payload: dict[str, Any] = {"room": room.room, "e": earners_of_gift(b, room.creator)}
     if b.is_cluster:
         # the event goes beside the debit for the settlement worker to log should the node
         # fail between the two steps; gift.lua logs it in the debit's own step (the entry
         # says "logged"), so there it would only take the outbox's memory, for good
-        payload["ev"] = ev
+        payload.update(ev=ev, evid=evid, x=exp)
     keys, args = wallet.spend_step(
         b,
         user,
