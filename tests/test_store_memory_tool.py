@@ -4,25 +4,14 @@ belong to docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from loadtests import store_memory
-from tests.timing import scaled
+from tests.tools import run_tool
 
 
 def test_the_store_memory_tool_accounts_for_every_gift(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtests.store_memory", "--gifts", "640", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-        cwd=Path(__file__).parent.parent,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads((tmp_path / "store_memory.json").read_text())
+    stdout, result = run_tool("store_memory", "--gifts", "640", out=tmp_path, seconds=120)
     assert result["gifts"] == 640
     assert result["used_memory_after"] > result["used_memory_before"]
     kinds = result["by_kind"]
@@ -34,4 +23,4 @@ def test_the_store_memory_tool_accounts_for_every_gift(tmp_path: Path) -> None:
     assert kinds["room logs"]["keys"] == store_memory.ROOMS
     assert all(v["bytes"] > 0 for v in kinds.values())  # every kind holds some of it
     for kind in store_memory.KINDS:
-        assert f"| {kind} |" in done.stdout
+        assert f"| {kind} |" in stdout
