@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
-import websockets
 
+from livesrv.client import Client
 from loadtests import servers
 from loadtests.bench.gifts import store_url
 
@@ -50,16 +50,6 @@ KINDS: dict[str, tuple[str, str]] = {
     "holds": ("ls:{s*}:holds:*", "the hold period"),
     "room logs": ("ls:{r:*}:log", f"{ROOMS} logs, each capped at LIVESRV_LOG_MAXLEN events"),
 }
-
-
-async def _call(ws: Any, rid: int, op: str, **args: Any) -> dict[str, Any]:
-    await ws.send(json.dumps({"id": rid, "op": op, **args}))
-    while True:
-        message = json.loads(await ws.recv())
-        if isinstance(message, dict) and message.get("id") == rid:
-            if not message.get("ok"):
-                raise RuntimeError(f"{op} failed: {message}")
-            return message
 
 
 async def _settled(r: aredis.Redis, timeout: float = 60.0) -> None:
@@ -105,35 +95,31 @@ async def measure(server: servers.Livesrv, gifts: int) -> dict[str, Any]:
         for i in range(GIFTERS):
             grant = {"coins": 10**9, "key": f"sm{i}", "reason": "bench"}
             server.api("POST", f"/api/users/smg{i}/grant", grant)
-        sockets = []
+        creators = []
         for j in range(ROOMS):
-            ws = await websockets.connect(server.ws_url, max_queue=None)
-            await _call(ws, 1, "hello", token=token[f"smc{j}"])
-            await _call(ws, 2, "room_open", room=f"smr{j}", title="store memory")
-            sockets.append(ws)
+            creators.append(await Client.connect(server.ws_url, token[f"smc{j}"]))
+            await creators[-1].call("room_open", room=f"smr{j}", title="store memory")
         gifters = []
         for i in range(GIFTERS):
-            ws = await websockets.connect(server.ws_url, max_queue=None)
-            await _call(ws, 1, "hello", token=token[f"smg{i}"])
-            await _call(ws, 2, "join", room=f"smr{i % ROOMS}")
-            gifters.append(ws)
+            gifters.append(await Client.connect(server.ws_url, token[f"smg{i}"]))
+            await gifters[-1].call("join", room=f"smr{i % ROOMS}")
         await _settled(r)  # the grants
         before, keys_before = await _used_memory(r), await r.dbsize()
         each = gifts // GIFTERS
 
-        async def send(i: int, ws: Any) -> None:
+        async def send(i: int, gifter: Client) -> None:
             for n in range(each):
                 room = f"smr{i % ROOMS}"
-                await _call(ws, 10 + n, "gift", room=room, gift="rose", count=1, key=f"k{n}")
+                await gifter.call("gift", room=room, gift="rose", count=1, key=f"k{n}")
 
         t0 = time.monotonic()
-        await asyncio.gather(*(send(i, ws) for i, ws in enumerate(gifters)))
+        await asyncio.gather(*(send(i, gifter) for i, gifter in enumerate(gifters)))
         seconds = time.monotonic() - t0
         await _settled(r)
         after, keys_after = await _used_memory(r), await r.dbsize()
         by_kind = await _by_kind(r)
-        for ws in sockets + gifters:
-            await ws.close()
+        for client in creators + gifters:
+            await client.close()
     finally:
         await r.aclose()
     sent = each * GIFTERS
